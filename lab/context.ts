@@ -1,0 +1,40 @@
+// What every lab scenario gets: the sandbox directory, the real redis acting as the switch's
+// CONFIG_DB, the timeline, the lab's options, and a place to register cleanups.
+import type { RedisSandbox } from "../test/harness/redis.ts";
+import type { Timeline } from "./timeline.ts";
+
+/** The lab's command-line options. */
+export interface LabOptions {
+  /** Start the real control plane (default: when the Kubernetes binaries are cached). */
+  withKube: boolean;
+  /** Run the real-switch flows (systemd + containerd + kubelet in a node container). */
+  real: boolean;
+  /** Number of simulated switches for fleet scenarios. */
+  fleet: number;
+  /** Only run scenarios whose file name contains one of these words (empty = all). */
+  only: string[];
+  /** Keep the sandbox directory after the run. */
+  keep: boolean;
+}
+
+/** Shared state handed to each scenario. */
+export interface LabContext {
+  /** Sandbox root for this run (host root, state dirs, logs live below it). */
+  dir: string;
+  redis: RedisSandbox;
+  timeline: Timeline;
+  options: LabOptions;
+  /** The Kubernetes binaries directory when available (KS_KUBE_BIN), else undefined. */
+  kubeBin?: string;
+  /** Registers a cleanup, run in reverse order when the lab ends (also on failure). */
+  defer(cleanup: () => Promise<void> | void): void;
+}
+
+/** A lab scenario module's export (`lab/scenarios/NN_name.ts` exports `scenario`). */
+export interface LabScenario {
+  /** Title printed as the heading, e.g. "5.1 enabled feature: the daemon runs". */
+  title: string;
+  /** What the scenario needs; it is skipped (and says so) when that is not available. */
+  needs?: ("kube" | "real" | "docker")[];
+  run(ctx: LabContext): Promise<void>;
+}

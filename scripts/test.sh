@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The test command (`deno task test`): makes sure the Kubernetes binaries are built (cached), the
+# tools are bundled, runs every test under test/ with real redis, kube-apiserver, dockerd,
+# containerd and systemd, and ends with one line `N passed, N failed, N skipped`.
+# Extra arguments go to `deno test` (e.g. a test file or `--filter NAME`).
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+export NO_COLOR=1
+
+KS_KUBE_BIN=$(bash scripts/build-kube.sh) || { echo "test: building the Kubernetes binaries failed" >&2; echo "0 passed, 1 failed"; exit 1; }
+export KS_KUBE_BIN
+deno run -A scripts/bundle.ts >&2 || { echo "test: bundling failed" >&2; echo "0 passed, 1 failed"; exit 1; }
+
+LOG=$(mktemp /tmp/ks-test-XXXXXX.log)
+targets=("$@")
+[ ${#targets[@]} -eq 0 ] && targets=(test/)
+DENO_JOBS=${DENO_JOBS:-2} deno test -A --parallel "${targets[@]}" 2>&1 | tee "$LOG"
+rc=${PIPESTATUS[0]}
+
+summary=$(grep -E '^(ok|FAILED) \| ' "$LOG" | tail -1)
+passed=$(sed -n 's/.*| \([0-9]*\) passed.*/\1/p' <<<"$summary")
+failed=$(sed -n 's/.*| \([0-9]*\) failed.*/\1/p' <<<"$summary")
+skipped=$(sed -n 's/.*| \([0-9]*\) ignored.*/\1/p' <<<"$summary")
+if [ -z "$summary" ]; then
+  passed=0
+  failed=1
+  echo "test: deno test printed no summary (exit $rc)" >&2
+fi
+[ "$rc" -ne 0 ] && [ "${failed:-0}" -eq 0 ] && failed=1
+echo "${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"
+rm -f "$LOG"
+exit "$rc"

@@ -1,0 +1,100 @@
+// Builds the distributable form of the tools: `deno bundle` of each `bin/ks-*.ts` into
+// `dist/<tool>.js`, and a launcher script `dist/bin/<tool>` that runs it with the pinned Deno.
+// Used by scripts/bundle.ts, by the test harness (to build a missing or stale bundle on demand)
+// and by the image builds.
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** The repository root (the folder holding deno.json). */
+export const REPO_ROOT: string = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+/** Where bundles are written. */
+export const DIST_DIR: string = join(REPO_ROOT, "dist");
+
+/** One tool's bundle outcome. */
+export interface BundleResult {
+  tool: string;
+  output: string;
+  built: boolean;
+}
+
+/** Lists the tool names (`ks-*`) that have an entry point under `bin/`. */
+export function listTools(): string[] {
+  const tools: string[] = [];
+  for (const entry of Deno.readDirSync(join(REPO_ROOT, "bin"))) {
+    const match = /^(ks-[a-z0-9-]+)\.ts$/.exec(entry.name);
+    if (entry.isFile && match) tools.push(match[1]);
+  }
+  return tools.sort();
+}
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const entry of Deno.readDirSync(dir)) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory) newest = Math.max(newest, newestMtime(path));
+    else if (entry.isFile && entry.name.endsWith(".ts")) {
+      newest = Math.max(newest, Deno.statSync(path).mtime?.getTime() ?? 0);
+    }
+  }
+  return newest;
+}
+
+function mtimeOrZero(path: string): number {
+  try {
+    return Deno.statSync(path).mtime?.getTime() ?? 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** The path of a tool's bundle (whether or not it exists yet). */
+export function bundlePath(tool: string): string {
+  return join(DIST_DIR, `${tool}.js`);
+}
+
+/**
+ * Bundles the tools (all, or `only`), skipping those whose bundle is newer than every source file
+ * under `src/` and `bin/` unless `force`. Throws with deno bundle's first error line on failure;
+ * a failed build leaves the previous bundle in place (written to a temp file, then renamed).
+ */
+export async function bundleTools(
+  opts: { force?: boolean; only?: string[] } = {},
+): Promise<BundleResult[]> {
+  const tools = opts.only && opts.only.length > 0 ? opts.only : listTools();
+  const sourcesMtime = Math.max(
+    newestMtime(join(REPO_ROOT, "src")),
+    newestMtime(join(REPO_ROOT, "bin")),
+    mtimeOrZero(join(REPO_ROOT, "deno.json")),
+  );
+  await Deno.mkdir(join(DIST_DIR, "bin"), { recursive: true });
+  const results: BundleResult[] = [];
+  for (const tool of tools) {
+    const output = bundlePath(tool);
+    if (!opts.force && mtimeOrZero(output) > sourcesMtime) {
+      results.push({ tool, output, built: false });
+      continue;
+    }
+    const tmp = `${output}.tmp-${Deno.pid}`;
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["bundle", "--quiet", "--platform", "deno", "-o", tmp, join("bin", `${tool}.ts`)],
+      cwd: REPO_ROOT,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (!out.success) {
+      await Deno.remove(tmp).catch(() => {});
+      const text = new TextDecoder().decode(out.stderr).trim().split("\n").find((l) => l.trim());
+      throw new Error(`deno bundle of bin/${tool}.ts failed: ${text ?? "no output"}`);
+    }
+    await Deno.rename(tmp, output);
+    const launcher = join(DIST_DIR, "bin", tool);
+    await Deno.writeTextFile(
+      launcher,
+      `#!/bin/sh\n# ${tool}: runs the bundled tool with Deno.\n` +
+        `exec "\${KS_DENO:-deno}" run -A --no-config --quiet "$(dirname "$0")/../${tool}.js" "$@"\n`,
+    );
+    await Deno.chmod(launcher, 0o755);
+    results.push({ tool, output, built: true });
+  }
+  return results;
+}

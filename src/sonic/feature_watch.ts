@@ -1,0 +1,158 @@
+// Follows one feature's FEATURE|<name> state: keyspace notifications for instant reaction, a
+// periodic re-read for when notifications are off or lost, a re-read on every reconnect, and the
+// last known state kept through redis restarts. Reports each change once to a callback.
+import type { RedisTarget } from "./db_config.ts";
+import { describeTarget } from "./db_config.ts";
+import {
+  connectInBackground,
+  createConfigDbClient,
+  featureKey,
+  readFeatureStateField,
+  type RedisClient,
+} from "./config_db.ts";
+import { describeFeatureState, type FeatureState, interpretFeatureState } from "./feature_state.ts";
+import type { Logger } from "../log.ts";
+
+/** Options for watching a feature. */
+export interface FeatureWatchOptions {
+  target: RedisTarget;
+  feature: string;
+  log: Logger;
+  /** Periodic re-read interval (ms), for lost or disabled notifications. Default 5000. */
+  resyncMs?: number;
+  /** Called once per state change (and once for the first state read). */
+  onChange?: (state: FeatureState, previous: FeatureState | undefined) => void;
+}
+
+/** A running watch; `current` is the last known state (undefined until the first read). */
+export interface FeatureWatch {
+  readonly current: FeatureState | undefined;
+  /** true while CONFIG_DB is reachable. */
+  readonly connected: boolean;
+  /** Date.now() of the last successful read or notification, 0 if none yet. */
+  readonly lastContactAt: number;
+  /** Resolves with the first state read from CONFIG_DB. */
+  readonly firstState: Promise<FeatureState>;
+  /** Re-reads the state now (also used on notification); resolves when done. */
+  refresh(): Promise<void>;
+  /** Stops the subscription, the timer and both connections. */
+  close(): Promise<void>;
+}
+
+/** Starts watching `opts.feature`; never throws for an unreachable database (it keeps trying). */
+export function watchFeature(opts: FeatureWatchOptions): FeatureWatch {
+  const { target, feature, log } = opts;
+  const resyncMs = opts.resyncMs ?? 5000;
+  const channel = `__keyspace@${target.db}__:${featureKey(feature)}`;
+  let current: FeatureState | undefined;
+  let connected = false;
+  let lastContactAt = 0;
+  let closed = false;
+  let resolveFirst!: (state: FeatureState) => void;
+  const firstState = new Promise<FeatureState>((resolve) => (resolveFirst = resolve));
+  let everConnected = false;
+
+  const onConnectionChange = (up: boolean, detail: string) => {
+    if (closed) return;
+    if (up === connected) return;
+    connected = up;
+    if (up) {
+      log.info(everConnected ? "CONFIG_DB reconnected" : "CONFIG_DB connected", { db: detail });
+      everConnected = true;
+      void refresh();
+    } else {
+      log.warn("CONFIG_DB unreachable; keeping the last known state and retrying", {
+        state: current ? describeFeatureState(current) : "unknown",
+        reason: detail,
+      });
+    }
+  };
+
+  const client: RedisClient = createConfigDbClient(target, { onConnectionChange });
+  const subscriber: RedisClient = client.duplicate();
+  subscriber.on("error", () => {/* the main client reports connection changes */});
+
+  let inFlight: Promise<void> | undefined;
+  let again = false;
+  async function readOnce(): Promise<void> {
+    try {
+      const raw = await readFeatureStateField(client, feature);
+      lastContactAt = Date.now();
+      const next = interpretFeatureState(raw);
+      const previous = current;
+      if (!previous || previous.raw !== next.raw) {
+        current = next;
+        if (next.warning) log.warn(next.warning, { key: featureKey(feature) });
+        if (!previous) resolveFirst(next);
+        opts.onChange?.(next, previous);
+      }
+    } catch (error) {
+      log.debug("FEATURE read failed", { reason: (error as Error).message });
+    }
+  }
+  function refresh(): Promise<void> {
+    if (closed) return Promise.resolve();
+    if (inFlight) {
+      again = true;
+      return inFlight;
+    }
+    inFlight = (async () => {
+      do {
+        again = false;
+        await readOnce();
+      } while (again && !closed);
+      inFlight = undefined;
+    })();
+    return inFlight;
+  }
+
+  subscriber.on("ready", () => {
+    // After a resubscribe, anything published while we were away is lost: re-read.
+    void refresh();
+  });
+
+  void connectInBackground(client);
+  void connectInBackground(subscriber).then(async () => {
+    if (closed) return;
+    try {
+      await subscriber.subscribe(channel, () => {
+        lastContactAt = Date.now();
+        void refresh();
+      });
+    } catch (error) {
+      log.warn("keyspace subscription failed; relying on periodic re-read", {
+        channel,
+        reason: (error as Error).message,
+      });
+    }
+  });
+
+  const timer = setInterval(() => void refresh(), resyncMs);
+  log.debug("watching feature", { db: describeTarget(target), channel, resync_ms: resyncMs });
+
+  return {
+    get current() {
+      return current;
+    },
+    get connected() {
+      return connected;
+    },
+    get lastContactAt() {
+      return lastContactAt;
+    },
+    firstState,
+    refresh,
+    async close() {
+      closed = true;
+      clearInterval(timer);
+      for (const c of [subscriber, client]) {
+        try {
+          if (c.isOpen) c.destroy();
+        } catch {
+          // already closed
+        }
+      }
+      await inFlight?.catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,63 @@
+// How end-to-end tests and benchmarks run the tools: the bundled artifact `dist/<tool>.js`
+// (built on demand when missing or older than the sources), through the pinned Deno, exactly as
+// the images and the lab run it.
+import { bundlePath, bundleTools, DIST_DIR } from "../../src/build/bundle.ts";
+import { join } from "node:path";
+
+const built = new Set<string>();
+
+/** Ensures the tool's bundle is current and returns the argv prefix that runs it. */
+export async function toolArgv(tool: string): Promise<string[]> {
+  if (!built.has(tool)) {
+    await bundleTools({ only: [tool] });
+    built.add(tool);
+  }
+  return [Deno.execPath(), "run", "-A", "--no-config", "--quiet", bundlePath(tool)];
+}
+
+/** The launcher script path for a tool (`dist/bin/<tool>`), after ensuring its bundle. */
+export async function toolLauncher(tool: string): Promise<string> {
+  await toolArgv(tool);
+  return join(DIST_DIR, "bin", tool);
+}
+
+/** A Deno.Command running the bundled tool with `args`. */
+export async function toolCommand(
+  tool: string,
+  args: string[],
+  options: Omit<Deno.CommandOptions, "args"> = {},
+): Promise<Deno.Command> {
+  const [exe, ...prefix] = await toolArgv(tool);
+  return new Deno.Command(exe, { ...options, args: [...prefix, ...args] });
+}
+
+/** Output of one run of a tool. */
+export interface ToolResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the bundled tool to completion and returns its exit code and decoded output. */
+export async function runTool(
+  tool: string,
+  args: string[],
+  options: { env?: Record<string, string>; stdin?: string; cwd?: string } = {},
+): Promise<ToolResult> {
+  const cmd = await toolCommand(tool, args, {
+    env: options.env,
+    cwd: options.cwd,
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const child = cmd.spawn();
+  if (options.stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(options.stdin));
+    await writer.close();
+  }
+  const out = await child.output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
