@@ -42,15 +42,16 @@ Deno.test({
   name: "compiling without a base binary fails with one line naming DENORT_BIN",
   ignore: tool === undefined,
   async fn() {
-  const saved = Deno.env.get("DENORT_BIN");
-  Deno.env.set("DENORT_BIN", "/nonexistent/denort");
-  try {
-    await assert.rejects(
-      () => compileTools([tool]),
-      (e: Error) => e.message.includes("DENORT_BIN") && !e.message.includes("\n"),
-    );
-  } finally {
-    if (saved === undefined) Deno.env.delete("DENORT_BIN");
-    else Deno.env.set("DENORT_BIN", saved);
-  }
+    const saved = Deno.env.get("DENORT_BIN");
+    Deno.env.set("DENORT_BIN", "/nonexistent/denort");
+    try {
+      await assert.rejects(
+        () => compileTools([tool]),
+        (e: Error) => e.message.includes("DENORT_BIN") && !e.message.includes("\n"),
+      );
+    } finally {
+      if (saved === undefined) Deno.env.delete("DENORT_BIN");
+      else Deno.env.set("DENORT_BIN", saved);
+    }
+  },
 });
