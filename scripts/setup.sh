@@ -13,7 +13,7 @@ log() { echo "setup: $*" >&2; }
 
 APT_PACKAGES=(redis-server redis-tools monit docker.io containerd runc debootstrap
   containernetworking-plugins iproute2 openssl procps psmisc util-linux systemd hyperfine
-  busybox-static ca-certificates curl)
+  busybox-static ca-certificates curl supervisor)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
