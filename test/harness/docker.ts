@@ -1,0 +1,310 @@
+// A private Docker engine per suite (Debian's docker.io 20.10): its own data-root, exec-root,
+// pidfile, unix socket, daemon.json and managed containerd, `--iptables=false --bridge=none` and
+// no host sysctl changes, so several suites run side by side without touching the machine's
+// Docker. `stop()` ends the daemon (SIGTERM, then SIGKILL), then any shim it left, unmounts what
+// it mounted under its directories and removes them; safe to call twice.
+import { join } from "node:path";
+
+/** Options for a private dockerd. */
+export interface DockerOptions {
+  /** Parent directory for data-root, config and logs (default a new temp dir). */
+  dir?: string;
+  /** Extra dockerd flags (e.g. `--exec-opt native.cgroupdriver=systemd`). */
+  extraArgs?: string[];
+  /** Milliseconds to wait for the API to answer (default 30 s). */
+  startTimeoutMs?: number;
+}
+
+/** Result of one docker CLI run. */
+export interface DockerResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** A running private dockerd. */
+export interface DockerEngine {
+  /** The sandbox directory (data-root, daemon.json, log). */
+  dir: string;
+  /** The engine API's unix socket. */
+  socketPath: string;
+  /** `unix://<socketPath>`. */
+  host: string;
+  /** Environment for clients: DOCKER_HOST (and a private DOCKER_CONFIG for the CLI). */
+  env: Record<string, string>;
+  dataRoot: string;
+  execRoot: string;
+  /** dockerd's PID. */
+  pid: number;
+  /** The daemon's log file (stdout+stderr), for diagnostics. */
+  logPath: string;
+  /** Runs the docker CLI (Debian's, matching the engine) against this engine. */
+  docker(args: string[], opts?: { stdin?: string }): Promise<DockerResult>;
+  /** Stops the daemon and everything it started, removes its directories. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+/** The docker CLI to use: Debian's `/usr/bin/docker` (same version as the engine) if present. */
+export function dockerCliPath(): string {
+  try {
+    Deno.statSync("/usr/bin/docker");
+    return "/usr/bin/docker";
+  } catch {
+    return "docker";
+  }
+}
+
+function which(cmd: string): string | undefined {
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+    try {
+      const p = join(dir, cmd);
+      if (Deno.statSync(p).isFile) return p;
+    } catch { /* next */ }
+  }
+  for (const dir of ["/usr/sbin", "/usr/bin", "/sbin"]) {
+    try {
+      if (Deno.statSync(join(dir, cmd)).isFile) return join(dir, cmd);
+    } catch { /* next */ }
+  }
+  return undefined;
+}
+
+/** Why a private dockerd cannot start here (missing binary, not root), or undefined if it can. */
+export function dockerUnavailableReason(): string | undefined {
+  if (!which("dockerd")) return "dockerd not installed (Debian package docker.io)";
+  if (!which("containerd")) return "containerd not installed (dockerd needs it)";
+  if (Deno.uid() !== 0) return "dockerd needs root";
+  return undefined;
+}
+
+/** Sends `GET /_ping` over a unix socket; true on an HTTP 200. */
+export async function pingUnix(path: string, apiPath = "/_ping"): Promise<boolean> {
+  let conn: Deno.UnixConn | undefined;
+  try {
+    conn = await Deno.connect({ transport: "unix", path });
+    await conn.write(
+      new TextEncoder().encode(`GET ${apiPath} HTTP/1.0\r\nHost: docker\r\n\r\n`),
+    );
+    const buf = new Uint8Array(256);
+    const n = await conn.read(buf);
+    if (!n) return false;
+    return /^HTTP\/1\.[01] 200/.test(new TextDecoder().decode(buf.subarray(0, n)));
+  } catch {
+    return false;
+  } finally {
+    try {
+      conn?.close();
+    } catch { /* closed */ }
+  }
+}
+
+/** PIDs of processes whose command line mentions `needle` (our own private paths only). */
+export async function pidsMentioning(needle: string): Promise<number[]> {
+  const pids: number[] = [];
+  for await (const e of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    const pid = Number(e.name);
+    if (pid === Deno.pid) continue;
+    try {
+      const cmdline = await Deno.readTextFile(`/proc/${pid}/cmdline`);
+      if (cmdline.includes(needle)) pids.push(pid);
+    } catch { /* gone */ }
+  }
+  return pids;
+}
+
+/** Lazily unmounts every mount point under `prefix` (deepest first). */
+export async function unmountUnder(prefix: string): Promise<void> {
+  let info = "";
+  try {
+    info = await Deno.readTextFile("/proc/self/mountinfo");
+  } catch {
+    return;
+  }
+  const points = info.split("\n").map((l) => l.split(" ")[4]).filter((p): p is string =>
+    p !== undefined && (p === prefix || p.startsWith(prefix + "/"))
+  ).map((p) => p.replace(/\\040/g, " "));
+  points.sort((a, b) => b.length - a.length);
+  for (const p of points) {
+    await new Deno.Command("umount", { args: ["-l", p], stdout: "null", stderr: "null" })
+      .output().catch(() => {});
+  }
+}
+
+/** Waits until `pid` is gone (or a zombie we cannot reap); true if it went within `ms`. */
+export async function waitPidGone(pid: number, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    try {
+      const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+      if (/^\d+ \(.*\) Z /.test(stat)) return true;
+    } catch {
+      return true;
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return false;
+}
+
+/** Kills `pids` (SIGKILL) and waits briefly for them to go. */
+export async function killPids(pids: number[]): Promise<void> {
+  for (const pid of pids) {
+    try {
+      Deno.kill(pid, "SIGKILL");
+    } catch { /* gone */ }
+  }
+  for (const pid of pids) await waitPidGone(pid, 3000);
+}
+
+/**
+ * Starts a private dockerd and waits until its API answers. Throws with the tail of the daemon's
+ * log if it does not come up (the daemon is stopped and cleaned up first).
+ */
+export async function startDocker(opts: DockerOptions = {}): Promise<DockerEngine> {
+  const reason = dockerUnavailableReason();
+  if (reason) throw new Error(`cannot start dockerd: ${reason}`);
+  const dir = opts.dir ?? await Deno.makeTempDir({ prefix: "ks-docker-" });
+  await Deno.mkdir(dir, { recursive: true });
+  // Unix socket paths are limited to 108 bytes, and the managed containerd puts its socket deep
+  // under the exec-root: keep exec-root and socket in a short private directory under /tmp.
+  const short = await Deno.makeTempDir({ dir: "/tmp", prefix: "ksd" });
+  const execRoot = join(short, "x");
+  const socketPath = join(short, "docker.sock");
+  const dataRoot = join(dir, "data");
+  const configPath = join(dir, "daemon.json");
+  const pidfile = join(dir, "dockerd.pid");
+  const logPath = join(dir, "dockerd.log");
+  const cliConfig = join(dir, "cli");
+  await Deno.mkdir(cliConfig, { recursive: true });
+  await Deno.writeTextFile(configPath, "{}\n");
+
+  const args = [
+    "--config-file",
+    configPath,
+    "--data-root",
+    dataRoot,
+    "--exec-root",
+    execRoot,
+    "-H",
+    `unix://${socketPath}`,
+    "--pidfile",
+    pidfile,
+    "--iptables=false",
+    "--ip-forward=false",
+    "--ip-masq=false",
+    "--bridge=none",
+    "--userland-proxy=false",
+    "--shutdown-timeout=2",
+    "--log-level=warn",
+    ...(opts.extraArgs ?? []),
+  ];
+  const log = await Deno.open(logPath, { write: true, create: true, truncate: true });
+  const child = new Deno.Command(which("dockerd")!, {
+    args,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  // Both streams into one log file; the pipes close when the daemon exits.
+  const logWriter = log.writable.getWriter();
+  const drain = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream) await logWriter.write(chunk).catch(() => {});
+  };
+  const drained = Promise.all([drain(child.stdout), drain(child.stderr)]).finally(() =>
+    logWriter.close().catch(() => {})
+  );
+  let exited = false;
+  const status = child.status.then((s) => {
+    exited = true;
+    return s;
+  });
+
+  const env = { DOCKER_HOST: `unix://${socketPath}`, DOCKER_CONFIG: cliConfig };
+  const cli = dockerCliPath();
+  let stopped = false;
+
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    if (!exited) {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* gone */ }
+      const t = setTimeout(() => {
+        try {
+          child.kill("SIGKILL");
+        } catch { /* gone */ }
+      }, 20_000);
+      await status;
+      clearTimeout(t);
+    }
+    await drained.catch(() => {});
+    // Shims and containerd that outlived the daemon mention our private paths: only those go.
+    const leftovers = [
+      ...await pidsMentioning(execRoot),
+      ...await pidsMentioning(dataRoot),
+    ];
+    await killPids([...new Set(leftovers)]);
+    await unmountUnder(short);
+    await unmountUnder(dir);
+    await Deno.remove(short, { recursive: true }).catch(() => {});
+    if (!opts.dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
+    else await Deno.remove(dataRoot, { recursive: true }).catch(() => {});
+  };
+
+  const docker = async (cliArgs: string[], o: { stdin?: string } = {}): Promise<DockerResult> => {
+    const c = new Deno.Command(cli, {
+      args: cliArgs,
+      env,
+      stdin: o.stdin === undefined ? "null" : "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    if (o.stdin !== undefined) {
+      const w = c.stdin.getWriter();
+      await w.write(new TextEncoder().encode(o.stdin));
+      await w.close();
+    }
+    const out = await c.output();
+    return {
+      code: out.code,
+      stdout: new TextDecoder().decode(out.stdout),
+      stderr: new TextDecoder().decode(out.stderr),
+    };
+  };
+
+  const deadline = Date.now() + (opts.startTimeoutMs ?? 30_000);
+  while (!await pingUnix(socketPath)) {
+    if (exited || Date.now() > deadline) {
+      if (!exited) {
+        try {
+          child.kill("SIGTERM");
+        } catch { /* gone */ }
+        await status;
+      }
+      await drained.catch(() => {});
+      let tail = "";
+      try {
+        tail = (await Deno.readTextFile(logPath)).trim().split("\n").slice(-5).join(" | ");
+      } catch { /* no log */ }
+      await stop();
+      throw new Error(
+        `dockerd ${exited ? "exited" : "did not answer"} on ${socketPath}: ${tail || "no log"}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+
+  return {
+    dir,
+    socketPath,
+    host: `unix://${socketPath}`,
+    env,
+    dataRoot,
+    execRoot,
+    pid: child.pid,
+    logPath,
+    docker,
+    stop,
+  };
+}
