@@ -1,8 +1,15 @@
 // The engine harnesses themselves: a private dockerd runs a container from the registry-free
-// busybox image and leaves nothing behind when stopped.
+// busybox image and leaves nothing behind when stopped; a private containerd does the same with
+// the OCI archive of that image.
 import assert from "node:assert/strict";
-import { dockerUnavailableReason, pidsMentioning, startDocker } from "../harness/docker.ts";
-import { importBusyboxDocker } from "../harness/images.ts";
+import {
+  dockerUnavailableReason,
+  pidsMentioning,
+  startDocker,
+  waitPidGone,
+} from "../harness/docker.ts";
+import { containerdUnavailableReason, startContainerd } from "../harness/containerd.ts";
+import { BUSYBOX_CRI_REF, importBusyboxDocker } from "../harness/images.ts";
 
 const dockerSkip = dockerUnavailableReason();
 
@@ -36,5 +43,41 @@ Deno.test({
     }
     assert.deepEqual(await pidsMentioning(execRoot), []);
     await assert.rejects(Deno.stat(engine.dir));
+  },
+});
+
+const containerdSkip = containerdUnavailableReason();
+
+Deno.test({
+  name: "private containerd imports the OCI busybox archive, runs a task and kills it on stop",
+  ignore: containerdSkip !== undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const c = await startContainerd();
+    let pid = 0;
+    try {
+      const images = await c.ctr(["-n", "k8s.io", "images", "ls", "-q"]);
+      assert.match(images.stdout, /ks-busybox:latest/);
+      assert.match(images.stdout, /ks-pause:latest/);
+      const run = await c.ctr([
+        "-n",
+        "k8s.io",
+        "run",
+        "-d",
+        BUSYBOX_CRI_REF,
+        "engines-test",
+        "sleep",
+        "600",
+      ]);
+      assert.equal(run.code, 0, run.stderr);
+      const tasks = await c.ctr(["-n", "k8s.io", "tasks", "ls"]);
+      pid = Number(tasks.stdout.match(/engines-test\s+(\d+)\s+RUNNING/)?.[1]);
+      assert.ok(pid > 0, tasks.stdout);
+    } finally {
+      await c.stop();
+    }
+    assert.equal(await waitPidGone(pid, 5000), true, `container process ${pid} survived stop()`);
+    await assert.rejects(Deno.stat(c.dir));
   },
 });

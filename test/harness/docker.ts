@@ -146,6 +146,45 @@ export async function waitPidGone(pid: number, ms: number): Promise<boolean> {
   return false;
 }
 
+/** The v1 cgroup directories (every controller) that `pid` belongs to, or [] if it is gone. */
+export async function cgroupDirsOf(pid: number): Promise<string[]> {
+  let text = "";
+  try {
+    text = await Deno.readTextFile(`/proc/${pid}/cgroup`);
+  } catch {
+    return [];
+  }
+  const dirs: string[] = [];
+  for (const line of text.split("\n")) {
+    const [, controllers, path] = line.split(":");
+    if (!controllers || !path || path === "/") continue;
+    for (const c of controllers.split(",")) {
+      dirs.push(join("/sys/fs/cgroup", c.replace(/^name=/, ""), path));
+    }
+  }
+  return dirs;
+}
+
+/**
+ * Ends container processes for good: SIGKILLs every process in the given cgroup directories (a
+ * container's cgroups, recorded while it ran), then removes the emptied directories.
+ */
+export async function killCgroups(dirs: string[]): Promise<void> {
+  const pids = new Set<number>();
+  for (const dir of dirs) {
+    try {
+      for (const p of (await Deno.readTextFile(join(dir, "cgroup.procs"))).split("\n")) {
+        if (p.trim()) pids.add(Number(p));
+      }
+    } catch { /* gone */ }
+  }
+  pids.delete(Deno.pid);
+  await killPids([...pids]);
+  for (const dir of [...dirs].sort((a, b) => b.length - a.length)) {
+    await Deno.remove(dir).catch(() => {});
+  }
+}
+
 /** Kills `pids` (SIGKILL) and waits briefly for them to go. */
 export async function killPids(pids: number[]): Promise<void> {
   for (const pid of pids) {
@@ -226,6 +265,16 @@ export async function startDocker(opts: DockerOptions = {}): Promise<DockerEngin
   const stop = async () => {
     if (stopped) return;
     stopped = true;
+    // The cgroups of this engine's containers (default cgroupfs parent `/docker/<id>`), recorded
+    // now so that nothing survives a daemon that had to be SIGKILLed.
+    const cgroups: string[] = [];
+    try {
+      for await (const e of Deno.readDir(join(dataRoot, "containers"))) {
+        for (const c of ["pids", "memory", "cpu", "cpuacct", "blkio", "devices", "freezer"]) {
+          cgroups.push(join("/sys/fs/cgroup", c, "docker", e.name));
+        }
+      }
+    } catch { /* none */ }
     if (!exited) {
       try {
         child.kill("SIGTERM");
@@ -245,6 +294,7 @@ export async function startDocker(opts: DockerOptions = {}): Promise<DockerEngin
       ...await pidsMentioning(dataRoot),
     ];
     await killPids([...new Set(leftovers)]);
+    await killCgroups(cgroups);
     await unmountUnder(short);
     await unmountUnder(dir);
     await Deno.remove(short, { recursive: true }).catch(() => {});

@@ -9,6 +9,8 @@ import { join } from "node:path";
 export const BUSYBOX_REF = "ks-busybox:latest";
 /** The fully qualified name containerd / the CRI know the image by. */
 export const BUSYBOX_CRI_REF = "docker.io/library/ks-busybox:latest";
+/** A pod sandbox ("pause") image from the same rootfs: its entrypoint sleeps forever. */
+export const PAUSE_CRI_REF = "docker.io/library/ks-pause:latest";
 
 const BUSYBOX = "/bin/busybox";
 
@@ -122,14 +124,14 @@ let ociTar: Promise<string> | undefined;
 
 /**
  * Returns the path of an OCI image-layout archive of the busybox rootfs (uncompressed layer,
- * linux/amd64, annotated `io.containerd.image.name=docker.io/library/ks-busybox:latest`) for
- * `ctr images import`. Built once per machine.
+ * linux/amd64) holding two images, BUSYBOX_CRI_REF (CMD /bin/sh) and PAUSE_CRI_REF (sleeps
+ * forever, the CRI sandbox image), for `ctr images import`. Built once per machine.
  */
 export function busyboxOciArchive(): Promise<string> {
   ociTar ??= (async () => {
     const layerPath = await busyboxImageTar();
     const layerDigest = await sha256File(layerPath);
-    const target = join(cacheDir(), `busybox-oci-${layerDigest.slice(0, 16)}.tar`);
+    const target = join(cacheDir(), `busybox-oci2-${layerDigest.slice(0, 16)}.tar`);
     return await buildOnce(target, async (tmp) => {
       const dir = await Deno.makeTempDir({ prefix: "ks-oci-" });
       try {
@@ -143,40 +145,48 @@ export function busyboxOciArchive(): Promise<string> {
           await Deno.writeFile(join(blobs, digest), bytes);
           return { digest: `sha256:${digest}`, size: bytes.length };
         };
-        const config = await writeBlob(JSON.stringify({
-          architecture: "amd64",
-          os: "linux",
-          config: { Cmd: ["/bin/sh"], Env: ["PATH=/bin"] },
-          rootfs: { type: "layers", diff_ids: [`sha256:${layerDigest}`] },
-        }));
-        const manifest = await writeBlob(JSON.stringify({
-          schemaVersion: 2,
-          mediaType: "application/vnd.oci.image.manifest.v1+json",
-          config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config },
-          layers: [{
-            mediaType: "application/vnd.oci.image.layer.v1.tar",
-            digest: `sha256:${layerDigest}`,
-            size: layerSize,
-          }],
-        }));
+        const images = [
+          { ref: BUSYBOX_CRI_REF, config: { Cmd: ["/bin/sh"], Env: ["PATH=/bin"] } },
+          {
+            ref: PAUSE_CRI_REF,
+            config: { Entrypoint: ["/bin/sleep", "2147483647"], Env: ["PATH=/bin"] },
+          },
+        ];
+        const manifests = [];
+        for (const image of images) {
+          const config = await writeBlob(JSON.stringify({
+            architecture: "amd64",
+            os: "linux",
+            config: image.config,
+            rootfs: { type: "layers", diff_ids: [`sha256:${layerDigest}`] },
+          }));
+          const manifest = await writeBlob(JSON.stringify({
+            schemaVersion: 2,
+            mediaType: "application/vnd.oci.image.manifest.v1+json",
+            config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config },
+            layers: [{
+              mediaType: "application/vnd.oci.image.layer.v1.tar",
+              digest: `sha256:${layerDigest}`,
+              size: layerSize,
+            }],
+          }));
+          manifests.push({
+            mediaType: "application/vnd.oci.image.manifest.v1+json",
+            ...manifest,
+            platform: { architecture: "amd64", os: "linux" },
+            annotations: {
+              "io.containerd.image.name": image.ref,
+              "org.opencontainers.image.ref.name": "latest",
+            },
+          });
+        }
         await Deno.writeTextFile(
           join(dir, "oci-layout"),
           JSON.stringify({ imageLayoutVersion: "1.0.0" }),
         );
         await Deno.writeTextFile(
           join(dir, "index.json"),
-          JSON.stringify({
-            schemaVersion: 2,
-            manifests: [{
-              mediaType: "application/vnd.oci.image.manifest.v1+json",
-              ...manifest,
-              platform: { architecture: "amd64", os: "linux" },
-              annotations: {
-                "io.containerd.image.name": BUSYBOX_CRI_REF,
-                "org.opencontainers.image.ref.name": "latest",
-              },
-            }],
-          }),
+          JSON.stringify({ schemaVersion: 2, manifests }),
         );
         await tarDir(dir, tmp);
       } finally {
@@ -211,7 +221,7 @@ export interface CtrCli {
 
 /**
  * `ctr -n <namespace> images import`s the busybox OCI archive (default namespace `k8s.io`, the
- * one the CRI uses); returns the image reference (BUSYBOX_CRI_REF).
+ * one the CRI uses; both BUSYBOX_CRI_REF and PAUSE_CRI_REF); returns BUSYBOX_CRI_REF.
  */
 export async function importBusyboxContainerd(
   containerd: CtrCli,

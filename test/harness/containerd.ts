@@ -1,0 +1,321 @@
+// A private containerd 1.6 per suite with the CRI plugin on: its own root, state, gRPC/ttrpc
+// sockets, /opt path, an ephemeral CRI stream port and the busybox pause image as sandbox image,
+// so `crictl runp/create/start` (or a kubelet) can run pods the way a kubelet does, with no
+// registry. Pods are expected to use the node's network (`namespace_options.network: 2`): no CNI
+// plugin touches the host. `stop()` ends containerd and its shims, unmounts and removes its dirs.
+import { join } from "node:path";
+import { cgroupDirsOf, killCgroups, killPids, pidsMentioning, unmountUnder } from "./docker.ts";
+import { importBusyboxContainerd, PAUSE_CRI_REF } from "./images.ts";
+
+/** Options for a private containerd. */
+export interface ContainerdOptions {
+  /** Parent directory for root, config and logs (default a new temp dir). */
+  dir?: string;
+  /** Import the busybox + pause images into the `k8s.io` namespace (default true). */
+  importImages?: boolean;
+  /** Milliseconds to wait for the gRPC socket (default 20 s). */
+  startTimeoutMs?: number;
+}
+
+/** Result of one ctr/crictl run. */
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** A running private containerd. */
+export interface Containerd {
+  dir: string;
+  /** The gRPC socket (also the CRI endpoint). */
+  socketPath: string;
+  /** `unix://<socketPath>`, the CRI runtime endpoint for crictl / kubelet. */
+  endpoint: string;
+  root: string;
+  state: string;
+  configPath: string;
+  logPath: string;
+  pid: number;
+  /** Runs `ctr --address <socket> ...`. */
+  ctr(args: string[]): Promise<CliResult>;
+  /** Runs `crictl --runtime-endpoint ... --image-endpoint ... <args>` (needs crictl). */
+  crictl(args: string[], opts?: { crictlPath?: string }): Promise<CliResult>;
+  /** Stops containerd and everything it started, removes its directories. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+function findBinary(cmd: string): string | undefined {
+  for (const dir of [...(Deno.env.get("PATH") ?? "").split(":"), "/usr/sbin", "/usr/bin"]) {
+    try {
+      if (dir && Deno.statSync(join(dir, cmd)).isFile) return join(dir, cmd);
+    } catch { /* next */ }
+  }
+  return undefined;
+}
+
+/** Why a private containerd cannot start here, or undefined if it can. */
+export function containerdUnavailableReason(): string | undefined {
+  if (!findBinary("containerd")) return "containerd not installed (Debian package containerd)";
+  if (!findBinary("ctr")) return "ctr not installed (Debian package containerd)";
+  if (Deno.uid() !== 0) return "containerd needs root";
+  return undefined;
+}
+
+/**
+ * crictl from KS_KUBE_BIN or `scripts/build-kube.sh --print-dir`, then PATH; undefined if it is
+ * not built (yet).
+ */
+export function crictlPath(): string | undefined {
+  const dirs: string[] = [];
+  const env = Deno.env.get("KS_KUBE_BIN");
+  if (env) dirs.push(env);
+  try {
+    const out = new Deno.Command("bash", {
+      args: [new URL("../../scripts/build-kube.sh", import.meta.url).pathname, "--print-dir"],
+      stdout: "piped",
+      stderr: "null",
+    }).outputSync();
+    if (out.success) dirs.push(new TextDecoder().decode(out.stdout).trim());
+  } catch { /* no script */ }
+  for (const d of dirs) {
+    try {
+      if (Deno.statSync(join(d, "crictl")).isFile) return join(d, "crictl");
+    } catch { /* next */ }
+  }
+  return findBinary("crictl");
+}
+
+function configToml(p: {
+  root: string;
+  state: string;
+  socket: string;
+  opt: string;
+  cniConf: string;
+}): string {
+  return `version = 2
+root = "${p.root}"
+state = "${p.state}"
+oom_score = 0
+
+[grpc]
+  address = "${p.socket}"
+
+[ttrpc]
+  address = "${p.socket}.ttrpc"
+
+[debug]
+  address = ""
+  level = "warn"
+
+[metrics]
+  address = ""
+
+[plugins]
+  [plugins."io.containerd.internal.v1.opt"]
+    path = "${p.opt}"
+  [plugins."io.containerd.grpc.v1.cri"]
+    sandbox_image = "${PAUSE_CRI_REF}"
+    stream_server_address = "127.0.0.1"
+    stream_server_port = "0"
+    enable_selinux = false
+    restrict_oom_score_adj = true
+    disable_apparmor = true
+    [plugins."io.containerd.grpc.v1.cri".cni]
+      bin_dir = "/usr/lib/cni"
+      conf_dir = "${p.cniConf}"
+    [plugins."io.containerd.grpc.v1.cri".containerd]
+      snapshotter = "overlayfs"
+      default_runtime_name = "runc"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+        runtime_type = "io.containerd.runc.v2"
+        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+          SystemdCgroup = false
+`;
+}
+
+async function decode(out: Deno.CommandOutput): Promise<CliResult> {
+  return await Promise.resolve({
+    code: out.code,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+  });
+}
+
+/**
+ * Starts a private containerd and waits until `ctr version` answers; imports the busybox and
+ * pause images unless told not to. Throws with the tail of its log if it does not come up.
+ */
+export async function startContainerd(opts: ContainerdOptions = {}): Promise<Containerd> {
+  const reason = containerdUnavailableReason();
+  if (reason) throw new Error(`cannot start containerd: ${reason}`);
+  const dir = opts.dir ?? await Deno.makeTempDir({ prefix: "ks-containerd-" });
+  await Deno.mkdir(dir, { recursive: true });
+  // Short private dir for sockets and state (unix socket paths are limited to 108 bytes).
+  const short = await Deno.makeTempDir({ dir: "/tmp", prefix: "ksc" });
+  const socketPath = join(short, "c.sock");
+  const state = join(short, "s");
+  const root = join(dir, "root");
+  const opt = join(dir, "opt");
+  const cniConf = join(dir, "cni");
+  await Deno.mkdir(cniConf, { recursive: true });
+  const configPath = join(dir, "config.toml");
+  const logPath = join(dir, "containerd.log");
+  await Deno.writeTextFile(
+    configPath,
+    configToml({ root, state, socket: socketPath, opt, cniConf }),
+  );
+
+  const log = await Deno.open(logPath, { write: true, create: true, truncate: true });
+  const child = new Deno.Command(findBinary("containerd")!, {
+    args: ["--config", configPath],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const logWriter = log.writable.getWriter();
+  const drain = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream) await logWriter.write(chunk).catch(() => {});
+  };
+  const drained = Promise.all([drain(child.stdout), drain(child.stderr)]).finally(() =>
+    logWriter.close().catch(() => {})
+  );
+  let exited = false;
+  const status = child.status.then((s) => {
+    exited = true;
+    return s;
+  });
+
+  const ctrBin = findBinary("ctr")!;
+  const ctr = async (args: string[]) =>
+    decode(
+      await new Deno.Command(ctrBin, {
+        args: ["--address", socketPath, ...args],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output(),
+    );
+  const crictl = async (args: string[], o: { crictlPath?: string } = {}) => {
+    const bin = o.crictlPath ?? crictlPath();
+    if (!bin) throw new Error("crictl is not built: run scripts/build-kube.sh");
+    return decode(
+      await new Deno.Command(bin, {
+        args: [
+          "--runtime-endpoint",
+          `unix://${socketPath}`,
+          "--image-endpoint",
+          `unix://${socketPath}`,
+          "--timeout",
+          "20s",
+          ...args,
+        ],
+        env: { CRI_CONFIG_FILE: join(dir, "crictl.yaml") },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output(),
+    );
+  };
+
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    // Record every task's cgroups, kill and delete tasks; pods via the CRI; then containerd;
+    // then whatever is left (shims by our paths, container processes by their cgroups).
+    const cgroups: string[] = [];
+    if (!exited) {
+      const nss = (await ctr(["namespaces", "ls", "-q"]).catch(() => undefined))?.stdout ?? "";
+      for (const ns of nss.split("\n").filter((s) => s)) {
+        const tasks = (await ctr(["-n", ns, "tasks", "ls"]).catch(() => undefined))?.stdout ?? "";
+        for (const line of tasks.split("\n").slice(1)) {
+          const [id, pid] = line.trim().split(/\s+/);
+          if (!id || !pid) continue;
+          cgroups.push(...await cgroupDirsOf(Number(pid)));
+          await ctr(["-n", ns, "tasks", "kill", "-a", "-s", "SIGKILL", id]).catch(() => {});
+        }
+      }
+    }
+    const bin = crictlPath();
+    if (!exited && bin) {
+      const pods = await crictl(["pods", "-q"], { crictlPath: bin }).catch(() => undefined);
+      for (const id of pods?.stdout.split("\n").filter((s) => s) ?? []) {
+        await crictl(["stopp", id], { crictlPath: bin }).catch(() => {});
+        await crictl(["rmp", "-f", id], { crictlPath: bin }).catch(() => {});
+      }
+    }
+    if (!exited) {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* gone */ }
+      const t = setTimeout(() => {
+        try {
+          child.kill("SIGKILL");
+        } catch { /* gone */ }
+      }, 10_000);
+      await status;
+      clearTimeout(t);
+    }
+    await drained.catch(() => {});
+    // Shims mention our socket (`-address`) and state paths: only those go.
+    const leftovers = [...await pidsMentioning(short), ...await pidsMentioning(root)];
+    await killPids([...new Set(leftovers)]);
+    await killCgroups(cgroups);
+    await unmountUnder(short);
+    await unmountUnder(dir);
+    await Deno.remove(short, { recursive: true }).catch(() => {});
+    if (!opts.dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
+    else await Deno.remove(root, { recursive: true }).catch(() => {});
+  };
+
+  const deadline = Date.now() + (opts.startTimeoutMs ?? 20_000);
+  while (true) {
+    let ok = false;
+    try {
+      await Deno.stat(socketPath);
+      ok = (await ctr(["version"])).code === 0;
+    } catch { /* not yet */ }
+    if (ok) break;
+    if (exited || Date.now() > deadline) {
+      if (!exited) {
+        try {
+          child.kill("SIGTERM");
+        } catch { /* gone */ }
+        await status;
+      }
+      await drained.catch(() => {});
+      let tail = "";
+      try {
+        tail = (await Deno.readTextFile(logPath)).trim().split("\n").slice(-5).join(" | ");
+      } catch { /* no log */ }
+      await stop();
+      throw new Error(
+        `containerd ${exited ? "exited" : "did not answer"} on ${socketPath}: ${tail || "no log"}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+
+  const handle: Containerd = {
+    dir,
+    socketPath,
+    endpoint: `unix://${socketPath}`,
+    root,
+    state,
+    configPath,
+    logPath,
+    pid: child.pid,
+    ctr,
+    crictl,
+    stop,
+  };
+  if (opts.importImages !== false) {
+    try {
+      await importBusyboxContainerd(handle);
+    } catch (e) {
+      await stop();
+      throw e;
+    }
+  }
+  return handle;
+}
