@@ -1,0 +1,78 @@
+// ks-stub: what a feature's systemd unit runs once Kubernetes owns its container
+// (ExecStartPre start, ExecStart wait, ExecStop stop; featured's restart), against this node's
+// pod of the feature's DaemonSet. Parses flags and calls src/stub/run.ts.
+import { parseCli, parseDuration, runCli, setting, UsageError } from "../src/cli.ts";
+import { DEFAULT_GRACE_MS, run } from "../src/stub/run.ts";
+import { DEFAULT_NAMESPACE } from "../src/stub/target.ts";
+
+const HELP = `ks-stub — systemd's start/stop/status for a feature whose container Kubernetes runs
+
+Usage: ks-stub <feature> start|stop|restart|status|wait [asic] [options]
+  start            make sure this node's pod of the feature runs (no-op when it does)
+  stop             delete the pod; the DaemonSet recreates it at once and the new container
+                   reads FEATURE again (idles when the feature is disabled)
+  restart          stop, then start
+  status           exit 0 running, 3 not running, 4 unknown (API server unreachable)
+  wait             block while the feature has a pod on this node; return when it is gone
+  [asic]           ASIC index for a per-ASIC instance (0 or asic0); pods labelled asic=<n>
+
+Options:
+  --kubeconfig P   kubeconfig (default: KUBECONFIG, then /etc/kubernetes/kubelet.conf)
+  --node NAME      Kubernetes node name (default: KS_NODE_NAME, then the lowercased hostname)
+  --namespace NS   namespace of the DaemonSet (default: KS_NAMESPACE, then ${DEFAULT_NAMESPACE})
+  --timeout D      bound of the verb (default start 20s, stop/restart 30s, status 5s)
+  --grace D        wait: how long the feature may have no pod before wait returns (default ${
+  DEFAULT_GRACE_MS / 1000
+}s)
+  --output F       status output: text (default) or json
+  --help, --version
+
+Pods are selected by label raw_container_name=<feature> (and asic), field spec.nodeName, and
+must run a container named <feature>.
+
+Example (what /usr/local/bin/telemetry.sh runs for telemetry.service):
+  ks-stub telemetry status --output json`;
+
+if (import.meta.main) {
+  // An unexpected failure of status is "unknown" (4) to LSB callers, of any other verb 1.
+  const internalError = Deno.args.includes("status") ? 4 : 1;
+  await runCli("ks-stub", async () => {
+    const { values, positionals } = parseCli({
+      tool: "ks-stub",
+      help: HELP,
+      options: {
+        kubeconfig: { type: "string" },
+        node: { type: "string" },
+        namespace: { type: "string" },
+        timeout: { type: "string" },
+        grace: { type: "string" },
+        output: { type: "string", default: "text" },
+      },
+    }, Deno.args);
+    if (positionals.length > 3) {
+      throw new UsageError(`unexpected argument "${positionals[3]}"`);
+    }
+    const output = values.output;
+    if (output !== "text" && output !== "json") {
+      throw new UsageError(`--output: "${output}" is not text or json`);
+    }
+    const stopping = new AbortController();
+    const onSignal = () => stopping.abort();
+    Deno.addSignalListener("SIGTERM", onSignal);
+    Deno.addSignalListener("SIGINT", onSignal);
+    return await run({
+      feature: positionals[0],
+      verb: positionals[1],
+      asic: positionals[2],
+      kubeconfig: values.kubeconfig,
+      node: setting(values.node, "KS_NODE_NAME"),
+      namespace: setting(values.namespace, "KS_NAMESPACE", DEFAULT_NAMESPACE),
+      timeoutMs: values.timeout === undefined
+        ? undefined
+        : parseDuration(values.timeout, "--timeout"),
+      graceMs: values.grace === undefined ? undefined : parseDuration(values.grace, "--grace"),
+      output,
+      signal: stopping.signal,
+    });
+  }, internalError);
+}

@@ -1,0 +1,143 @@
+// One `ks-stub` invocation from parsed options to an exit code: resolve the target, load the
+// kubeconfig, build the lean REST client, run the verb, print status. `bin/ks-stub.ts` only parses
+// flags and calls run().
+import { createLogger, type Logger } from "../log.ts";
+import { UsageError } from "../cli.ts";
+import { KubeRest } from "../kube/rest.ts";
+import type { PodApi } from "./api.ts";
+import {
+  EXIT_FAILED,
+  restart,
+  start,
+  status,
+  STATUS_UNKNOWN,
+  stop,
+  type StubContext,
+  wait,
+} from "./control.ts";
+import { kubePodApi } from "./kube_pods.ts";
+import { formatStatusJson, formatStatusText } from "./report.ts";
+import {
+  normalizeAsic,
+  resolveNodeName,
+  type StubTarget,
+  targetName,
+  validateFeature,
+} from "./target.ts";
+
+/** The verbs systemd's unit and featured use. */
+export const VERBS = ["start", "stop", "restart", "status", "wait"] as const;
+/** One of {@link VERBS}. */
+export type Verb = typeof VERBS[number];
+
+/** Default bound of each verb (ms): start fits a 30 s TimeoutStartSec, stop a pod's grace. */
+export const DEFAULT_TIMEOUT_MS: Record<Verb, number> = {
+  start: 20_000,
+  stop: 30_000,
+  restart: 30_000,
+  status: 5_000,
+  wait: 0,
+};
+/** Default time `wait` lets the feature have no pod on this node before returning (ms). */
+export const DEFAULT_GRACE_MS = 10_000;
+
+/** Everything one invocation needs, already parsed. */
+export interface StubOptions {
+  feature: string;
+  verb: string;
+  asic?: string;
+  kubeconfig?: string;
+  node?: string;
+  namespace: string;
+  /** Bound of the verb (ms); default per verb. */
+  timeoutMs?: number;
+  /** `wait` only: see DEFAULT_GRACE_MS. */
+  graceMs?: number;
+  output: "text" | "json";
+  /** Ends `wait` (systemd's SIGTERM); the bin wires signals to it. */
+  signal?: AbortSignal;
+  /** Tests inject a PodApi; otherwise one is built from the kubeconfig. */
+  api?: PodApi;
+  log?: Logger;
+}
+
+/** Validates the positionals and options into a target and verb; throws UsageError. */
+export function resolveInvocation(opts: StubOptions): { target: StubTarget; verb: Verb } {
+  const feature = validateFeature(opts.feature);
+  if (!(VERBS as readonly string[]).includes(opts.verb)) {
+    throw new UsageError(
+      opts.verb
+        ? `unknown verb "${opts.verb}" (use ${VERBS.join("|")})`
+        : `missing verb (use ${VERBS.join("|")})`,
+    );
+  }
+  return {
+    verb: opts.verb as Verb,
+    target: {
+      feature,
+      asic: normalizeAsic(opts.asic),
+      node: resolveNodeName(opts.node),
+      namespace: opts.namespace,
+    },
+  };
+}
+
+/** Runs one invocation and returns its exit code (status: LSB 0/3/4; others 0/1). */
+export async function run(opts: StubOptions): Promise<number> {
+  const { target, verb } = resolveInvocation(opts);
+  const log = opts.log ?? createLogger("ks-stub", targetName(target));
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS[verb];
+  let api = opts.api;
+  let rest: KubeRest | undefined;
+  if (!api) {
+    try {
+      rest = await KubeRest.connect({ path: opts.kubeconfig }, {
+        timeoutMs: Math.min(5000, timeoutMs || 5000),
+        retries: 0,
+      });
+    } catch (error) {
+      const message = (error as Error).message.split("\n")[0];
+      if (verb === "status") {
+        printStatus(opts.output, {
+          ...target,
+          state: "unknown",
+          code: STATUS_UNKNOWN,
+          detail: message,
+        });
+        return STATUS_UNKNOWN;
+      }
+      log.error("cannot use the kubeconfig", { error: message });
+      return EXIT_FAILED;
+    }
+    api = kubePodApi(rest, { retries: 0 });
+  }
+  const ctx: StubContext = { api, target, log, timeoutMs };
+  try {
+    switch (verb) {
+      case "status": {
+        const report = await status(ctx);
+        printStatus(opts.output, report);
+        return report.code;
+      }
+      case "start":
+        return await start(ctx);
+      case "stop":
+        return await stop(ctx);
+      case "restart":
+        return await restart(ctx);
+      case "wait":
+        return await wait(ctx, {
+          signal: opts.signal ?? new AbortController().signal,
+          graceMs: opts.graceMs ?? DEFAULT_GRACE_MS,
+        });
+      default:
+        throw new UsageError(`unknown verb "${verb}"`);
+    }
+  } finally {
+    rest?.close();
+  }
+}
+
+function printStatus(output: "text" | "json", report: Parameters<typeof formatStatusJson>[0]) {
+  console.log(output === "json" ? formatStatusJson(report) : formatStatusText(report));
+}
