@@ -56,6 +56,7 @@ Deno.test({
   async fn() {
     const c = await startContainerd();
     let pid = 0;
+    const id = `engines-${crypto.randomUUID().slice(0, 8)}`;
     try {
       const images = await c.ctr(["-n", "k8s.io", "images", "ls", "-q"]);
       assert.match(images.stdout, /ks-busybox:latest/);
@@ -65,14 +66,16 @@ Deno.test({
         "k8s.io",
         "run",
         "-d",
+        "--runc-root",
+        c.runcRoot,
         BUSYBOX_CRI_REF,
-        "engines-test",
+        id,
         "sleep",
         "600",
       ]);
       assert.equal(run.code, 0, run.stderr);
       const tasks = await c.ctr(["-n", "k8s.io", "tasks", "ls"]);
-      pid = Number(tasks.stdout.match(/engines-test\s+(\d+)\s+RUNNING/)?.[1]);
+      pid = Number(tasks.stdout.match(new RegExp(`${id}\\s+(\\d+)\\s+RUNNING`))?.[1]);
       assert.ok(pid > 0, tasks.stdout);
     } finally {
       await c.stop();

@@ -33,6 +33,8 @@ export interface Containerd {
   endpoint: string;
   root: string;
   state: string;
+  /** runc's state root for this instance's containers (pass `--runc-root` to `ctr run`). */
+  runcRoot: string;
   configPath: string;
   logPath: string;
   pid: number;
@@ -130,6 +132,7 @@ oom_score = 0
         runtime_type = "io.containerd.runc.v2"
         [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
           SystemdCgroup = false
+          Root = "${p.state}/runc"
 `;
 }
 
@@ -302,6 +305,7 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Con
     endpoint: `unix://${socketPath}`,
     root,
     state,
+    runcRoot: join(state, "runc"),
     configPath,
     logPath,
     pid: child.pid,
