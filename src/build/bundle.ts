@@ -10,6 +10,9 @@ export const REPO_ROOT: string = join(dirname(fileURLToPath(import.meta.url)), "
 /** Where bundles are written. */
 export const DIST_DIR: string = join(REPO_ROOT, "dist");
 
+const REQUIRE_SHIM = 'import { createRequire as __ksCreateRequire } from "node:module";\n' +
+  "const require = __ksCreateRequire(import.meta.url);\n";
+
 /** One tool's bundle outcome. */
 export interface BundleResult {
   tool: string;
@@ -86,6 +89,9 @@ export async function bundleTools(
       const text = new TextDecoder().decode(out.stderr).trim().split("\n").find((l) => l.trim());
       throw new Error(`deno bundle of bin/${tool}.ts failed: ${text ?? "no output"}`);
     }
+    // npm CommonJS packages (yaml) call require("node:process"); esbuild's shim throws unless a
+    // `require` exists, so give the ES module bundle one.
+    await Deno.writeTextFile(tmp, REQUIRE_SHIM + await Deno.readTextFile(tmp));
     await Deno.rename(tmp, output);
     const launcher = join(DIST_DIR, "bin", tool);
     await Deno.writeTextFile(
