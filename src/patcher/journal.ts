@@ -1,0 +1,51 @@
+// The action journal: the follow-up actions a change owes, written to the state directory BEFORE
+// the host file is touched and cleared only after the actions succeeded, so a patcher killed at
+// any point finds them on restart and runs them. One file per feature:
+// `<state>/journal/<feature>.json` = `{"feature": ..., "pending": [...], "since": ...}`.
+import { join } from "node:path";
+import { removeFile, stateFileMeta, writeFileAtomic } from "../host/files.ts";
+import type { Action } from "./actions.ts";
+
+interface JournalFile {
+  feature: string;
+  pending: Action[];
+  since: string;
+}
+
+/** The pending-action journal of one feature. */
+export class Journal {
+  readonly path: string;
+  readonly feature: string;
+
+  constructor(stateDir: string, feature: string) {
+    this.feature = feature;
+    this.path = join(stateDir, "journal", `${feature}.json`);
+  }
+
+  /** The pending actions in order (empty when none). Throws when the journal is corrupt. */
+  async pending(): Promise<Action[]> {
+    try {
+      const parsed = JSON.parse(await Deno.readTextFile(this.path)) as JournalFile;
+      if (!Array.isArray(parsed.pending)) throw new Error("no pending list");
+      return parsed.pending;
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return [];
+      throw new Error(`journal ${this.path} is unreadable: ${(error as Error).message}`);
+    }
+  }
+
+  /** Durably records `pending` (an empty list clears the journal). */
+  async set(pending: Action[]): Promise<void> {
+    if (pending.length === 0) {
+      await removeFile(this.path);
+      return;
+    }
+    await Deno.mkdir(join(this.path, ".."), { recursive: true, mode: 0o700 });
+    const body: JournalFile = { feature: this.feature, pending, since: new Date().toISOString() };
+    await writeFileAtomic(
+      this.path,
+      new TextEncoder().encode(JSON.stringify(body) + "\n"),
+      stateFileMeta(),
+    );
+  }
+}

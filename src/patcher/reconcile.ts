@@ -1,0 +1,362 @@
+// One reconcile pass of the patcher: observe the managed host files -> compare with the desired
+// state (SHA-256, mode, owner) -> act (journal the owed actions, back up originals, write
+// atomically or restore, run the actions) -> record (journal cleared, ownership updated). The same
+// function serves `--once`, `--dry-run` and every trigger of the loop. A pass writes nothing when
+// a path fails the safety rules or the ownership registry refuses a claim.
+import type { HostCommands } from "../host/commands.ts";
+import {
+  type FaultHook,
+  type FileState,
+  InjectedCrash,
+  makeDirs,
+  readFileState,
+  removeFile,
+  setFileMeta,
+  sweepTemps,
+  writeFileAtomic,
+} from "../host/files.ts";
+import { HostPaths, type ResolvedPath } from "../host/paths.ts";
+import type { Logger } from "../log.ts";
+import { type Action, dedupeActions, runAction } from "./actions.ts";
+import { type Backup, BackupStore } from "./backup.ts";
+import { sameBytes, sha256Hex } from "./hash.ts";
+import { Journal } from "./journal.ts";
+import type { ManagedFile, Manifest } from "./manifest.ts";
+import { conflictMessage, OwnershipRegistry } from "./ownership.ts";
+
+/** Everything a pass needs; built once by run() (or a test) and reused across passes. */
+export interface PatcherContext {
+  manifest: Manifest;
+  paths: HostPaths;
+  host: HostCommands;
+  backups: BackupStore;
+  journal: Journal;
+  owners: OwnershipRegistry;
+  log: Logger;
+  /** Test seam: called inside writes; throwing there simulates a crash at that point. */
+  fault?: FaultHook;
+}
+
+/** Builds a PatcherContext from its parts (state objects live under `stateDir`). */
+export function createPatcherContext(options: {
+  manifest: Manifest;
+  paths: HostPaths;
+  host: HostCommands;
+  stateDir: string;
+  log: Logger;
+  fault?: FaultHook;
+}): PatcherContext {
+  return {
+    manifest: options.manifest,
+    paths: options.paths,
+    host: options.host,
+    backups: new BackupStore(options.stateDir),
+    journal: new Journal(options.stateDir, options.manifest.feature),
+    owners: new OwnershipRegistry(options.stateDir),
+    log: options.log,
+    fault: options.fault,
+  };
+}
+
+/** What a pass does (or, in a dry run, would do) to one file. */
+export interface PlanItem {
+  path: string;
+  /** write = replace content; meta = fix mode/owner only; remove = restore an absent original;
+   * none = already as desired; skip = nothing to do here (e.g. shared with another owner). */
+  op: "write" | "meta" | "remove" | "none" | "skip";
+  reason: string;
+  actions: Action[];
+}
+
+/** The outcome of one pass. */
+export interface PassResult {
+  feature: string;
+  mode: "kube" | "native";
+  dryRun: boolean;
+  plan: PlanItem[];
+  /** Paths changed by this pass. */
+  changed: string[];
+  /** Actions that ran successfully in this pass. */
+  actionsRun: Action[];
+  /** Actions still owed (journaled) after this pass. */
+  pending: Action[];
+  errors: string[];
+  /** True when every file is as desired and no action is owed. */
+  converged: boolean;
+}
+
+interface Desired {
+  state: FileState;
+  /** Show in the plan as "restore from backup" etc. */
+  origin: string;
+}
+
+function describe(state: FileState): string {
+  return state.content === null ? "absent" : `mode ${state.mode.toString(8).padStart(4, "0")}`;
+}
+
+async function compare(
+  file: ManagedFile,
+  current: FileState,
+  desired: Desired | null,
+): Promise<PlanItem> {
+  if (desired === null) {
+    return { path: file.path, op: "skip", reason: "nothing to restore", actions: [] };
+  }
+  const want = desired.state;
+  if (want.content === null) {
+    return current.content === null
+      ? { path: file.path, op: "none", reason: "absent as desired", actions: [] }
+      : {
+        path: file.path,
+        op: "remove",
+        reason: `${desired.origin}: absent`,
+        actions: file.actions,
+      };
+  }
+  if (!sameBytes(current.content, want.content)) {
+    const have = current.content === null
+      ? "absent"
+      : `sha256 ${(await sha256Hex(current.content)).slice(0, 12)}`;
+    return {
+      path: file.path,
+      op: "write",
+      reason: `${have} -> sha256 ${
+        (await sha256Hex(want.content)).slice(0, 12)
+      } (${desired.origin})`,
+      actions: file.actions,
+    };
+  }
+  if (current.mode !== want.mode || current.uid !== want.uid || current.gid !== want.gid) {
+    return {
+      path: file.path,
+      op: "meta",
+      reason: `${describe(current)} ${current.uid}:${current.gid} -> ${
+        describe(want)
+      } ${want.uid}:${want.gid}`,
+      actions: file.actions,
+    };
+  }
+  return { path: file.path, op: "none", reason: "as desired", actions: [] };
+}
+
+function wanted(file: ManagedFile): FileState {
+  return { content: file.content, mode: file.mode, uid: file.uid, gid: file.gid };
+}
+
+function fromBackup(backup: Backup): FileState {
+  return { content: backup.content, mode: backup.mode, uid: backup.uid, gid: backup.gid };
+}
+
+/**
+ * Runs one pass. Never throws for per-file problems: they are returned in `errors` (and logged),
+ * and the pass converges only when there are none. With `dryRun` it returns the plan and touches
+ * nothing (no state, no host file, no action).
+ */
+export async function reconcileOnce(
+  ctx: PatcherContext,
+  options: { dryRun?: boolean } = {},
+): Promise<PassResult> {
+  const { manifest, log } = ctx;
+  const dryRun = options.dryRun ?? false;
+  const result: PassResult = {
+    feature: manifest.feature,
+    mode: manifest.mode,
+    dryRun,
+    plan: [],
+    changed: [],
+    actionsRun: [],
+    pending: [],
+    errors: [],
+    converged: false,
+  };
+  const fail = (message: string, fields?: Record<string, string>) => {
+    result.errors.push(message);
+    log.error(message, fields);
+  };
+
+  // Observe: resolve every path first (all or nothing), then read the files.
+  const resolved = new Map<string, ResolvedPath>();
+  for (const file of manifest.files) {
+    try {
+      resolved.set(file.path, ctx.paths.resolve(file.path));
+    } catch (error) {
+      fail((error as Error).message);
+    }
+  }
+  let pending: Action[] = [];
+  try {
+    pending = await ctx.journal.pending();
+  } catch (error) {
+    fail((error as Error).message);
+  }
+  if (result.errors.length > 0) return finish(result, pending);
+
+  // Ownership: kube claims every path (all or nothing); native looks for other owners.
+  const sharedWithOthers = new Set<string>();
+  let registry: Record<string, Record<string, string>> = {};
+  try {
+    registry = await ctx.owners.read();
+  } catch (error) {
+    fail((error as Error).message);
+    return finish(result, pending);
+  }
+  if (manifest.mode === "kube") {
+    const wants = manifest.files.map((f) => ({ path: f.path, sha256: f.sha256 }));
+    const conflicts = dryRun
+      ? wants.flatMap(({ path, sha256 }) =>
+        Object.entries(registry[path] ?? {})
+          .filter(([other, sha]) => other !== manifest.feature && sha !== sha256)
+          .map(([other, otherSha256]) => ({
+            path,
+            feature: manifest.feature,
+            other,
+            sha256,
+            otherSha256,
+          }))
+      )
+      : await ctx.owners.claim(manifest.feature, wants);
+    for (const conflict of conflicts) fail(conflictMessage(conflict), { path: conflict.path });
+    if (conflicts.length > 0) return finish(result, pending);
+  } else {
+    for (const file of manifest.files) {
+      const others = Object.keys(registry[file.path] ?? {}).filter((f) => f !== manifest.feature);
+      if (others.length > 0) sharedWithOthers.add(file.path);
+    }
+  }
+
+  // Compare.
+  const currents = new Map<string, FileState>();
+  for (const file of manifest.files) {
+    const where = resolved.get(file.path)!;
+    try {
+      if (!dryRun) await sweepTemps(where.real);
+      const current = await readFileState(where.real);
+      currents.set(file.path, current);
+      let desired: Desired | null;
+      if (manifest.mode === "kube") desired = { state: wanted(file), origin: "desired" };
+      else if (sharedWithOthers.has(file.path)) desired = null;
+      else {
+        const backup = await ctx.backups.get(file.path);
+        if (backup) desired = { state: fromBackup(backup), origin: "restore backup" };
+        else if (file.nativeContent) {
+          desired = {
+            state: { content: file.nativeContent, mode: file.mode, uid: file.uid, gid: file.gid },
+            origin: "restore nativeSource",
+          };
+        } else if (registry[file.path]?.[manifest.feature] !== undefined) {
+          fail(`${file.path}: no backup and no nativeSource: cannot restore the original`);
+          desired = null;
+        } else desired = null;
+      }
+      const item = await compare(file, current, desired);
+      if (sharedWithOthers.has(file.path)) item.reason = "still owned by another feature";
+      result.plan.push(item);
+    } catch (error) {
+      fail(`${file.path}: ${(error as Error).message}`);
+    }
+  }
+  if (dryRun || result.errors.length > 0) return finish(result, pending);
+
+  // Act: journal the owed actions before touching any file.
+  const changes = result.plan.filter((p) =>
+    p.op === "write" || p.op === "meta" || p.op === "remove"
+  );
+  if (changes.length > 0) {
+    const next = dedupeActions(pending, ...changes.map((c) => c.actions));
+    try {
+      if (next.length !== pending.length) await ctx.journal.set(next);
+      pending = next;
+    } catch (error) {
+      fail(`journal: ${(error as Error).message}`);
+      return finish(result, pending);
+    }
+  }
+  for (const item of changes) {
+    const file = manifest.files.find((f) => f.path === item.path)!;
+    const where = resolved.get(item.path)!;
+    const current = currents.get(item.path)!;
+    try {
+      if (manifest.mode === "kube" && await ctx.backups.takeOnce(item.path, current)) {
+        log.info("backup taken", { path: item.path, original: describe(current) });
+      }
+      if (item.op === "remove") {
+        await removeFile(where.real);
+      } else if (item.op === "meta") {
+        await setFileMeta(where.real, desiredMeta(ctx, file, await ctx.backups.get(file.path)));
+      } else {
+        const desiredState = manifest.mode === "kube"
+          ? wanted(file)
+          : await restoreState(ctx, file);
+        await makeDirs(
+          where.missingDirs.map((d) => ctx.paths.onDisk(d.split("/").filter(Boolean))),
+        );
+        await writeFileAtomic(where.real, desiredState.content!, desiredState, ctx.fault);
+      }
+      result.changed.push(item.path);
+      log.info(manifest.mode === "kube" ? "file reconciled" : "original restored", {
+        path: item.path,
+        op: item.op,
+        reason: item.reason,
+      });
+    } catch (error) {
+      if (error instanceof InjectedCrash) throw error;
+      fail(`${item.path}: ${item.op} failed: ${(error as Error).message}`);
+    }
+  }
+
+  // Act: run the owed actions in order; each success is recorded before the next one runs.
+  while (pending.length > 0) {
+    const action = pending[0];
+    const { ok, result: out } = await runAction(ctx.host, action);
+    if (!ok) {
+      fail(
+        `action "${action}" failed (exit ${out.code}): ${out.stderr.trim().split("\n")[0] ?? ""}`,
+        {
+          action,
+        },
+      );
+      break;
+    }
+    log.info("action done", { action });
+    result.actionsRun.push(action);
+    pending = pending.slice(1);
+    try {
+      await ctx.journal.set(pending);
+    } catch (error) {
+      fail(`journal: ${(error as Error).message}`);
+      break;
+    }
+  }
+
+  // Record: native mode gives up ownership once the originals are back.
+  if (manifest.mode === "native" && result.errors.length === 0) {
+    try {
+      await ctx.owners.release(manifest.feature, manifest.files.map((f) => f.path));
+    } catch (error) {
+      fail(`ownership: ${(error as Error).message}`);
+    }
+  }
+  return finish(result, pending);
+}
+
+function desiredMeta(ctx: PatcherContext, file: ManagedFile, backup: Backup | null): FileState {
+  if (ctx.manifest.mode === "native" && backup) return fromBackup(backup);
+  return wanted(file);
+}
+
+async function restoreState(ctx: PatcherContext, file: ManagedFile): Promise<FileState> {
+  const backup = await ctx.backups.get(file.path);
+  if (backup) return fromBackup(backup);
+  return { content: file.nativeContent!, mode: file.mode, uid: file.uid, gid: file.gid };
+}
+
+function finish(result: PassResult, pending: Action[]): PassResult {
+  result.pending = pending;
+  result.converged = result.errors.length === 0 && pending.length === 0 && !result.dryRun;
+  if (result.dryRun) {
+    result.converged = result.errors.length === 0 &&
+      result.plan.every((p) => p.op === "none" || p.op === "skip") && pending.length === 0;
+  }
+  return result;
+}

@@ -1,0 +1,256 @@
+// The patcher's driver: load the manifest, build the context, then either one pass (`--once`,
+// `--dry-run`) or the loop. The loop has three triggers feeding the same reconcileOnce(): start,
+// file-system events on the managed files' directories (debounced), and a periodic re-check with
+// jitter; a pass that leaves errors or owed actions is retried with exponential back-off.
+import { createHostCommands, type NsenterMode } from "../host/commands.ts";
+import { HostPaths } from "../host/paths.ts";
+import type { Logger } from "../log.ts";
+import { loadManifest, ManifestError } from "./manifest.ts";
+import {
+  createPatcherContext,
+  type PassResult,
+  type PatcherContext,
+  reconcileOnce,
+} from "./reconcile.ts";
+
+/** Everything `ks-patcher` is configured with. */
+export interface PatcherOptions {
+  manifestPath: string;
+  hostRoot: string;
+  stateDir: string;
+  allowRoots: string[];
+  once: boolean;
+  dryRun: boolean;
+  /** Periodic re-check interval (ms); each wait is jittered by ±10 %. */
+  intervalMs: number;
+  /** Quiet time after a file-system event before the pass runs (ms). */
+  debounceMs: number;
+  nsenter: NsenterMode;
+  output: "text" | "json";
+  log: Logger;
+  /** Stops the loop (SIGTERM in the tool). */
+  signal?: AbortSignal;
+  /** Called after each loop pass (benchmarks and tests observe the loop through it). */
+  onPass?: (result: PassResult, trigger: string) => void;
+}
+
+/** Exit code for a manifest or configuration that fails validation (nothing was written). */
+export const EXIT_BAD_INPUT = 2;
+
+/** Prints a pass result for humans or as one JSON document. */
+export function formatResult(result: PassResult, output: "text" | "json"): string {
+  if (output === "json") return JSON.stringify(result);
+  const lines = result.plan.map((p) =>
+    `${p.op.padEnd(6)} ${p.path}  ${p.reason}${
+      p.actions.length ? `  actions: ${p.actions.join(", ")}` : ""
+    }`
+  );
+  if (result.pending.length) lines.push(`pending actions: ${result.pending.join(", ")}`);
+  for (const e of result.errors) lines.push(`error: ${e}`);
+  lines.push(
+    result.dryRun
+      ? `dry run: ${
+        result.plan.filter((p) => p.op !== "none" && p.op !== "skip").length
+      } change(s) planned, nothing touched`
+      : result.converged
+      ? "converged"
+      : "not converged",
+  );
+  return lines.join("\n");
+}
+
+/**
+ * Runs the patcher. Returns the exit code: once/dry-run 0 converged (dry run: no errors) / 1
+ * errors; the loop 0 after the signal stops it; EXIT_BAD_INPUT when the manifest or the host
+ * root is invalid (then nothing was touched).
+ */
+export async function runPatcher(options: PatcherOptions): Promise<number> {
+  const { log } = options;
+  let ctx: PatcherContext;
+  try {
+    const manifest = await loadManifest(options.manifestPath);
+    const paths = new HostPaths({ hostRoot: options.hostRoot, allowRoots: options.allowRoots });
+    const host = createHostCommands({ nsenter: options.nsenter, hostRoot: options.hostRoot });
+    ctx = createPatcherContext({ manifest, paths, host, stateDir: options.stateDir, log });
+  } catch (error) {
+    log.error((error as Error).message.split("\n")[0]);
+    return EXIT_BAD_INPUT;
+  }
+  log.info("started", {
+    mode: ctx.manifest.mode,
+    files: ctx.manifest.files.length,
+    nsenter: ctx.host.viaNsenter,
+    once: options.once || options.dryRun,
+  });
+  if (options.once || options.dryRun) {
+    const result = await reconcileOnce(ctx, { dryRun: options.dryRun });
+    console.log(formatResult(result, options.output));
+    if (options.dryRun) return result.errors.length === 0 ? 0 : 1;
+    return result.converged ? 0 : 1;
+  }
+  await new PatcherLoop(ctx, options).run();
+  return 0;
+}
+
+const MIN_BACKOFF_MS = 200;
+const MAX_BACKOFF_MS = 30_000;
+
+/** The long-running loop: triggers -> serialised passes. */
+class PatcherLoop {
+  #ctx: PatcherContext;
+  #options: PatcherOptions;
+  #wake: (() => void) | null = null;
+  #triggers: string[] = [];
+  #watchers = new Map<string, Deno.FsWatcher>();
+  #periodic: ReturnType<typeof setTimeout> | undefined;
+  #retry: ReturnType<typeof setTimeout> | undefined;
+  #debounce: ReturnType<typeof setTimeout> | undefined;
+  #backoff = MIN_BACKOFF_MS;
+  #stopped = false;
+  #lastSummary = "";
+
+  constructor(ctx: PatcherContext, options: PatcherOptions) {
+    this.#ctx = ctx;
+    this.#options = options;
+  }
+
+  #trigger(reason: string): void {
+    this.#triggers.push(reason);
+    this.#wake?.();
+  }
+
+  #schedulePeriodic(): void {
+    clearTimeout(this.#periodic);
+    const jitter = 0.9 + Math.random() * 0.2;
+    this.#periodic = setTimeout(() => this.#trigger("periodic"), this.#options.intervalMs * jitter);
+  }
+
+  #managedReal(): Set<string> {
+    const out = new Set<string>();
+    for (const file of this.#ctx.manifest.files) {
+      try {
+        out.add(this.#ctx.paths.resolve(file.path).real);
+      } catch { /* reported by the pass */ }
+    }
+    return out;
+  }
+
+  /** Watches the directory of every managed file that exists; drops watchers no longer needed. */
+  #ensureWatchers(): void {
+    const managed = this.#managedReal();
+    const dirs = new Set([...managed].map((p) => p.slice(0, p.lastIndexOf("/")) || "/"));
+    for (const [dir, watcher] of this.#watchers) {
+      if (!dirs.has(dir)) {
+        watcher.close();
+        this.#watchers.delete(dir);
+      }
+    }
+    for (const dir of dirs) {
+      if (this.#watchers.has(dir)) continue;
+      let watcher: Deno.FsWatcher;
+      try {
+        watcher = Deno.watchFs(dir, { recursive: false });
+      } catch {
+        continue; // directory missing: the pass creates it, the next ensure watches it
+      }
+      this.#watchers.set(dir, watcher);
+      (async () => {
+        try {
+          for await (const event of watcher) {
+            if (event.paths.some((p) => managed.has(p))) this.#onFsEvent();
+          }
+        } catch { /* watcher closed or directory gone */ }
+        if (this.#watchers.get(dir) === watcher) this.#watchers.delete(dir);
+      })();
+    }
+  }
+
+  #onFsEvent(): void {
+    if (this.#debounce !== undefined) return;
+    this.#debounce = setTimeout(() => {
+      this.#debounce = undefined;
+      this.#trigger("inotify");
+    }, this.#options.debounceMs);
+  }
+
+  async #reloadManifest(): Promise<void> {
+    try {
+      const manifest = await loadManifest(this.#options.manifestPath);
+      if (JSON.stringify(manifest) !== JSON.stringify(this.#ctx.manifest)) {
+        if (manifest.feature !== this.#ctx.manifest.feature) {
+          throw new ManifestError(
+            `manifest ${this.#options.manifestPath}: feature: changed from ` +
+              `"${this.#ctx.manifest.feature}" to "${manifest.feature}" (restart the patcher instead)`,
+          );
+        }
+        this.#ctx.manifest = manifest;
+        this.#options.log.info("manifest reloaded", {
+          mode: manifest.mode,
+          files: manifest.files.length,
+        });
+      }
+    } catch (error) {
+      this.#options.log.error(`${(error as Error).message}; keeping the previous manifest`);
+    }
+  }
+
+  async run(): Promise<void> {
+    const signal = this.#options.signal;
+    const onAbort = () => {
+      this.#stopped = true;
+      this.#wake?.();
+    };
+    signal?.addEventListener("abort", onAbort);
+    this.#trigger("start");
+    this.#schedulePeriodic();
+    try {
+      while (!this.#stopped && !signal?.aborted) {
+        if (this.#triggers.length === 0) {
+          await new Promise<void>((resolve) => (this.#wake = resolve));
+          this.#wake = null;
+          continue;
+        }
+        const reasons = [...new Set(this.#triggers.splice(0))];
+        if (reasons.includes("periodic")) {
+          await this.#reloadManifest();
+          this.#schedulePeriodic();
+        }
+        const result = await reconcileOnce(this.#ctx);
+        this.#report(result, reasons.join("+"));
+        this.#options.onPass?.(result, reasons.join("+"));
+        this.#ensureWatchers();
+        clearTimeout(this.#retry);
+        if (!result.converged) {
+          this.#retry = setTimeout(() => this.#trigger("retry"), this.#backoff);
+          this.#backoff = Math.min(this.#backoff * 2, MAX_BACKOFF_MS, this.#options.intervalMs);
+        } else this.#backoff = MIN_BACKOFF_MS;
+      }
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      clearTimeout(this.#periodic);
+      clearTimeout(this.#retry);
+      clearTimeout(this.#debounce);
+      for (const watcher of this.#watchers.values()) watcher.close();
+      this.#watchers.clear();
+      this.#options.log.info("stopped");
+    }
+  }
+
+  /** One log line per change of state, not per pass. */
+  #report(result: PassResult, trigger: string): void {
+    const summary = result.converged
+      ? "converged"
+      : `not converged: ${result.errors.length} error(s), ` +
+        `${result.pending.length} action(s) owed`;
+    if (summary !== this.#lastSummary || result.changed.length > 0) {
+      const fields = {
+        trigger,
+        changed: result.changed.length,
+        retry_ms: result.converged ? undefined : this.#backoff,
+      };
+      if (result.converged) this.#options.log.info(summary, fields);
+      else this.#options.log.warn(summary, fields);
+      this.#lastSummary = summary;
+    }
+  }
+}

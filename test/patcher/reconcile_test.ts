@@ -1,0 +1,227 @@
+import assert from "node:assert/strict";
+import { reconcileOnce } from "../../src/patcher/reconcile.ts";
+import { BackupStore } from "../../src/patcher/backup.ts";
+import { InjectedCrash } from "../../src/host/files.ts";
+import {
+  createPatcherSandbox,
+  DROPIN,
+  KUBE_CHECKER,
+  KUBE_LAUNCHER,
+  NATIVE_CHECKER,
+  NATIVE_LAUNCHER,
+  telemetryManifest,
+} from "./fixture.ts";
+
+const text = (p: string) => Deno.readTextFileSync(p);
+const mode = (p: string) => (Deno.statSync(p).mode ?? 0) & 0o7777;
+
+Deno.test("a first pass installs the desired files, backs up originals and runs each action once, in order", async () => {
+  const sb = await createPatcherSandbox();
+  try {
+    const ctx = await sb.context();
+    const result = await reconcileOnce(ctx);
+    assert.deepEqual(result.errors, []);
+    assert.ok(result.converged);
+    assert.equal(text(sb.host("usr/local/bin/telemetry.sh")), KUBE_LAUNCHER);
+    assert.equal(mode(sb.host("usr/local/bin/telemetry.sh")), 0o755);
+    assert.equal(text(sb.host("etc/systemd/system/telemetry.service.d/kubesonic.conf")), DROPIN);
+    assert.equal(mode(sb.host("etc/systemd/system/telemetry.service.d/kubesonic.conf")), 0o644);
+    // /bin is a symlink to usr/bin (merged /usr): the checker lands in usr/bin.
+    assert.equal(text(sb.host("usr/bin/container_checker")), KUBE_CHECKER);
+    assert.deepEqual(sb.systemctl.calls(), [
+      "systemctl daemon-reload",
+      "systemctl restart telemetry",
+      "systemctl restart monit",
+    ]);
+    const backups = new BackupStore(sb.stateDir);
+    const launcher = await backups.get("/usr/local/bin/telemetry.sh");
+    assert.equal(new TextDecoder().decode(launcher!.content!), NATIVE_LAUNCHER);
+    assert.equal(launcher!.mode, 0o755);
+    assert.equal(
+      (await backups.get("/etc/systemd/system/telemetry.service.d/kubesonic.conf"))!.absent,
+      true,
+    );
+    assert.equal(
+      new TextDecoder().decode((await backups.get("/bin/container_checker"))!.content!),
+      NATIVE_CHECKER,
+    );
+  } finally {
+    await sb.cleanup();
+  }
+});
+
+Deno.test("a pass with nothing changed runs no action and writes nothing", async () => {
+  const sb = await createPatcherSandbox();
+  try {
+    const ctx = await sb.context();
+    await reconcileOnce(ctx);
+    const before = sb.systemctl.calls().length;
+    const inode = Deno.statSync(sb.host("usr/local/bin/telemetry.sh")).ino;
+    const result = await reconcileOnce(ctx);
+    assert.ok(result.converged);
+    assert.deepEqual(result.changed, []);
+    assert.equal(sb.systemctl.calls().length, before);
+    assert.equal(Deno.statSync(sb.host("usr/local/bin/telemetry.sh")).ino, inode);
+  } finally {
+    await sb.cleanup();
+  }
+});
+
+Deno.test("a postupgrade edit is undone, only its file's actions run, and the backup keeps the original", async () => {
+  const sb = await createPatcherSandbox();
+  try {
+    const ctx = await sb.context();
+    await reconcileOnce(ctx);
+    const sed = await new Deno.Command("sed", {
+      args: ["-i", "s/k8s/native/", sb.host("bin/container_checker")],
+    }).output();
+    assert.ok(sed.success);
+    const before = sb.systemctl.calls().length;
+    const result = await reconcileOnce(ctx);
+    assert.deepEqual(result.changed, ["/bin/container_checker"]);
+    assert.equal(text(sb.host("usr/bin/container_checker")), KUBE_CHECKER);
+    assert.deepEqual(sb.systemctl.calls().slice(before), [
+      "systemctl daemon-reload",
+      "systemctl restart monit",
+    ]);
+    const backup = await new BackupStore(sb.stateDir).get("/bin/container_checker");
+    assert.equal(new TextDecoder().decode(backup!.content!), NATIVE_CHECKER);
+  } finally {
+    await sb.cleanup();
+  }
+});
+
+Deno.test("a mode change alone is repaired (chmod -x of the launcher)", async () => {
+  const sb = await createPatcherSandbox();
+  try {
+    const ctx = await sb.context();
+    await reconcileOnce(ctx);
+    await Deno.chmod(sb.host("usr/local/bin/telemetry.sh"), 0o644);
+    const result = await reconcileOnce(ctx);
+    assert.equal(result.plan.find((p) => p.path === "/usr/local/bin/telemetry.sh")!.op, "meta");
+    assert.equal(mode(sb.host("usr/local/bin/telemetry.sh")), 0o755);
+  } finally {
+    await sb.cleanup();
+  }
+});
+
+Deno.test("failed actions stay journaled and are retried by the next pass until they succeed", async () => {
+  const sb = await createPatcherSandbox();
+  try {
+    const ctx = await sb.context();
+    sb.systemctl.failNext(2);
+    const first = await reconcileOnce(ctx);
+    assert.equal(first.converged, false);
+    assert.deepEqual(first.pending, ["daemon-reload", "restart telemetry", "restart monit"]);
+    assert.deepEqual(await ctx.journal.pending(), first.pending);
+    const second = await reconcileOnce(ctx); // budget: 1 failure left
+    assert.equal(second.converged, false);
+    const third = await reconcileOnce(ctx);
+    assert.ok(third.converged, third.errors.join("; "));
+    assert.deepEqual(third.actionsRun, ["daemon-reload", "restart telemetry", "restart monit"]);
+    assert.deepEqual(await ctx.journal.pending(), []);
+    assert.deepEqual(third.changed, [], "the files were already right; only the actions were owed");
+  } finally {
+    await sb.cleanup();
+  }
+});
+
+Deno.test("a crash after the rename leaves the actions journaled; the next pass runs them", async () => {
+  const sb = await createPatcherSandbox();
+  try {
+    const crashing = await sb.context({
+      fault: (point) => {
+        if (point === "renamed") throw new InjectedCrash("simulated crash");
+      },
+    });
+    await assert.rejects(reconcileOnce(crashing), InjectedCrash);
+    assert.equal(sb.systemctl.calls().length, 0);
+    const ctx = await sb.context();
+    const second = await reconcileOnce(ctx);
+    assert.ok(second.converged, second.errors.join("; "));
+    assert.deepEqual(sb.systemctl.calls(), [
+      "systemctl daemon-reload",
+      "systemctl restart telemetry",
+      "systemctl restart monit",
+    ]);
+  } finally {
+    await sb.cleanup();
+  }
+});
+
+Deno.test("a crash before the rename leaves the old file whole and no temp file behind after the next pass", async () => {
+  const sb = await createPatcherSandbox();
+  try {
+    const crashing = await sb.context({
+      fault: (point) => {
+        if (point === "temp-written") throw new InjectedCrash("simulated crash");
+      },
+    });
+    await assert.rejects(reconcileOnce(crashing), InjectedCrash);
+    assert.equal(text(sb.host("usr/local/bin/telemetry.sh")), NATIVE_LAUNCHER);
+    // What a SIGKILL between write and rename leaves behind:
+    await Deno.writeTextFile(sb.host("usr/local/bin/.telemetry.sh.ks-tmp-4242"), "#!/bin/ba");
+    await reconcileOnce(await sb.context());
+    const leftovers = [...Deno.readDirSync(sb.host("usr/local/bin"))].map((e) => e.name);
+    assert.deepEqual(leftovers, ["telemetry.sh"]);
+  } finally {
+    await sb.cleanup();
+  }
+});
+
+Deno.test("dry run prints the plan and touches nothing (no file, no state, no action)", async () => {
+  const sb = await createPatcherSandbox();
+  try {
+    const ctx = await sb.context();
+    const result = await reconcileOnce(ctx, { dryRun: true });
+    assert.deepEqual(result.plan.map((p) => p.op), ["write", "write", "write"]);
+    assert.equal(text(sb.host("usr/local/bin/telemetry.sh")), NATIVE_LAUNCHER);
+    assert.throws(() => Deno.statSync(sb.stateDir));
+    assert.equal(sb.systemctl.calls().length, 0);
+  } finally {
+    await sb.cleanup();
+  }
+});
+
+Deno.test("native mode restores the exact originals, removes files that were absent, and releases ownership", async () => {
+  const sb = await createPatcherSandbox();
+  try {
+    await reconcileOnce(await sb.context());
+    const nativePath = await sb.writeManifest(telemetryManifest("native"), "native.yaml");
+    const native = await sb.context({ path: nativePath });
+    const before = sb.systemctl.calls().length;
+    const result = await reconcileOnce(native);
+    assert.ok(result.converged, result.errors.join("; "));
+    assert.equal(text(sb.host("usr/local/bin/telemetry.sh")), NATIVE_LAUNCHER);
+    assert.equal(mode(sb.host("usr/local/bin/telemetry.sh")), 0o755);
+    assert.equal(text(sb.host("usr/bin/container_checker")), NATIVE_CHECKER);
+    assert.throws(() =>
+      Deno.statSync(sb.host("etc/systemd/system/telemetry.service.d/kubesonic.conf"))
+    );
+    assert.deepEqual(sb.systemctl.calls().slice(before), [
+      "systemctl daemon-reload",
+      "systemctl restart telemetry",
+      "systemctl restart monit",
+    ]);
+    assert.deepEqual(await native.owners.read(), {});
+  } finally {
+    await sb.cleanup();
+  }
+});
+
+Deno.test("native mode uses nativeSource when no backup exists", async () => {
+  const sb = await createPatcherSandbox();
+  try {
+    await Deno.writeTextFile(sb.host("usr/local/bin/telemetry.sh"), "something else\n");
+    await Deno.writeTextFile(`${sb.sidecarDir}/native.sh`, NATIVE_LAUNCHER);
+    const doc = telemetryManifest("native");
+    const files = doc.files as Record<string, unknown>[];
+    files[0].nativeSource = "native.sh";
+    const path = await sb.writeManifest({ ...doc, files: [files[0]] }, "native.yaml");
+    const result = await reconcileOnce(await sb.context({ path }));
+    assert.ok(result.converged, result.errors.join("; "));
+    assert.equal(text(sb.host("usr/local/bin/telemetry.sh")), NATIVE_LAUNCHER);
+  } finally {
+    await sb.cleanup();
+  }
+});
