@@ -65,12 +65,13 @@ export function formatResult(result: PassResult, output: "text" | "json"): strin
  * root is invalid (then nothing was touched).
  */
 export async function runPatcher(options: PatcherOptions): Promise<number> {
-  const { log } = options;
+  let log = options.log;
   let ctx: PatcherContext;
   try {
     const manifest = await loadManifest(options.manifestPath);
     const paths = new HostPaths({ hostRoot: options.hostRoot, allowRoots: options.allowRoots });
     const host = createHostCommands({ nsenter: options.nsenter, hostRoot: options.hostRoot });
+    log = log.withFeature(manifest.feature);
     ctx = createPatcherContext({ manifest, paths, host, stateDir: options.stateDir, log });
   } catch (error) {
     log.error((error as Error).message.split("\n")[0]);
@@ -135,8 +136,12 @@ class PatcherLoop {
     return out;
   }
 
-  /** Watches the directory of every managed file that exists; drops watchers no longer needed. */
-  #ensureWatchers(): void {
+  /**
+   * Watches the directory of every managed file that exists; drops watchers no longer needed.
+   * Returns true when it added one (an edit just before that was not seen: check again).
+   */
+  #ensureWatchers(): boolean {
+    let added = false;
     const managed = this.#managedReal();
     const dirs = new Set([...managed].map((p) => p.slice(0, p.lastIndexOf("/")) || "/"));
     for (const [dir, watcher] of this.#watchers) {
@@ -154,6 +159,7 @@ class PatcherLoop {
         continue; // directory missing: the pass creates it, the next ensure watches it
       }
       this.#watchers.set(dir, watcher);
+      added = true;
       (async () => {
         try {
           for await (const event of watcher) {
@@ -163,6 +169,7 @@ class PatcherLoop {
         if (this.#watchers.get(dir) === watcher) this.#watchers.delete(dir);
       })();
     }
+    return added;
   }
 
   #onFsEvent(): void {
@@ -184,13 +191,13 @@ class PatcherLoop {
           );
         }
         this.#ctx.manifest = manifest;
-        this.#options.log.info("manifest reloaded", {
+        this.#ctx.log.info("manifest reloaded", {
           mode: manifest.mode,
           files: manifest.files.length,
         });
       }
     } catch (error) {
-      this.#options.log.error(`${(error as Error).message}; keeping the previous manifest`);
+      this.#ctx.log.error(`${(error as Error).message}; keeping the previous manifest`);
     }
   }
 
@@ -201,6 +208,7 @@ class PatcherLoop {
       this.#wake?.();
     };
     signal?.addEventListener("abort", onAbort);
+    this.#ensureWatchers();
     this.#trigger("start");
     this.#schedulePeriodic();
     try {
@@ -218,7 +226,7 @@ class PatcherLoop {
         const result = await reconcileOnce(this.#ctx);
         this.#report(result, reasons.join("+"));
         this.#options.onPass?.(result, reasons.join("+"));
-        this.#ensureWatchers();
+        if (this.#ensureWatchers()) this.#trigger("watch-armed");
         clearTimeout(this.#retry);
         if (!result.converged) {
           this.#retry = setTimeout(() => this.#trigger("retry"), this.#backoff);
@@ -232,7 +240,7 @@ class PatcherLoop {
       clearTimeout(this.#debounce);
       for (const watcher of this.#watchers.values()) watcher.close();
       this.#watchers.clear();
-      this.#options.log.info("stopped");
+      this.#ctx.log.info("stopped");
     }
   }
 
@@ -248,8 +256,8 @@ class PatcherLoop {
         changed: result.changed.length,
         retry_ms: result.converged ? undefined : this.#backoff,
       };
-      if (result.converged) this.#options.log.info(summary, fields);
-      else this.#options.log.warn(summary, fields);
+      if (result.converged) this.#ctx.log.info(summary, fields);
+      else this.#ctx.log.warn(summary, fields);
       this.#lastSummary = summary;
     }
   }

@@ -1,0 +1,160 @@
+// End-to-end through the bundled `ks-patcher` (test/harness/bin.ts), with the recording systemctl
+// first on PATH.
+import assert from "node:assert/strict";
+import { runTool, toolCommand } from "../harness/bin.ts";
+import { waitUntil } from "../harness/net.ts";
+import { createPatcherSandbox, KUBE_CHECKER, KUBE_LAUNCHER, NATIVE_LAUNCHER } from "./fixture.ts";
+
+Deno.test("ks-patcher --once converges (exit 0), prints JSON, and a second run changes nothing", async () => {
+  const sb = await createPatcherSandbox();
+  try {
+    const env = { PATH: sb.systemctl.path };
+    const first = await runTool("ks-patcher", [...sb.cliArgs(), "--once", "--output", "json"], {
+      env,
+    });
+    assert.equal(first.code, 0, first.stderr);
+    const result = JSON.parse(first.stdout);
+    assert.equal(result.converged, true);
+    assert.equal(result.changed.length, 3);
+    assert.match(
+      first.stderr,
+      /ks-patcher\[\d+\]: telemetry: file reconciled path=\/usr\/local\/bin\/telemetry.sh/,
+    );
+    assert.equal(Deno.readTextFileSync(sb.host("usr/local/bin/telemetry.sh")), KUBE_LAUNCHER);
+    const calls = sb.systemctl.calls().length;
+    const second = await runTool("ks-patcher", [...sb.cliArgs(), "--once"], { env });
+    assert.equal(second.code, 0);
+    assert.match(second.stdout, /^converged$/m);
+    assert.equal(sb.systemctl.calls().length, calls);
+  } finally {
+    await sb.cleanup();
+  }
+});
+
+Deno.test("ks-patcher with an invalid manifest exits 2 with one line naming the file and field, writing nothing", async () => {
+  const sb = await createPatcherSandbox();
+  try {
+    const bad = await Deno.readTextFile(sb.manifestPath);
+    await Deno.writeTextFile(sb.manifestPath, bad.replace('mode: "0644"', 'mode: "rw-r--r--"'));
+    const out = await runTool("ks-patcher", [...sb.cliArgs(), "--once"], {
+      env: { PATH: sb.systemctl.path },
+    });
+    assert.equal(out.code, 2);
+    const lines = out.stderr.trim().split("\n");
+    assert.equal(lines.length, 1, out.stderr);
+    assert.match(lines[0], new RegExp(`manifest ${sb.manifestPath}: files\\[1\\]\\.mode:`));
+    assert.equal(Deno.readTextFileSync(sb.host("usr/local/bin/telemetry.sh")), NATIVE_LAUNCHER);
+    assert.throws(() => Deno.statSync(sb.stateDir));
+    assert.equal(sb.systemctl.calls().length, 0);
+  } finally {
+    await sb.cleanup();
+  }
+});
+
+Deno.test("ks-patcher refuses a missing --allow-root with a usage error (exit 2)", async () => {
+  const out = await runTool("ks-patcher", ["--manifest", "/nonexistent.yaml", "--once"]);
+  assert.equal(out.code, 2);
+  assert.match(out.stderr, /--allow-root/);
+});
+
+Deno.test("ks-patcher --dry-run prints the plan and touches nothing", async () => {
+  const sb = await createPatcherSandbox();
+  try {
+    const out = await runTool("ks-patcher", [...sb.cliArgs(), "--dry-run"], {
+      env: { PATH: sb.systemctl.path },
+    });
+    assert.equal(out.code, 0, out.stderr);
+    assert.match(
+      out.stdout,
+      /^write +\/usr\/local\/bin\/telemetry.sh .*actions: daemon-reload, restart telemetry/m,
+    );
+    assert.match(out.stdout, /dry run: 3 change\(s\) planned, nothing touched/);
+    assert.equal(Deno.readTextFileSync(sb.host("usr/local/bin/telemetry.sh")), NATIVE_LAUNCHER);
+    assert.throws(() => Deno.statSync(sb.stateDir));
+    assert.equal(sb.systemctl.calls().length, 0);
+  } finally {
+    await sb.cleanup();
+  }
+});
+
+Deno.test("the ks-patcher loop undoes a postupgrade sed -i on inotify and stops cleanly on SIGTERM", async () => {
+  const sb = await createPatcherSandbox();
+  const child = (await toolCommand("ks-patcher", [...sb.cliArgs(), "--interval", "10m"], {
+    env: { PATH: sb.systemctl.path },
+    stdout: "null",
+    stderr: "piped",
+  })).spawn();
+  try {
+    const checker = sb.host("usr/bin/container_checker");
+    await waitUntil(() => Deno.readTextFileSync(checker) === KUBE_CHECKER, 20_000, "first pass");
+    await waitUntil(() => sb.systemctl.calls().length === 3, 5_000, "first actions");
+    const sed = await new Deno.Command("sed", { args: ["-i", "s/k8s/native/", checker] }).output();
+    assert.ok(sed.success);
+    // The periodic check is 10 minutes away: only the file event can repair it this fast.
+    await waitUntil(
+      () => Deno.readTextFileSync(checker) === KUBE_CHECKER,
+      5_000,
+      "repair on inotify",
+    );
+    await waitUntil(() => sb.systemctl.calls().length === 5, 5_000, "actions of the repair");
+    assert.deepEqual(sb.systemctl.calls().slice(3), [
+      "systemctl daemon-reload",
+      "systemctl restart monit",
+    ]);
+    child.kill("SIGTERM");
+    const status = await child.status;
+    assert.equal(status.code, 0);
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already gone */ }
+    await child.stderr.cancel().catch(() => {});
+    await child.status;
+    await sb.cleanup();
+  }
+});
+
+Deno.test("a patcher SIGKILLed with failing actions leaves them journaled; a restarted patcher runs them", async () => {
+  const sb = await createPatcherSandbox();
+  sb.systemctl.failNext(1000);
+  const child = (await toolCommand("ks-patcher", [...sb.cliArgs(), "--interval", "10m"], {
+    env: { PATH: sb.systemctl.path },
+    stdout: "null",
+    stderr: "null",
+  })).spawn();
+  try {
+    const journal = `${sb.stateDir}/journal/telemetry.json`;
+    await waitUntil(
+      () => {
+        try {
+          return Deno.statSync(journal).isFile && sb.systemctl.calls().length >= 2;
+        } catch {
+          return false;
+        }
+      },
+      20_000,
+      "journaled, failing actions being retried",
+    );
+    child.kill("SIGKILL");
+    await child.status;
+    sb.systemctl.failNext(0);
+    const before = sb.systemctl.calls().length;
+    const out = await runTool("ks-patcher", [...sb.cliArgs(), "--once"], {
+      env: { PATH: sb.systemctl.path },
+    });
+    assert.equal(out.code, 0, out.stderr);
+    assert.deepEqual(sb.systemctl.calls().slice(before), [
+      "systemctl daemon-reload",
+      "systemctl restart telemetry",
+      "systemctl restart monit",
+    ]);
+    assert.throws(() => Deno.statSync(journal));
+    assert.equal(Deno.readTextFileSync(sb.host("usr/bin/container_checker")), KUBE_CHECKER);
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already gone */ }
+    await child.status;
+    await sb.cleanup();
+  }
+});

@@ -1,0 +1,68 @@
+import assert from "node:assert/strict";
+import { reconcileOnce } from "../../src/patcher/reconcile.ts";
+import { createPatcherSandbox, KUBE_CHECKER } from "./fixture.ts";
+
+function checkerManifest(feature: string, source: string) {
+  return {
+    apiVersion: "kubesonic.io/v1",
+    kind: "HostFiles",
+    feature,
+    mode: "kube",
+    files: [{ path: "/bin/container_checker", source, mode: "0755", actions: ["restart monit"] }],
+  };
+}
+
+Deno.test("a second feature claiming container_checker with different content is refused naming both owners, and nothing is written", async () => {
+  const sb = await createPatcherSandbox();
+  try {
+    await Deno.writeTextFile(`${sb.sidecarDir}/checker_202411`, KUBE_CHECKER + "\n");
+    const a = await sb.writeManifest(
+      checkerManifest("telemetry", "files/container_checker"),
+      "a.yaml",
+    );
+    const b = await sb.writeManifest(checkerManifest("restapi", "checker_202411"), "b.yaml");
+    assert.ok((await reconcileOnce(await sb.context({ path: a }))).converged);
+    const calls = sb.systemctl.calls().length;
+    const refused = await reconcileOnce(await sb.context({ path: b }));
+    assert.equal(refused.converged, false);
+    assert.equal(refused.errors.length, 1);
+    assert.match(
+      refused.errors[0],
+      /\/bin\/container_checker is owned by feature "telemetry".*feature "restapi"/,
+    );
+    assert.equal(Deno.readTextFileSync(sb.host("usr/bin/container_checker")), KUBE_CHECKER);
+    assert.equal(sb.systemctl.calls().length, calls, "no monit restart ping-pong");
+  } finally {
+    await sb.cleanup();
+  }
+});
+
+Deno.test("the same content claimed by two features is shared; native mode of one leaves the file to the other", async () => {
+  const sb = await createPatcherSandbox();
+  try {
+    const a = await sb.writeManifest(
+      checkerManifest("telemetry", "files/container_checker"),
+      "a.yaml",
+    );
+    const b = await sb.writeManifest(
+      checkerManifest("restapi", "files/container_checker"),
+      "b.yaml",
+    );
+    assert.ok((await reconcileOnce(await sb.context({ path: a }))).converged);
+    assert.ok((await reconcileOnce(await sb.context({ path: b }))).converged);
+    const native = await sb.writeManifest({
+      ...checkerManifest("restapi", "files/container_checker"),
+      mode: "native",
+    }, "c.yaml");
+    const ctx = await sb.context({ path: native });
+    const result = await reconcileOnce(ctx);
+    assert.ok(result.converged, result.errors.join("; "));
+    assert.equal(result.plan[0].op, "skip");
+    assert.equal(Deno.readTextFileSync(sb.host("usr/bin/container_checker")), KUBE_CHECKER);
+    assert.deepEqual(Object.keys((await ctx.owners.read())["/bin/container_checker"]), [
+      "telemetry",
+    ]);
+  } finally {
+    await sb.cleanup();
+  }
+});
