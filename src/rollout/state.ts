@@ -47,8 +47,11 @@ export interface RolloutState {
   heartbeat: number;
   startedAt: number;
   finishedAt?: number;
-  /** What the rollout moves to: a digest of the template asked for, and its revision hash. */
-  target: { digest: string; hash: string; source: string };
+  /**
+   * What the rollout moves to: a digest of the template asked for, its revision hash (once the
+   * controller made the revision), what `--to` said, and that in words.
+   */
+  target: { digest: string; hash: string; to: string; source: string };
   /** The revision it came from: ControllerRevision name and hash (restored on rollback). */
   previous: { revision: string; hash: string };
   settings: RolloutSettings;

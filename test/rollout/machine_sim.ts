@@ -98,7 +98,7 @@ export function freshState(
     holder: "host/1",
     heartbeat: 0,
     startedAt: 0,
-    target: { digest: "d-new", hash: "new", source: "manifest.yaml" },
+    target: { digest: "d-new", hash: "new", to: "manifest.yaml", source: "manifest.yaml" },
     previous: { revision: "ds-old", hash: "old" },
     settings: { budget: "2%", bakeMs: 0, readyTimeoutMs: 5000, maxInFlight: 3, ...over },
     waves,

@@ -1,0 +1,202 @@
+// Every API call ks-rollout makes, in one place, over the lean REST client (src/kube/rest.ts:
+// a timeout on every call, retries with back-off on 5xx / connection errors, Retry-After on 429).
+// It counts the calls it makes, so runs can report API requests per node. The DaemonSet is only
+// ever written with PUT carrying the resourceVersion it was read at (compare-and-swap: the server
+// answers 409 when anything changed since), and pods are only deleted with a uid precondition.
+import { isConflict, isNotFound, KubeApiError, type KubeRest } from "../kube/rest.ts";
+import type { PodLike } from "./gate.ts";
+
+/** A DaemonSet as ks-rollout reads and writes it (the API object, loosely typed). */
+export interface DaemonSet {
+  apiVersion?: string;
+  kind?: string;
+  metadata: {
+    name: string;
+    namespace?: string;
+    uid: string;
+    resourceVersion: string;
+    generation?: number;
+    annotations?: Record<string, string>;
+    labels?: Record<string, string>;
+    [key: string]: unknown;
+  };
+  spec: {
+    selector: { matchLabels?: Record<string, string>; matchExpressions?: unknown[] };
+    template: PodTemplate;
+    updateStrategy?: { type?: string };
+    [key: string]: unknown;
+  };
+  status?: { observedGeneration?: number; [key: string]: unknown };
+}
+
+/** A pod template (`spec.template`). */
+export type PodTemplate = Record<string, unknown> & {
+  metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
+};
+
+/** A ControllerRevision of the DaemonSet. */
+export interface ControllerRevision {
+  metadata: {
+    name: string;
+    uid?: string;
+    labels?: Record<string, string>;
+    ownerReferences?: { uid?: string; kind?: string; name?: string }[];
+  };
+  revision: number;
+  data?: { spec?: { template?: PodTemplate } };
+}
+
+/** A node: name and labels. */
+export interface NodeLike {
+  metadata: { name: string; labels?: Record<string, string> };
+}
+
+/** The DaemonSet was changed since it was read (HTTP 409 on a compare-and-swap write). */
+export class WriteConflict extends Error {
+  override name = "WriteConflict";
+}
+
+/** The recorded state on the DaemonSet is not the one this run wrote last (someone else wrote). */
+export class StateConflict extends Error {
+  override name = "StateConflict";
+}
+
+/** Escapes a key for a JSON Pointer (RFC 6901). */
+function pointer(key: string): string {
+  return key.replaceAll("~", "~0").replaceAll("/", "~1");
+}
+
+/** Renders `matchLabels` as a label selector string. */
+export function labelSelector(matchLabels: Record<string, string> | undefined): string {
+  return Object.entries(matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(",");
+}
+
+/** The API surface of one feature's DaemonSet, with a request counter. */
+export class RolloutCluster {
+  /** API requests made so far (logical calls; the REST client's retries are not counted). */
+  requests = 0;
+  readonly #dsPath: string;
+  readonly #nsApps: string;
+  readonly #nsCore: string;
+
+  constructor(
+    readonly rest: KubeRest,
+    readonly namespace: string,
+    readonly name: string,
+  ) {
+    const ns = encodeURIComponent(namespace);
+    this.#nsApps = `/apis/apps/v1/namespaces/${ns}`;
+    this.#nsCore = `/api/v1/namespaces/${ns}`;
+    this.#dsPath = `${this.#nsApps}/daemonsets/${encodeURIComponent(name)}`;
+  }
+
+  /** Reads the DaemonSet; throws an Error naming it when it does not exist. */
+  async getDaemonSet(): Promise<DaemonSet> {
+    this.requests++;
+    try {
+      return await this.rest.get<DaemonSet>(this.#dsPath);
+    } catch (error) {
+      if (isNotFound(error)) {
+        throw new Error(`daemonset ${this.namespace}/${this.name} not found`);
+      }
+      throw error;
+    }
+  }
+
+  /** Writes the whole DaemonSet back if unchanged since read; throws WriteConflict on 409. */
+  async replaceDaemonSet(ds: DaemonSet): Promise<DaemonSet> {
+    this.requests++;
+    try {
+      return await this.rest.replace<DaemonSet>(this.#dsPath, ds);
+    } catch (error) {
+      if (isConflict(error)) {
+        throw new WriteConflict(`daemonset ${this.namespace}/${this.name} changed since read`);
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Replaces the annotation `key` with `next` only if it still holds `expected` (a JSON Patch whose
+   * `test` op the server evaluates atomically against the stored object, so status updates by the
+   * controller do not conflict but another writer of the state does), optionally setting the pod
+   * template in the same write. Throws StateConflict when the annotation changed.
+   */
+  async patchState(
+    key: string,
+    expected: string,
+    next: string,
+    template?: PodTemplate,
+  ): Promise<DaemonSet> {
+    this.requests++;
+    const path = `/metadata/annotations/${pointer(key)}`;
+    const ops: unknown[] = [
+      { op: "test", path, value: expected },
+      { op: "replace", path, value: next },
+    ];
+    if (template) ops.push({ op: "replace", path: "/spec/template", value: template });
+    try {
+      return await this.rest.patch<DaemonSet>(this.#dsPath, ops, { type: "json" });
+    } catch (error) {
+      if (error instanceof KubeApiError && (error.status === 422 || error.status === 409)) {
+        throw new StateConflict(
+          `the rollout state on daemonset ${this.namespace}/${this.name} was changed by someone else`,
+        );
+      }
+      throw error;
+    }
+  }
+
+  /** The DaemonSet's ControllerRevisions (owned by its uid), oldest revision first. */
+  async listRevisions(ds: DaemonSet): Promise<ControllerRevision[]> {
+    this.requests++;
+    const list = await this.rest.list<ControllerRevision>(`${this.#nsApps}/controllerrevisions`, {
+      labelSelector: labelSelector(ds.spec.selector.matchLabels),
+    });
+    return list.items
+      .filter((cr) => cr.metadata.ownerReferences?.some((o) => o.uid === ds.metadata.uid))
+      .sort((a, b) => a.revision - b.revision);
+  }
+
+  /** Reads one ControllerRevision by name. */
+  async getRevision(name: string): Promise<ControllerRevision> {
+    this.requests++;
+    return await this.rest.get<ControllerRevision>(
+      `${this.#nsApps}/controllerrevisions/${encodeURIComponent(name)}`,
+    );
+  }
+
+  /** The DaemonSet's pods (by its selector). */
+  async listPods(ds: DaemonSet): Promise<PodLike[]> {
+    this.requests++;
+    const list = await this.rest.list<PodLike>(`${this.#nsCore}/pods`, {
+      labelSelector: labelSelector(ds.spec.selector.matchLabels),
+    });
+    return list.items;
+  }
+
+  /** Nodes, optionally filtered by a label selector. */
+  async listNodes(selector?: string): Promise<NodeLike[]> {
+    this.requests++;
+    const list = await this.rest.list<NodeLike>("/api/v1/nodes", { labelSelector: selector });
+    return list.items;
+  }
+
+  /**
+   * Deletes a pod only if it still has `uid`. Returns false when it was already gone or replaced
+   * (404, or 409 for a failed precondition), true when this call deleted it.
+   */
+  async deletePod(name: string, uid: string): Promise<boolean> {
+    this.requests++;
+    try {
+      await this.rest.delete(`${this.#nsCore}/pods/${encodeURIComponent(name)}`, {
+        preconditions: uid ? { uid } : undefined,
+      });
+      return true;
+    } catch (error) {
+      if (isNotFound(error) || isConflict(error)) return false;
+      if (error instanceof KubeApiError && error.status === 422) return false;
+      throw error;
+    }
+  }
+}
