@@ -1,0 +1,154 @@
+// The feature spec: the operator's description of one SONiC feature container that ks-render turns
+// into Kubernetes objects and host files. These are the validated, defaulted types (what the
+// renderer reads); src/feature/parse.ts turns YAML into them. docs/render.md is the reference.
+
+/** The spec's apiVersion and kind, checked exactly so a future format cannot be misread. */
+export const SPEC_API_VERSION = "kubesonic.io/v1";
+/** The spec's kind. */
+export const SPEC_KIND = "FeatureSpec";
+
+/** A container port of the feature (informational under host networking, see docs/render.md). */
+export interface PortSpec {
+  name: string;
+  port: number;
+  protocol: "TCP" | "UDP" | "SCTP";
+}
+
+/**
+ * A host directory or file mounted into the feature container (and the watchdog's when
+ * `watchdog` is true). `{asic}` in hostPath/path expands to the ASIC index for per-ASIC instances
+ * and to "" for the global one (SONiC's `$DEV`), `{namespace}` to `asicN` / "".
+ */
+export interface MountSpec {
+  name: string;
+  hostPath: string;
+  path: string;
+  readOnly: boolean;
+  watchdog: boolean;
+  type?: "Directory" | "DirectoryOrCreate" | "File" | "FileOrCreate" | "Socket";
+}
+
+/** CPU / memory requests or limits, as quantity strings ("100m", "400Mi"). */
+export interface ResourceAmounts {
+  cpu?: string;
+  memory?: string;
+}
+
+/** Requests and limits of one container. */
+export interface ResourceSpec {
+  requests: ResourceAmounts;
+  limits: ResourceAmounts;
+}
+
+/** One ks-watchdog check (contract 4: `--tcp`, `--process`, `--http`). */
+export type WatchdogProbe =
+  | { kind: "tcp"; target: string }
+  | { kind: "process"; target: string }
+  | { kind: "http"; target: string };
+
+/** Kubelet probe timing against the watchdog's /livez or /readyz. */
+export interface ProbeTiming {
+  initialDelaySeconds: number;
+  periodSeconds: number;
+  timeoutSeconds: number;
+  failureThreshold: number;
+}
+
+/** A pod toleration (the subset of core/v1 Toleration the spec accepts). */
+export interface TolerationSpec {
+  key?: string;
+  operator: "Exists" | "Equal";
+  value?: string;
+  effect?: "NoSchedule" | "PreferNoSchedule" | "NoExecute";
+}
+
+/** Which instances the feature has; overridden by the switch's FEATURE flags (--config-db). */
+export interface ScopeSpec {
+  global: boolean;
+  perAsic: boolean;
+  /** ASIC count used when neither --asics nor a multi-ASIC --config-db gives one. */
+  asics: number;
+}
+
+/** The validated feature spec with every default filled in. */
+export interface FeatureSpec {
+  /** FEATURE table key, systemd unit base, DaemonSet name and `app` label. */
+  name: string;
+  /** Kubernetes namespace of every namespaced object (default `sonic`). */
+  namespace: string;
+  /** The native docker container name (and `raw_container_name`); per-ASIC adds the index. */
+  containerName: string;
+  /** `app.kubernetes.io/version`; defaults to the feature image's tag. */
+  version: string;
+  images: { feature: string; watchdog: string; sidecar: string; pullPolicy: string };
+  /** The feature's own command (supervisord …), run by ks-entrypoint after its gate. */
+  command: string[];
+  ports: PortSpec[];
+  env: Record<string, string>;
+  mounts: MountSpec[];
+  resources: ResourceSpec;
+  /** memory_checker's threshold in bytes, when the feature had one; derives limits.memory. */
+  monitMemoryThreshold?: number;
+  /** Where resources.limits.memory came from: written by the operator or derived from monit. */
+  memoryLimitFrom: "resources.limits.memory" | "monit.memoryThreshold";
+  scope: ScopeSpec;
+  hostNetwork: boolean;
+  hostIPC: boolean;
+  /** Feature container privileged (production); the lab profile swaps it for capabilities. */
+  privileged: boolean;
+  /** Extra capabilities of the feature container when not privileged. */
+  capabilities: string[];
+  watchdog: {
+    port: number;
+    probes: WatchdogProbe[];
+    liveness: ProbeTiming;
+    readiness: ProbeTiming;
+    resources: ResourceSpec;
+  };
+  sidecar: { interval: string; resources: ResourceSpec };
+  stub: { path: string; source?: string; apiServer?: string };
+  unit: { name: string; launcher: string };
+  native: { launcher?: string; launcherSource?: string };
+  nodeSelector: Record<string, string>;
+  tolerations: TolerationSpec[];
+  updateStrategy: "OnDelete" | "RollingUpdate";
+  tools: { entrypoint: string; watchdog: string; patcher: string };
+}
+
+/** Defaults for the ks-* tool paths inside the images. */
+export const DEFAULT_TOOLS = {
+  entrypoint: "/usr/local/bin/ks-entrypoint",
+  watchdog: "/usr/local/bin/ks-watchdog",
+  patcher: "/usr/local/bin/ks-patcher",
+} as const;
+
+/** Default kubelet probe timings against the watchdog. */
+export const DEFAULT_LIVENESS: ProbeTiming = {
+  initialDelaySeconds: 30,
+  periodSeconds: 10,
+  timeoutSeconds: 2,
+  failureThreshold: 3,
+};
+/** Readiness answers sooner than liveness: a not-ready pod only stops counting as available. */
+export const DEFAULT_READINESS: ProbeTiming = {
+  initialDelaySeconds: 5,
+  periodSeconds: 5,
+  timeoutSeconds: 2,
+  failureThreshold: 3,
+};
+
+/** Small fixed budgets for the Deno-based watchdog and sidecar (a Deno process idles ~36 MB). */
+export const DEFAULT_TOOL_RESOURCES: ResourceSpec = {
+  requests: { cpu: "10m", memory: "64Mi" },
+  limits: { cpu: "200m", memory: "128Mi" },
+};
+
+/** The node label that opts a node in, unless the spec sets nodeSelector. */
+export function defaultOptInLabel(feature: string): Record<string, string> {
+  return { [`kubesonic.io/${feature}`]: "enabled" };
+}
+
+/** A spec error: one line, naming the file and the field. */
+export class SpecError extends Error {
+  override name = "SpecError";
+}

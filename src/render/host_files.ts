@@ -1,0 +1,224 @@
+// The host side of a feature under Kubernetes: the files the sidecar's ks-patcher keeps on the
+// switch (the stub launcher the unit calls, a unit drop-in, optionally ks-stub itself and the
+// stub's kubeconfig) and the two desired-state manifests (contract 3): `kube` installs them, `native`
+// restores the originals (the v1 rollback state). Everything here is text; the ConfigMap that
+// carries it is built in configmap.ts.
+import { createHash } from "node:crypto";
+import { posix } from "node:path";
+import type { FeatureSpec } from "../feature/spec.ts";
+import type { InstancePlan } from "./instances.ts";
+
+/** Where the ConfigMap with the host files and manifests is mounted in the sidecar. */
+export const FILES_DIR = "/etc/kubesonic/files";
+/** Where the stub's ServiceAccount token Secret is mounted in the sidecar (stub.apiServer only). */
+export const STUB_CREDENTIALS_DIR = "/var/run/kubesonic/stub-credentials";
+/** The drop-in file name under `/etc/systemd/system/<unit>.service.d/`. */
+export const DROPIN_NAME = "50-kubesonic.conf";
+
+/** One entry of a HostFiles manifest (contract 3). */
+export interface ManifestFile {
+  path: string;
+  source: string;
+  sha256?: string;
+  mode: string;
+  owner: string;
+  nativeSource?: string;
+  actions: string[];
+}
+
+/** The host files of a feature: ConfigMap data, the two manifests, the allowed roots. */
+export interface HostFiles {
+  /** ConfigMap key -> text (the sidecar sees each at FILES_DIR/<key>). */
+  data: Record<string, string>;
+  /** Manifest file entries, in the order the patcher should apply them. */
+  files: ManifestFile[];
+  /** Host directories the patcher may write (one per file's directory, narrowest possible). */
+  allowRoots: string[];
+  /** Host path of the stub's kubeconfig when stub.apiServer is set. */
+  stubKubeconfig?: string;
+}
+
+function sha256(text: string): string {
+  return createHash("sha256").update(new TextEncoder().encode(text)).digest("hex");
+}
+
+/** The stub launcher that replaces `/usr/local/bin/<feature>.sh` (contract 5). */
+export function stubLauncher(spec: FeatureSpec, kubeconfig?: string): string {
+  const args = [`${spec.name}`, `--namespace ${spec.namespace}`];
+  if (kubeconfig) args.push(`--kubeconfig ${kubeconfig}`);
+  return [
+    "#!/bin/sh",
+    `# ${spec.name} launcher installed by kubesonic (ks-patcher; rendered by ks-render).`,
+    `# Kubernetes runs the ${spec.name} container now: ${spec.unit.name}.service's start / wait /`,
+    "# stop reach it through ks-stub. Rolling back to v1 restores the original launcher.",
+    `exec ${spec.stub.path} ${args.join(" ")} "$@"`,
+    "",
+  ].join("\n");
+}
+
+/** The unit drop-in: ks-stub reads credentials only root may read (kubelet.conf or its token). */
+export function unitDropIn(spec: FeatureSpec): string {
+  return [
+    `# Installed by kubesonic for ${spec.name} (ks-render): the launcher runs ks-stub, whose`,
+    "# Kubernetes credentials (kubelet.conf, or the stub's token) only root may read.",
+    "[Service]",
+    "User=root",
+    "",
+  ].join("\n");
+}
+
+/** The stub's kubeconfig: its own ServiceAccount token and the cluster CA, both synced files. */
+export function stubKubeconfig(spec: FeatureSpec, dir: string): string {
+  const user = `${spec.name}-stub`;
+  return [
+    "apiVersion: v1",
+    "kind: Config",
+    "clusters:",
+    "  - name: kubesonic",
+    "    cluster:",
+    `      server: ${spec.stub.apiServer}`,
+    `      certificate-authority: ${dir}/ca.crt`,
+    "users:",
+    `  - name: ${user}`,
+    "    user:",
+    `      tokenFile: ${dir}/token`,
+    "contexts:",
+    `  - name: ${user}`,
+    "    context:",
+    "      cluster: kubesonic",
+    `      user: ${user}`,
+    `      namespace: ${spec.namespace}`,
+    `current-context: ${user}`,
+    "",
+  ].join("\n");
+}
+
+function dropInDirs(spec: FeatureSpec, plan: InstancePlan): string[] {
+  const dirs = new Set<string>();
+  for (const instance of plan.instances) {
+    const unitFile = instance.asic === undefined
+      ? `${spec.unit.name}.service`
+      : `${spec.unit.name}@.service`;
+    dirs.add(`/etc/systemd/system/${unitFile}.d`);
+  }
+  return [...dirs];
+}
+
+/**
+ * Builds the host files for `spec` on a switch with `plan`'s instances. Order in `files`: what the
+ * launcher needs first (ks-stub, credentials, the drop-in with its daemon-reload), the launcher
+ * last, so its restart finds everything in place (SONiC's sidecar got this order wrong once).
+ */
+export function buildHostFiles(spec: FeatureSpec, plan: InstancePlan): HostFiles {
+  const data: Record<string, string> = {};
+  const files: ManifestFile[] = [];
+  const addData = (key: string, text: string) => {
+    data[key] = text;
+    return { source: `${FILES_DIR}/${key}`, sha256: sha256(text) };
+  };
+
+  if (spec.stub.source) {
+    files.push({
+      path: spec.stub.path,
+      source: spec.stub.source,
+      mode: "0755",
+      owner: "0:0",
+      actions: [],
+    });
+  }
+
+  let kubeconfigPath: string | undefined;
+  if (spec.stub.apiServer) {
+    const dir = `/etc/kubesonic/${spec.name}`;
+    kubeconfigPath = `${dir}/kubeconfig`;
+    files.push(
+      {
+        path: `${dir}/ca.crt`,
+        source: `${STUB_CREDENTIALS_DIR}/ca.crt`,
+        mode: "0644",
+        owner: "0:0",
+        actions: [],
+      },
+      {
+        path: `${dir}/token`,
+        source: `${STUB_CREDENTIALS_DIR}/token`,
+        mode: "0600",
+        owner: "0:0",
+        actions: [],
+      },
+      {
+        path: kubeconfigPath,
+        ...addData("kubeconfig", stubKubeconfig(spec, dir)),
+        mode: "0600",
+        owner: "0:0",
+        actions: [],
+      },
+    );
+  }
+
+  const dropIn = addData(DROPIN_NAME, unitDropIn(spec));
+  for (const dir of dropInDirs(spec, plan)) {
+    files.push({
+      path: `${dir}/${DROPIN_NAME}`,
+      ...dropIn,
+      mode: "0644",
+      owner: "0:0",
+      actions: ["daemon-reload"],
+    });
+  }
+
+  const launcherKey = posix.basename(spec.unit.launcher);
+  const launcher = addData(launcherKey, stubLauncher(spec, kubeconfigPath));
+  let nativeSource: string | undefined;
+  if (spec.native.launcher !== undefined) {
+    nativeSource = addData(`${launcherKey}.native`, spec.native.launcher).source;
+  } else if (spec.native.launcherSource !== undefined) {
+    nativeSource = spec.native.launcherSource;
+  }
+  const actions: string[] = [];
+  for (const instance of plan.instances) actions.push(`stop-container ${instance.nativeContainer}`);
+  for (const instance of plan.instances) {
+    actions.push(`reset-failed ${instance.unit}`, `restart ${instance.unit}`);
+  }
+  files.push({
+    path: spec.unit.launcher,
+    ...launcher,
+    mode: "0755",
+    owner: "0:0",
+    ...(nativeSource !== undefined ? { nativeSource } : {}),
+    actions,
+  });
+
+  const roots = [...new Set(files.map((f) => posix.dirname(f.path)))].sort();
+  return {
+    data,
+    files,
+    allowRoots: roots,
+    ...(kubeconfigPath !== undefined ? { stubKubeconfig: kubeconfigPath } : {}),
+  };
+}
+
+/** The HostFiles manifest (contract 3) for `mode`; native mode drops the stop-container actions. */
+export function manifestDocument(
+  spec: FeatureSpec,
+  files: ManifestFile[],
+  mode: "kube" | "native",
+): Record<string, unknown> {
+  return {
+    apiVersion: "kubesonic.io/v1",
+    kind: "HostFiles",
+    feature: spec.name,
+    mode,
+    files: files.map((f) => ({
+      path: f.path,
+      source: f.source,
+      ...(f.sha256 !== undefined ? { sha256: f.sha256 } : {}),
+      mode: f.mode,
+      owner: f.owner,
+      ...(f.nativeSource !== undefined ? { nativeSource: f.nativeSource } : {}),
+      actions: mode === "native"
+        ? f.actions.filter((a) => !a.startsWith("stop-container "))
+        : f.actions,
+    })),
+  };
+}
