@@ -5,7 +5,7 @@
 // plugin touches the host. `stop()` ends containerd and its shims, unmounts and removes its dirs.
 import { join } from "node:path";
 import { cgroupDirsOf, killCgroups, killPids, pidsMentioning, unmountUnder } from "./docker.ts";
-import { importBusyboxContainerd, PAUSE_CRI_REF } from "./images.ts";
+import { BUSYBOX_CRI_REF, importBusyboxContainerd, PAUSE_CRI_REF } from "./images.ts";
 
 /** Options for a private containerd. */
 export interface ContainerdOptions {
@@ -42,8 +42,40 @@ export interface Containerd {
   ctr(args: string[]): Promise<CliResult>;
   /** Runs `crictl --runtime-endpoint ... --image-endpoint ... <args>` (needs crictl). */
   crictl(args: string[], opts?: { crictlPath?: string }): Promise<CliResult>;
+  /**
+   * Runs a pod the way a kubelet does, through the CRI with crictl (runp, create, start): a
+   * host-network sandbox with the kubelet's labels, then each container with
+   * `io.kubernetes.container.name` / `pod.name` / `pod.namespace` / `pod.uid`. Needs crictl.
+   */
+  runPod(spec: PodSpec): Promise<RunningPod>;
   /** Stops containerd and everything it started, removes its directories. Safe to call twice. */
   stop(): Promise<void>;
+}
+
+/** A pod to run through the CRI (see Containerd.runPod). */
+export interface PodSpec {
+  name: string;
+  /** Pod namespace (default "sonic"). */
+  namespace?: string;
+  /** Pod UID (default a random UUID). */
+  uid?: string;
+  /** cgroup parent as a kubelet with the cgroupfs driver sets it (default /kubepods/besteffort/pod<uid>). */
+  cgroupParent?: string;
+  containers: {
+    name: string;
+    command: string[];
+    /** memory limit (bytes) like resources.limits.memory. */
+    memoryLimitBytes?: number;
+    image?: string;
+  }[];
+}
+
+/** A pod started by runPod. */
+export interface RunningPod {
+  podId: string;
+  uid: string;
+  /** Container IDs by container name. */
+  containerIds: Record<string, string>;
 }
 
 function findBinary(cmd: string): string | undefined {
@@ -168,6 +200,11 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Con
     configToml({ root, state, socket: socketPath, opt, cniConf }),
   );
 
+  const crictlConfig = join(dir, "crictl.yaml");
+  await Deno.writeTextFile(
+    crictlConfig,
+    `runtime-endpoint: unix://${socketPath}\nimage-endpoint: unix://${socketPath}\ntimeout: 20\n`,
+  );
   const log = await Deno.open(logPath, { write: true, create: true, truncate: true });
   const child = new Deno.Command(findBinary("containerd")!, {
     args: ["--config", configPath],
@@ -203,21 +240,63 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Con
     if (!bin) throw new Error("crictl is not built: run scripts/build-kube.sh");
     return decode(
       await new Deno.Command(bin, {
-        args: [
-          "--runtime-endpoint",
-          `unix://${socketPath}`,
-          "--image-endpoint",
-          `unix://${socketPath}`,
-          "--timeout",
-          "20s",
-          ...args,
-        ],
-        env: { CRI_CONFIG_FILE: join(dir, "crictl.yaml") },
+        args: ["--config", crictlConfig, ...args],
         stdin: "null",
         stdout: "piped",
         stderr: "piped",
       }).output(),
     );
+  };
+
+  const runPod = async (spec: PodSpec): Promise<RunningPod> => {
+    const uid = spec.uid ?? crypto.randomUUID();
+    const namespace = spec.namespace ?? "sonic";
+    const podDir = await Deno.makeTempDir({ dir, prefix: "pod-" });
+    const podLabels = {
+      "io.kubernetes.pod.name": spec.name,
+      "io.kubernetes.pod.namespace": namespace,
+      "io.kubernetes.pod.uid": uid,
+    };
+    const podConfig = {
+      metadata: { name: spec.name, namespace, uid, attempt: 0 },
+      log_directory: podDir,
+      labels: podLabels,
+      linux: {
+        cgroup_parent: spec.cgroupParent ?? `/kubepods/besteffort/pod${uid}`,
+        security_context: { namespace_options: { network: 2 } },
+      },
+    };
+    const podPath = join(podDir, "pod.json");
+    await Deno.writeTextFile(podPath, JSON.stringify(podConfig));
+    const runp = await crictl(["runp", podPath]);
+    if (runp.code !== 0) throw new Error(`crictl runp ${spec.name}: ${runp.stderr.trim()}`);
+    const podId = runp.stdout.trim();
+    const containerIds: Record<string, string> = {};
+    for (const c of spec.containers) {
+      const cPath = join(podDir, `${c.name}.json`);
+      await Deno.writeTextFile(
+        cPath,
+        JSON.stringify({
+          metadata: { name: c.name, attempt: 0 },
+          image: { image: c.image ?? BUSYBOX_CRI_REF },
+          command: c.command,
+          log_path: `${c.name}.log`,
+          labels: { ...podLabels, "io.kubernetes.container.name": c.name },
+          linux: c.memoryLimitBytes
+            ? { resources: { memory_limit_in_bytes: c.memoryLimitBytes } }
+            : {},
+        }),
+      );
+      const created = await crictl(["create", podId, cPath, podPath]);
+      if (created.code !== 0) {
+        throw new Error(`crictl create ${c.name}: ${created.stderr.trim()}`);
+      }
+      const id = created.stdout.trim();
+      const started = await crictl(["start", id]);
+      if (started.code !== 0) throw new Error(`crictl start ${c.name}: ${started.stderr.trim()}`);
+      containerIds[c.name] = id;
+    }
+    return { podId, uid, containerIds };
   };
 
   let stopped = false;
@@ -311,6 +390,7 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Con
     pid: child.pid,
     ctr,
     crictl,
+    runPod,
     stop,
   };
   if (opts.importImages !== false) {

@@ -3,7 +3,7 @@
 // no host sysctl changes, so several suites run side by side without touching the machine's
 // Docker. `stop()` ends the daemon (SIGTERM, then SIGKILL), then any shim it left, unmounts what
 // it mounted under its directories and removes them; safe to call twice.
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 
 /** Options for a private dockerd. */
 export interface DockerOptions {
@@ -182,6 +182,11 @@ export async function killCgroups(dirs: string[]): Promise<void> {
   await killPids([...pids]);
   for (const dir of [...dirs].sort((a, b) => b.length - a.length)) {
     await Deno.remove(dir).catch(() => {});
+    // A kubelet-style pod level (`.../pod<uid>` or `...-pod<uid>.slice`) is ours too.
+    const parent = dirname(dir);
+    if (/(^|[-/])pod[0-9a-f_-]+(\.slice)?$/.test(basename(parent))) {
+      await Deno.remove(parent).catch(() => {});
+    }
   }
 }
 

@@ -1,0 +1,113 @@
+// The Docker Engine API as the checkers see it, spoken directly over its unix socket (fetch with a
+// unix-socket HTTP client; no docker CLI, no Python SDK): list running containers with their
+// names and labels, and inspect one (ID, PID, state, cgroup parent).
+import { RuntimeUnreachableError } from "./grpc_unix.ts";
+
+/** A running container as `GET /containers/json` reports it. */
+export interface DockerContainer {
+  id: string;
+  /** The container's name without the leading slash. */
+  name: string;
+  labels: Record<string, string>;
+  state: string;
+}
+
+/** The parts of `GET /containers/<id>/json` the checkers use. */
+export interface DockerInspect {
+  id: string;
+  name: string;
+  running: boolean;
+  pid: number;
+  exitCode: number;
+  oomKilled: boolean;
+  restartCount: number;
+  cgroupParent: string;
+  labels: Record<string, string>;
+}
+
+/** A Docker Engine API client on one unix socket. */
+export class DockerClient {
+  #client?: Deno.HttpClient;
+
+  constructor(readonly socketPath: string, readonly timeoutMs = 2000) {}
+
+  async #get(path: string): Promise<{ status: number; body: unknown }> {
+    this.#client ??= Deno.createHttpClient({
+      proxy: { transport: "unix", path: this.socketPath },
+    });
+    let res: Response;
+    try {
+      res = await fetch(`http://docker${path}`, {
+        client: this.#client,
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (e) {
+      const why = e instanceof DOMException && e.name === "TimeoutError"
+        ? `no answer within ${this.timeoutMs} ms`
+        : e instanceof Error
+        ? e.message
+        : String(e);
+      throw new RuntimeUnreachableError(`${this.socketPath}: ${why}`);
+    }
+    const text = await res.text();
+    let body: unknown = text;
+    try {
+      body = JSON.parse(text);
+    } catch { /* plain text error */ }
+    return { status: res.status, body };
+  }
+
+  /** Lists running containers. Rejects with RuntimeUnreachableError or an Error on HTTP errors. */
+  async listRunning(): Promise<DockerContainer[]> {
+    const filters = encodeURIComponent(JSON.stringify({ status: ["running"] }));
+    const { status, body } = await this.#get(`/containers/json?filters=${filters}`);
+    if (status !== 200 || !Array.isArray(body)) {
+      throw new Error(`docker: GET /containers/json answered ${status}: ${messageOf(body)}`);
+    }
+    return body.map((c: Record<string, unknown>) => ({
+      id: String(c.Id ?? ""),
+      name: String((c.Names as string[] | undefined)?.[0] ?? "").replace(/^\//, ""),
+      labels: (c.Labels as Record<string, string> | null) ?? {},
+      state: String(c.State ?? ""),
+    }));
+  }
+
+  /** Inspects one container by name or ID; undefined when the engine does not know it (404). */
+  async inspect(nameOrId: string): Promise<DockerInspect | undefined> {
+    const { status, body } = await this.#get(`/containers/${encodeURIComponent(nameOrId)}/json`);
+    if (status === 404) return undefined;
+    if (status !== 200 || typeof body !== "object" || body === null) {
+      throw new Error(
+        `docker: GET /containers/${nameOrId}/json answered ${status}: ${messageOf(body)}`,
+      );
+    }
+    const b = body as Record<string, Record<string, unknown> | string | number>;
+    const state = (b.State ?? {}) as Record<string, unknown>;
+    const host = (b.HostConfig ?? {}) as Record<string, unknown>;
+    const config = (b.Config ?? {}) as Record<string, unknown>;
+    return {
+      id: String(b.Id ?? ""),
+      name: String(b.Name ?? "").replace(/^\//, ""),
+      running: state.Running === true,
+      pid: Number(state.Pid ?? 0),
+      exitCode: Number(state.ExitCode ?? 0),
+      oomKilled: state.OOMKilled === true,
+      restartCount: Number(b.RestartCount ?? 0),
+      cgroupParent: String(host.CgroupParent ?? ""),
+      labels: (config.Labels as Record<string, string> | null) ?? {},
+    };
+  }
+
+  /** Closes the HTTP client. */
+  close(): void {
+    this.#client?.close();
+    this.#client = undefined;
+  }
+}
+
+function messageOf(body: unknown): string {
+  if (typeof body === "object" && body !== null && "message" in body) {
+    return String((body as { message: unknown }).message);
+  }
+  return String(body).slice(0, 200);
+}
