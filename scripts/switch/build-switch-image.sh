@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# Builds the images of the real lab switch (issue 9), offline except Debian's mirror, into a cache
+# directory outside git, keyed by version; an artifact already in the cache is reused.
+#
+# Output: <dir>/switch.tar and <dir>/images/{telemetry,pause}.tar (the images a switch loads).
+#   switch.tar     docker archive `kubesonic/switch:<key>`: Debian bookworm (debootstrap) with
+#                  systemd, dbus, redis-server, containerd, runc, CNI plugins, docker.io, monit,
+#                  socat, plus the kubelet and crictl (scripts/build-kube.sh), the pinned Deno, the
+#                  bundled ks-* tools and the switch's units/configs (scripts/switch/rootfs/).
+#   telemetry.tar  docker archive `kubesonic/telemetry:{v0,v1,v2,v3}` (one image for every role:
+#                  feature + entrypoint + watchdog + sidecar; the examples/telemetry daemon),
+#                  loaded into each switch's containerd (`ctr -n k8s.io images import`) and Docker.
+#   pause.tar      docker archive `kubesonic/pause:1` (busybox-static, sleeps), the sandbox image.
+#
+# Usage: scripts/switch/build-switch-image.sh [--print-dir] [--base-only]
+#   KS_CACHE   cache root (default /var/cache/kubesonic)
+#   KS_MIRROR  Debian mirror (default: the one this machine's apt uses)
+# Progress on stderr; the output directory on stdout.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+CACHE=${KS_CACHE:-/var/cache/kubesonic}
+SUITE=bookworm
+START=$(date +%s)
+log() { echo "build-switch: $(date +%H:%M:%S) +$(($(date +%s) - START))s $*" >&2; }
+die() { echo "build-switch: $*" >&2; exit 1; }
+
+mirror() {
+  if [ -n "${KS_MIRROR:-}" ]; then echo "$KS_MIRROR"; return; fi
+  local m
+  m=$(grep -rhoE 'https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null |
+    head -1 | tr -d ' ') || true
+  echo "${m:-http://deb.debian.org/debian}"
+}
+MIRROR=$(mirror)
+
+# The switch's Debian packages. Changing this list changes the base key (a new debootstrap).
+SWITCH_PACKAGES=systemd,systemd-sysv,dbus,redis-server,redis-tools,containerd,runc,containernetworking-plugins,docker.io,monit,socat,iproute2,procps,psmisc,ca-certificates,curl,kmod,less
+FEATURE_PACKAGES=supervisor,procps,redis-tools,iproute2
+sha() { sha256sum | cut -c1-12; }
+SWITCH_BASE_KEY=$(printf '%s\n' "$SUITE" "$MIRROR" "$SWITCH_PACKAGES" "v1" | sha)
+FEATURE_BASE_KEY=$(printf '%s\n' "$SUITE" "$MIRROR" "$FEATURE_PACKAGES" "v1" | sha)
+BASE_DIR="$CACHE/switch/debian"
+
+# debootstrap a minbase rootfs with $2 included, as a tar at $1 (atomic: tmp dir, then rename).
+debootstrap_tar() {
+  local out=$1 include=$2 what=$3
+  if [ -s "$out" ]; then
+    log "$what: reusing $out"
+    return 0
+  fi
+  command -v debootstrap >/dev/null || die "debootstrap is missing: run scripts/setup.sh"
+  local tmp="$out.build.$$"
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  log "$what: debootstrap $SUITE from $MIRROR (minbase + $include); a few minutes"
+  # Progress: debootstrap prints one line per phase (Retrieving/Validating/Unpacking/Configuring).
+  if ! debootstrap --variant=minbase --include="$include" "$SUITE" "$tmp/rootfs" "$MIRROR" 2>&1 |
+    grep --line-buffered -E '^I: (Retriev|Validat|Unpack|Configur|Base system)' |
+    awk -v w="$what" '{ c++; if ($2 != last && $2 != "Validating" || c % 40 == 0) { print "build-switch:   " w ": " $0 " (" c " steps)"; fflush(); last = $2 } }' >&2; then
+    rm -rf "$tmp"
+    die "$what: debootstrap failed (is $MIRROR reachable?)"
+  fi
+  [ -x "$tmp/rootfs/bin/sh" ] || { rm -rf "$tmp"; die "$what: debootstrap produced no rootfs"; }
+  # Smaller and reproducible: no apt lists or package caches in the image.
+  rm -rf "$tmp"/rootfs/var/cache/apt/archives/*.deb "$tmp"/rootfs/var/lib/apt/lists/*
+  log "$what: packing $(du -sh "$tmp/rootfs" | cut -f1) rootfs"
+  tar -C "$tmp/rootfs" --numeric-owner -cf "$tmp/rootfs.tar" .
+  mv "$tmp/rootfs.tar" "$out"
+  rm -rf "$tmp"
+}
+
+
+build_bases() {
+  mkdir -p "$BASE_DIR"
+  debootstrap_tar "$BASE_DIR/switch-base-$SWITCH_BASE_KEY.tar" "$SWITCH_PACKAGES" "switch base" &
+  local sw_pid=$!
+  debootstrap_tar "$BASE_DIR/feature-base-$FEATURE_BASE_KEY.tar" "$FEATURE_PACKAGES" "feature base" &
+  local ft_pid=$!
+  wait $sw_pid || die "switch base failed"
+  wait $ft_pid || die "feature base failed"
+}
+if [ "${1:-}" = "--base-only" ]; then build_bases; exit 0; fi
+
+# ---- inputs of the final images ---------------------------------------------------------------
+KUBE_BIN=$(bash "$ROOT/scripts/build-kube.sh" --print-dir)
+for b in kubelet crictl; do
+  [ -x "$KUBE_BIN/$b" ] || die "$KUBE_BIN/$b is missing: run scripts/build-kube.sh first"
+done
+DENO_BIN=$(readlink -f "$(command -v deno)") || die "deno is not on PATH: run scripts/setup.sh"
+log "bundling the ks-* tools (deno task bundle)"
+(cd "$ROOT" && deno run -A scripts/bundle.ts >/dev/null 2>&1) || die "deno task bundle failed"
+BUSYBOX=$(command -v busybox) || die "busybox is missing (Debian busybox-static)"
+file_sums() { [ -d "$1" ] || return 0; (cd "$1" && find . -type f -o -type l | LC_ALL=C sort | xargs -d '\n' sha256sum 2>/dev/null) || true; }
+example_dir="$ROOT/examples/telemetry"
+INPUT_KEY=$( {
+  echo "$SWITCH_BASE_KEY $FEATURE_BASE_KEY format-1"
+  sha256sum "$KUBE_BIN/kubelet" "$KUBE_BIN/crictl" "$DENO_BIN" "$BUSYBOX" | cut -d' ' -f1
+  file_sums "$ROOT/scripts/switch/rootfs"
+  file_sums "$ROOT/scripts/switch/feature"
+  file_sums "$ROOT/dist"
+  [ -d "$example_dir" ] && file_sums "$example_dir"
+  sha256sum "$0" | cut -d' ' -f1
+} | sha)
+OUT="$CACHE/switch/$INPUT_KEY"
+if [ "${1:-}" = "--print-dir" ]; then echo "$OUT"; exit 0; fi
+if [ -s "$OUT/switch.tar" ] && [ -s "$OUT/images/telemetry.tar" ] && [ -s "$OUT/images/pause.tar" ]; then
+  log "reusing $OUT"
+  echo "$OUT"
+  exit 0
+fi
+build_bases
+WORK="$CACHE/switch/work.$$"
+trap 'rm -rf "$WORK"' EXIT
+rm -rf "$WORK"
+mkdir -p "$WORK"
+
+# Writes a docker archive (`docker load` / `ctr images import` format) of rootfs dir $1 to $2.
+# $3: the image config JSON object ("config" field); the rest: tags.
+docker_archive() {
+  local rootfs=$1 out=$2 cfg=$3 dir diff cfgsha tags=""
+  shift 3
+  for t in "$@"; do tags+="${tags:+,}\"$t\""; done
+  dir=$(mktemp -d "$WORK/archive.XXXX")
+  tar -C "$rootfs" --numeric-owner -cf "$dir/layer.tar" .
+  diff=$(sha256sum "$dir/layer.tar" | cut -d' ' -f1)
+  mkdir "$dir/$diff"
+  mv "$dir/layer.tar" "$dir/$diff/layer.tar"
+  printf '{"architecture":"amd64","os":"linux","created":"2026-01-01T00:00:00Z","config":%s,"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+    "$cfg" "$diff" >"$dir/config.json"
+  cfgsha=$(sha256sum "$dir/config.json" | cut -d' ' -f1)
+  mv "$dir/config.json" "$dir/$cfgsha.json"
+  printf '[{"Config":"%s.json","RepoTags":[%s],"Layers":["%s/layer.tar"]}]' "$cfgsha" "$tags" "$diff" >"$dir/manifest.json"
+  tar -C "$dir" -cf "$out.tmp" manifest.json "$cfgsha.json" "$diff"
+  mv "$out.tmp" "$out"
+  rm -rf "$dir"
+}
+
+# Installs the pinned Deno and the bundled tools into rootfs $1 (/opt/kubesonic, /usr/local/bin).
+install_tools() {
+  local r=$1 js tool
+  install -D -m 755 "$DENO_BIN" "$r/usr/local/bin/deno"
+  mkdir -p "$r/opt/kubesonic/dist" "$r/var/cache/deno"
+  cp "$ROOT"/dist/ks-*.js "$r/opt/kubesonic/dist/"
+  for js in "$ROOT"/dist/ks-*.js; do
+    tool=$(basename "$js" .js)
+    printf '#!/bin/sh\nexport DENO_DIR=${DENO_DIR:-/var/cache/deno} DENO_NO_UPDATE_CHECK=1\nexec /usr/local/bin/deno run -A --no-config --quiet /opt/kubesonic/dist/%s.js "$@"\n' \
+      "$tool" >"$r/usr/local/bin/$tool"
+    chmod 755 "$r/usr/local/bin/$tool"
+  done
+}
+
+# ---- the switch image ---------------------------------------------------------------------------
+log "switch image: assembling rootfs"
+R="$WORK/switch"
+mkdir -p "$R"
+tar -C "$R" -xf "$BASE_DIR/switch-base-$SWITCH_BASE_KEY.tar"
+cp -a "$ROOT/scripts/switch/rootfs/." "$R/"
+install -m 755 "$KUBE_BIN/kubelet" "$KUBE_BIN/crictl" "$R/usr/local/bin/"
+install_tools "$R"
+printf 'runtime-endpoint: unix:///run/containerd/containerd.sock\nimage-endpoint: unix:///run/containerd/containerd.sock\ntimeout: 10\n' >"$R/etc/crictl.yaml"
+mkdir -p "$R/etc/kubernetes" "$R/var/lib/monit/events"
+chroot "$R" /bin/sh -c 'getent passwd admin >/dev/null || useradd -m -s /bin/bash -G docker admin'
+# Units: ours on, Debian's redis-server off (database.service runs it), nothing that cannot work
+# in a container.
+systemctl --root="$R" enable ks-switch-init.service ks-apiserver-bridge.service ks-load-images.service database.service \
+  containerd.service docker.service kubelet.service monit.service sonic.target telemetry.service >/dev/null 2>&1
+systemctl --root="$R" mask redis-server.service systemd-networkd-wait-online.service \
+  e2scrub_reap.service e2scrub_all.timer apt-daily.timer apt-daily-upgrade.timer \
+  systemd-timesyncd.service getty@tty1.service console-getty.service >/dev/null 2>&1
+systemctl --root="$R" set-default multi-user.target >/dev/null 2>&1
+echo "kubesonic-switch $INPUT_KEY" >"$R/etc/kubesonic/image-version"
+log "switch image: packing ($(du -sh "$R" | cut -f1))"
+docker_archive "$R" "$WORK/switch.tar" \
+  '{"Cmd":["/lib/systemd/systemd"],"Env":["container=docker","PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"StopSignal":"SIGRTMIN+3"}' \
+  "kubesonic/switch:$INPUT_KEY"
+rm -rf "$R"
+
+# ---- the feature image (every role of the telemetry example) ----------------------------------
+log "feature image: assembling rootfs"
+F="$WORK/feature"
+mkdir -p "$F"
+tar -C "$F" -xf "$BASE_DIR/feature-base-$FEATURE_BASE_KEY.tar"
+install_tools "$F"
+[ -d "$ROOT/scripts/switch/feature" ] && cp -a "$ROOT/scripts/switch/feature/." "$F/"
+if [ -d "$example_dir" ]; then
+  mkdir -p "$F/opt/kubesonic/examples"
+  cp -a "$example_dir" "$F/opt/kubesonic/examples/telemetry"
+  [ -x "$example_dir/install.sh" ] && KS_ROOTFS="$F" bash "$example_dir/install.sh"
+else
+  log "feature image: examples/telemetry not there yet; the image carries the tools only"
+fi
+log "feature image: packing ($(du -sh "$F" | cut -f1))"
+docker_archive "$F" "$WORK/telemetry.tar" \
+  '{"Cmd":["/usr/bin/supervisord","-n","-c","/etc/supervisor/supervisord.conf"],"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","DENO_DIR=/var/cache/deno"]}' \
+  kubesonic/telemetry:v0 kubesonic/telemetry:v1 kubesonic/telemetry:v2 kubesonic/telemetry:v3 \
+  docker-sonic-telemetry:latest
+rm -rf "$F"
+
+# ---- the pause image --------------------------------------------------------------------------
+P="$WORK/pause"
+mkdir -p "$P/bin"
+cp "$BUSYBOX" "$P/bin/busybox"
+ln -s busybox "$P/bin/sleep"
+ln -s busybox "$P/bin/sh"
+docker_archive "$P" "$WORK/pause.tar" '{"Cmd":["/bin/sleep","2147483647"]}' kubesonic/pause:1
+
+mkdir -p "$OUT/images"
+mv "$WORK/telemetry.tar" "$WORK/pause.tar" "$OUT/images/"
+mv "$WORK/switch.tar" "$OUT/"
+ls -la "$OUT" "$OUT/images" >&2
+log "done: $OUT"
+echo "$OUT"
