@@ -56,10 +56,15 @@ export class GrpcUnixClient {
         if (err) reject(err);
         else resolve(data!);
       };
-      const unreachable = (e: unknown) =>
-        new RuntimeUnreachableError(
-          `${this.socketPath}: ${e instanceof Error ? e.message : String(e)}`,
+      const unreachable = (e: unknown) => {
+        // Report the root cause ("connect ECONNREFUSED <path>"), not the stream wrapper.
+        let root = e;
+        while (root instanceof Error && root.cause instanceof Error) root = root.cause;
+        const why = root instanceof Error ? root.message : String(root);
+        return new RuntimeUnreachableError(
+          why.includes(this.socketPath) ? why : `${this.socketPath}: ${why}`,
         );
+      };
       const timer = setTimeout(() => {
         finish(new RuntimeUnreachableError(`${this.socketPath}: no answer within ${timeoutMs} ms`));
         this.close();

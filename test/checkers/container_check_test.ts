@@ -1,0 +1,293 @@
+// ks-container-checker end to end: the bundled tool against a real redis (FEATURE table), a
+// private dockerd (native containers by name; dockershim-style containers with kubelet labels)
+// and a private containerd whose pods are started through the CRI with crictl, as a kubelet would.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { startRedis } from "../harness/redis.ts";
+import { dockerUnavailableReason, startDocker } from "../harness/docker.ts";
+import { containerdUnavailableReason, crictlPath, startContainerd } from "../harness/containerd.ts";
+import { importBusyboxDocker } from "../harness/images.ts";
+import { runTool } from "../harness/bin.ts";
+
+const TOOL = "ks-container-checker";
+
+function feature(state: string, extra: Record<string, string> = {}) {
+  return {
+    state,
+    auto_restart: "enabled",
+    has_global_scope: "True",
+    has_per_asic_scope: "False",
+    ...extra,
+  };
+}
+
+const FEATURES = {
+  database: feature("always_enabled"),
+  lldp: feature("enabled"),
+  telemetry: feature("enabled", { set_owner: "kube" }),
+  gnmi: feature("disabled", { set_owner: "kube" }),
+  bmp: feature("disabled"),
+  mux: feature("always_disabled"),
+  frr_bmp: feature("enabled"),
+};
+
+const skip = dockerUnavailableReason() ?? containerdUnavailableReason() ??
+  (crictlPath() ? undefined : "crictl not built (scripts/build-kube.sh)");
+
+Deno.test({
+  name: "ks-container-checker against real Docker and containerd",
+  ignore: skip !== undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn(t) {
+    const redis = await startRedis({ features: FEATURES });
+    const docker = await startDocker().catch(async (e) => {
+      await redis.stop();
+      throw e;
+    });
+    const containerd = await startContainerd().catch(async (e) => {
+      await docker.stop();
+      await redis.stop();
+      throw e;
+    });
+    const check = (extra: string[] = [], env: Record<string, string> = {}) =>
+      runTool(TOOL, [
+        "--docker-socket",
+        docker.socketPath,
+        "--cri-socket",
+        containerd.socketPath,
+        "--asic-conf",
+        join(redis.dir, "no-asic.conf"),
+        ...extra,
+      ], { env: { ...redis.env, ...env } });
+    try {
+      const image = await importBusyboxDocker(docker);
+      const dockerRun = async (name: string, labels: Record<string, string> = {}) => {
+        const args = ["run", "-d", "--network", "host", "--name", name];
+        for (const [k, v] of Object.entries(labels)) args.push("--label", `${k}=${v}`);
+        const r = await docker.docker([...args, image, "sleep", "600"]);
+        assert.equal(r.code, 0, r.stderr);
+        return r.stdout.trim();
+      };
+      await dockerRun("database");
+      await dockerRun("lldp");
+      // A container that is not a feature and a FEATURE row that is not a container: both ignored.
+      await dockerRun("unrelated");
+      const pod = await containerd.runPod({
+        name: "telemetry-node1",
+        containers: [{ name: "telemetry", command: ["sleep", "600"] }],
+      });
+
+      await t.step(
+        "exits 0 and prints nothing when native (Docker) and kubelet (CRI) containers all run",
+        async () => {
+          const r = await check();
+          assert.equal(r.stdout, "");
+          assert.equal(r.code, 0, r.stderr);
+        },
+      );
+
+      await t.step("json output lists expected, running and each runtime's status", async () => {
+        const r = await check(["--output", "json"]);
+        assert.equal(r.code, 0, r.stderr);
+        const out = JSON.parse(r.stdout);
+        assert.deepEqual(out.expected, ["database", "lldp", "telemetry"]);
+        assert.deepEqual(out.missing, []);
+        assert.ok(out.running.includes("telemetry"));
+        assert.deepEqual(out.runtimes.map((s: { status: string }) => s.status), ["ok", "ok"]);
+      });
+
+      await t.step(
+        "a stopped kubelet container is reported: Expected containers not running: telemetry",
+        async () => {
+          const stop = await containerd.crictl(["stop", "-t", "0", pod.containerIds.telemetry]);
+          assert.equal(stop.code, 0, stop.stderr);
+          const r = await check();
+          assert.equal(r.code, 3);
+          assert.equal(r.stdout, "Expected containers not running: telemetry\n");
+        },
+      );
+
+      await t.step(
+        "two missing containers are listed in one line, comma separated",
+        async () => {
+          assert.equal((await docker.docker(["stop", "-t", "0", "lldp"])).code, 0);
+          const r = await check();
+          assert.equal(r.code, 3);
+          assert.equal(r.stdout, "Expected containers not running: lldp, telemetry\n");
+        },
+      );
+
+      await t.step(
+        "a kubelet-labelled Docker container counts under io.kubernetes.container.name",
+        async () => {
+          const uid = crypto.randomUUID();
+          const base = {
+            "io.kubernetes.pod.name": "telemetry-node1",
+            "io.kubernetes.pod.namespace": "sonic",
+            "io.kubernetes.pod.uid": uid,
+          };
+          await dockerRun(`k8s_POD_telemetry-node1_sonic_${uid}_0`, {
+            ...base,
+            "io.kubernetes.docker.type": "podsandbox",
+            "io.kubernetes.container.name": "POD",
+          });
+          // The sandbox alone does not count.
+          let r = await check();
+          assert.equal(r.stdout, "Expected containers not running: lldp, telemetry\n");
+          await dockerRun(`k8s_telemetry_telemetry-node1_sonic_${uid}_0`, {
+            ...base,
+            "io.kubernetes.docker.type": "container",
+            "io.kubernetes.container.name": "telemetry",
+          });
+          r = await check();
+          assert.equal(r.code, 3);
+          assert.equal(r.stdout, "Expected containers not running: lldp\n");
+        },
+      );
+
+      await t.step(
+        "containers of another pod namespace or with an empty name do not count",
+        async () => {
+          await redis.setFeatureState("gnmi", "enabled");
+          const base = { "io.kubernetes.pod.uid": crypto.randomUUID() };
+          await dockerRun("k8s_gnmi_other_kube-system_0", {
+            ...base,
+            "io.kubernetes.pod.namespace": "kube-system",
+            "io.kubernetes.docker.type": "container",
+            "io.kubernetes.container.name": "gnmi",
+          });
+          await dockerRun("k8s_novalue_sonic_0", {
+            ...base,
+            "io.kubernetes.pod.namespace": "sonic",
+            "io.kubernetes.docker.type": "container",
+            "io.kubernetes.container.name": "<no value>",
+          });
+          await containerd.runPod({
+            name: "gnmi-elsewhere",
+            namespace: "default",
+            containers: [{ name: "gnmi", command: ["sleep", "600"] }],
+          });
+          const r = await check();
+          assert.equal(r.stdout, "Expected containers not running: gnmi, lldp\n");
+          await redis.setFeatureState("gnmi", "disabled");
+        },
+      );
+
+      await t.step("a restarted container is running again: exit 0", async () => {
+        assert.equal((await docker.docker(["start", "lldp"])).code, 0);
+        const r = await check();
+        assert.equal(r.stdout, "");
+        assert.equal(r.code, 0);
+      });
+
+      await t.step("multi-ASIC: per-ASIC instances come from NUM_ASIC in asic.conf", async () => {
+        const asicConf = join(redis.dir, "asic.conf");
+        await Deno.writeTextFile(asicConf, "NUM_ASIC=2\nDEV_ID_ASIC_0=00:00.0\n");
+        await redis.command(["HSET", "FEATURE|lldp", "has_per_asic_scope", "True"]);
+        try {
+          const r = await runTool(TOOL, [
+            "--docker-socket",
+            docker.socketPath,
+            "--cri-socket",
+            containerd.socketPath,
+          ], { env: { ...redis.env, KS_ASIC_CONF: asicConf } });
+          assert.equal(r.code, 3);
+          assert.equal(r.stdout, "Expected containers not running: lldp0, lldp1\n");
+        } finally {
+          await redis.command(["HSET", "FEATURE|lldp", "has_per_asic_scope", "False"]);
+        }
+      });
+
+      await t.step("--always-running adds platform containers (database-chassis)", async () => {
+        const r = await check(["--always-running", "database-chassis"]);
+        assert.equal(r.code, 3);
+        assert.equal(r.stdout, "Expected containers not running: database-chassis\n");
+      });
+
+      await t.step(
+        "a runtime that is not installed (no socket) is skipped: exit 0 from the other",
+        async () => {
+          await redis.setFeatureState("telemetry", "disabled");
+          try {
+            const r = await runTool(TOOL, [
+              "--docker-socket",
+              docker.socketPath,
+              "--cri-socket",
+              join(redis.dir, "no-containerd.sock"),
+            ], { env: redis.env });
+            assert.equal(r.stdout, "");
+            assert.equal(r.code, 0, r.stderr);
+          } finally {
+            await redis.setFeatureState("telemetry", "enabled");
+          }
+        },
+      );
+
+      await t.step(
+        "an unreachable runtime: one clear line, exit 3, no stack trace",
+        async () => {
+          // A socket file nobody serves (as after a crashed daemon).
+          const dead = join(redis.dir, "dead.sock");
+          const l = Deno.listen({ transport: "unix", path: dead });
+          l.close();
+          await Deno.stat(dead).catch(async () => await Deno.writeTextFile(dead, ""));
+          const r = await check(["--cri-socket", dead]);
+          assert.equal(r.code, 3);
+          // telemetry still counts through its kubelet-labelled Docker container.
+          assert.match(
+            r.stdout,
+            new RegExp(`^Container runtime cri is unreachable: connect ECONNREFUSED ${dead}\n$`),
+          );
+          assert.doesNotMatch(r.stdout + r.stderr, /\n\s+at /);
+        },
+      );
+
+      await t.step(
+        "a runtime that accepts but never answers times out within --timeout",
+        async () => {
+          const hung = join(redis.dir, "hung.sock");
+          const l = Deno.listen({ transport: "unix", path: hung });
+          const conns: Deno.Conn[] = [];
+          const accepting = (async () => {
+            for await (const c of l) conns.push(c);
+          })();
+          try {
+            const t0 = Date.now();
+            const r = await check(["--docker-socket", hung, "--timeout", "500ms"]);
+            assert.equal(r.code, 3);
+            assert.match(
+              r.stdout,
+              /^Container runtime docker is unreachable: .*no answer within 500 ms/,
+            );
+            assert.ok(Date.now() - t0 < 5000);
+          } finally {
+            l.close();
+            for (const c of conns) c.close();
+            await accepting.catch(() => {});
+          }
+        },
+      );
+
+      await t.step("CONFIG_DB unreachable: one line, exit 1", async () => {
+        const r = await check(["--db-config", join(redis.dir, "missing.json")]);
+        assert.equal(r.code, 1);
+        assert.match(r.stdout, /^Cannot check containers: .*missing\.json.*\n$/);
+        assert.doesNotMatch(r.stdout + r.stderr, /\n\s+at /);
+      });
+
+      await t.step("usage errors exit 2; --help shows an example", async () => {
+        const bad = await runTool(TOOL, ["--bogus"]);
+        assert.equal(bad.code, 2);
+        assert.equal(bad.stderr.trim().split("\n").length, 1);
+        const help = await runTool(TOOL, ["--help"]);
+        assert.equal(help.code, 0);
+        assert.match(help.stdout, /Example/);
+      });
+    } finally {
+      await containerd.stop();
+      await docker.stop();
+      await redis.stop();
+    }
+  },
+});
