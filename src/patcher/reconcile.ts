@@ -244,10 +244,14 @@ export async function reconcileOnce(
             state: { content: file.nativeContent, mode: file.mode, uid: file.uid, gid: file.gid },
             origin: "restore nativeSource",
           };
-        } else if (registry[file.path]?.[manifest.feature] !== undefined) {
+        } else if (
+          current.content !== null && await sha256Hex(current.content) === file.sha256 &&
+          registry[file.path]?.[manifest.feature] !== undefined
+        ) {
+          // Our content is there but its original is not known (state directory lost).
           fail(`${file.path}: no backup and no nativeSource: cannot restore the original`);
           desired = null;
-        } else desired = null;
+        } else desired = null; // we never wrote it: nothing to restore
       }
       const item = await compare(file, current, desired);
       if (sharedWithOthers.has(file.path)) item.reason = "still owned by another feature";
@@ -263,9 +267,9 @@ export async function reconcileOnce(
     p.op === "write" || p.op === "meta" || p.op === "remove"
   );
   if (changes.length > 0) {
-    const next = dedupeActions(pending, ...changes.map((c) => c.actions));
+    const next = orderActions(manifest, dedupeActions(pending, ...changes.map((c) => c.actions)));
     try {
-      if (next.length !== pending.length) await ctx.journal.set(next);
+      if (next.join("\n") !== pending.join("\n")) await ctx.journal.set(next);
       pending = next;
     } catch (error) {
       fail(`journal: ${(error as Error).message}`);
@@ -338,6 +342,20 @@ export async function reconcileOnce(
     }
   }
   return finish(result, pending);
+}
+
+/**
+ * Puts owed actions in the manifest's declared order (first appearance across its files), so a
+ * `daemon-reload` owed by a new change still runs before the restarts left over from an earlier
+ * one; actions the manifest no longer lists (from an older manifest) keep their place in front.
+ */
+export function orderActions(manifest: Manifest, actions: Action[]): Action[] {
+  const declared = dedupeActions(...manifest.files.map((f) => f.actions));
+  const wanted = new Set(actions);
+  return [
+    ...actions.filter((a) => !declared.includes(a)),
+    ...declared.filter((a) => wanted.has(a)),
+  ];
 }
 
 function desiredMeta(ctx: PatcherContext, file: ManagedFile, backup: Backup | null): FileState {
