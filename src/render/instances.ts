@@ -40,6 +40,7 @@ export function planInstances(
   spec: FeatureSpec,
   facts: SwitchFacts = {},
   asicsOverride?: number,
+  files: { spec: string; configDb?: string } = { spec: "feature spec" },
 ): InstancePlan {
   const fromDb = facts.global !== undefined || facts.perAsic !== undefined;
   const global = facts.global ?? spec.scope.global;
@@ -47,7 +48,8 @@ export function planInstances(
   const asics = asicsOverride ?? facts.asics ?? spec.scope.asics;
   if (!global && !perAsic) {
     throw new SpecError(
-      `FEATURE.${spec.name}: has_global_scope and has_per_asic_scope are both false: nothing to render`,
+      `${files.configDb ?? files.spec}: FEATURE.${spec.name}: neither global nor per-ASIC scope ` +
+        `(has_global_scope / has_per_asic_scope): nothing to render`,
     );
   }
   const instances: Instance[] = [];
@@ -65,12 +67,12 @@ export function planInstances(
       const port = spec.watchdog.port + 1 + asic;
       if (port > 65535) {
         throw new SpecError(
-          `watchdog.port: ${spec.watchdog.port} leaves no room for ASIC ${asic}'s watchdog (port ${port})`,
+          `${files.spec}: watchdog.port: ${spec.watchdog.port} leaves no room for ASIC ${asic}'s watchdog (port ${port})`,
         );
       }
       if (spec.ports.some((p) => p.port === port)) {
         throw new SpecError(
-          `watchdog.port: ASIC ${asic}'s watchdog port ${port} is also one of the feature's ports`,
+          `${files.spec}: watchdog.port: ASIC ${asic}'s watchdog port ${port} is also one of the feature's ports`,
         );
       }
       instances.push({

@@ -18,6 +18,9 @@ export interface RenderOptions {
   facts?: SwitchFacts;
   /** --asics: overrides the ASIC count from the config_db and the spec. */
   asics?: number;
+  /** Input names for error messages (default "feature spec"). */
+  specFile?: string;
+  configDbFile?: string;
 }
 
 /** One output file. */
@@ -80,7 +83,10 @@ function ref(o: KubeObject): ObjectRef {
  * the switch facts do not fit together (e.g. watchdog ports past 65535 for many ASICs).
  */
 export function renderFeature(spec: FeatureSpec, opts: RenderOptions): RenderResult {
-  const plan = planInstances(spec, opts.facts, opts.asics);
+  const plan = planInstances(spec, opts.facts, opts.asics, {
+    spec: opts.specFile ?? "feature spec",
+    configDb: opts.configDbFile,
+  });
   const host = buildHostFiles(spec, plan);
   const data = {
     ...host.data,

@@ -36,7 +36,13 @@ export async function runRender(run: RenderRun): Promise<number> {
     log = log.withFeature(spec.name);
     let facts: SwitchFacts | undefined;
     if (run.configDbPath) facts = await loadSwitchFacts(run.configDbPath, spec.name);
-    const result = renderFeature(spec, { profile: run.profile, facts, asics: run.asics });
+    const result = renderFeature(spec, {
+      profile: run.profile,
+      facts,
+      asics: run.asics,
+      specFile: run.specPath,
+      configDbFile: run.configDbPath,
+    });
     await writeOutputDir(run.outDir, result.files);
     const s = result.summary;
     log.info("rendered", {
