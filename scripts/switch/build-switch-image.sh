@@ -209,5 +209,10 @@ mkdir -p "$OUT/images"
 mv "$WORK/telemetry.tar" "$WORK/pause.tar" "$OUT/images/"
 mv "$WORK/switch.tar" "$OUT/"
 ls -la "$OUT" "$OUT/images" >&2
+# Keep the cache bounded: the newest three image sets stay, older ones go.
+for old in $(ls -1dt "$CACHE"/switch/*/switch.tar 2>/dev/null | tail -n +4); do
+  log "pruning old image set $(dirname "$old")"
+  rm -rf "$(dirname "$old")"
+done
 log "done: $OUT"
 echo "$OUT"
