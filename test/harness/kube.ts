@@ -183,7 +183,10 @@ async function makePki(pki: string): Promise<void> {
       "DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local",
     ]),
     leaf("admin", "/O=system:masters/CN=kubernetes-admin", client),
-    leaf("controller-manager", "/CN=system:kube-controller-manager", client),
+    // With --use-service-account-credentials=false every controller acts as the manager
+    // itself, which the bootstrap role system:kube-controller-manager does not cover; per-
+    // controller service-account tokens would cost seconds of start-up, so: system:masters.
+    leaf("controller-manager", "/O=system:masters/CN=system:kube-controller-manager", client),
     leaf("scheduler", "/CN=system:kube-scheduler", client),
     run("openssl", [
       "genpkey",
