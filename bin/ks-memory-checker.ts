@@ -1,0 +1,78 @@
+// ks-memory-checker: monit's memory_checker for containers run by Docker or by a kubelet.
+// Parses arguments and calls src/checkers/memory_check.ts.
+import { parseCli, parseDuration, runCli, setting, UsageError } from "../src/cli.ts";
+import { createLogger } from "../src/log.ts";
+import { parseThreshold, runMemoryChecker } from "../src/checkers/memory_check.ts";
+import { resolveEndpoints } from "../src/checkers/runtimes.ts";
+
+const HELP = `ks-memory-checker — is a container's memory use over a threshold?
+
+Usage: ks-memory-checker <container_name> <threshold_in_bytes> [options]
+
+Finds the container by name in Docker (a native SONiC container), or by the kubelet's labels
+(pod namespace "sonic", io.kubernetes.container.name=<container_name>) in Docker or the CRI
+runtime, and reads its use from its cgroup: v2 memory.current minus inactive_file, v1
+memory.usage_in_bytes minus total_inactive_file.
+
+Exit codes (SONiC's memory_checker): 0 under the threshold or not running, 3 over (prints
+"[<name>]: Memory usage (N Bytes) is larger than the threshold (T Bytes)!"), 2 invalid
+arguments, 1 internal error (one line on stdout).
+
+Options:
+  --docker-socket P   Docker API socket (KS_DOCKER_SOCKET, DOCKER_HOST; default /var/run/docker.sock;
+                      "none" disables)
+  --cri-socket P      CRI socket (KS_CRI_SOCKET, CONTAINER_RUNTIME_ENDPOINT; default
+                      /run/containerd/containerd.sock; "none" disables)
+  --timeout D         per-runtime call timeout (default 2s)
+  --output F          text (default) or json
+  --help, --version
+
+Example (monit):
+  check program container_memory_telemetry with path "/usr/local/bin/ks-memory-checker telemetry 419430400"
+      if status == 3 for 10 times within 20 cycles then exec "/usr/bin/restart_service telemetry" repeat every 2 cycles`;
+
+if (import.meta.main) {
+  await runCli("ks-memory-checker", async () => {
+    const { values, positionals } = parseCli({
+      tool: "ks-memory-checker",
+      help: HELP,
+      options: {
+        "docker-socket": { type: "string" },
+        "cri-socket": { type: "string" },
+        timeout: { type: "string" },
+        output: { type: "string", default: "text" },
+      },
+    }, Deno.args);
+    if (positionals.length !== 2) {
+      throw new UsageError(
+        `expected <container_name> <threshold_in_bytes>, got ${positionals.length} argument(s)`,
+      );
+    }
+    const [name, thresholdText] = positionals;
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name)) {
+      throw new UsageError(`container name "${name}" is not a valid container name`);
+    }
+    const thresholdBytes = parseThreshold(thresholdText);
+    if (thresholdBytes === undefined) {
+      throw new UsageError(
+        `threshold "${thresholdText}" is invalid: it should be a positive integer of bytes`,
+      );
+    }
+    const output = values.output;
+    if (output !== "text" && output !== "json") {
+      throw new UsageError(`--output: "${output}" is not text or json`);
+    }
+    const timeoutMs = parseDuration(setting(values.timeout, "KS_CHECK_TIMEOUT", "2s"), "--timeout");
+    return await runMemoryChecker({
+      name,
+      thresholdBytes,
+      endpoints: resolveEndpoints({
+        dockerSocket: values["docker-socket"],
+        criSocket: values["cri-socket"],
+        timeoutMs,
+      }),
+      output,
+      logger: createLogger("ks-memory-checker", name),
+    });
+  });
+}
