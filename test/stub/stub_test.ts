@@ -1,0 +1,339 @@
+// ks-stub end to end: the bundled tool against a real kube-apiserver (+ controller-manager's
+// DaemonSet controller, scheduler and kwok nodes), authenticated as a service account that holds
+// only the stub's Role. Each step owns its node(s) and DaemonSet(s) so steps cannot see each other.
+import assert from "node:assert/strict";
+import { runTool, toolCommand } from "../harness/bin.ts";
+import { kubeBinDir, type KubeCluster, startKube } from "../harness/kube.ts";
+import { waitUntil } from "../harness/net.ts";
+import {
+  apply,
+  featureDaemonSet,
+  kubeconfigVia,
+  kubectlOk,
+  podsOn,
+  stubRbac,
+  TEST_NODE_LABEL,
+} from "./fixtures.ts";
+import { startTcpProxy } from "./tcp_proxy.ts";
+
+const SA = "ks-stub";
+
+async function addNode(kube: KubeCluster, name: string) {
+  await kube.addNodes([name], { [TEST_NODE_LABEL]: name });
+}
+
+async function runningPod(kube: KubeCluster, node: string, selector = "raw_container_name") {
+  let pods: Awaited<ReturnType<typeof podsOn>> = [];
+  await waitUntil(
+    async () => {
+      pods = (await podsOn(kube, node, selector)).filter((p) =>
+        p.phase === "Running" && !p.deleting
+      );
+      return pods.length === 1;
+    },
+    30_000,
+    `one running pod on ${node}`,
+    100,
+  );
+  return pods[0];
+}
+
+Deno.test({
+  name: "ks-stub against the real API server",
+  ignore: !kubeBinDir(),
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async (t) => {
+  const kube = await startKube();
+  try {
+    await apply(kube, stubRbac("sonic", SA));
+    const kubeconfig = await kube.serviceAccountKubeconfig("sonic", SA);
+    const stub = (args: string[], env: Record<string, string> = {}) =>
+      runTool("ks-stub", [...args, "--kubeconfig", kubeconfig], { env });
+
+    await t.step("status is 0 with the pod's name while the feature's pod runs", async () => {
+      await addNode(kube, "sw-status");
+      await apply(kube, [featureDaemonSet({ feature: "telemetry", nodeLabel: "sw-status" })]);
+      const pod = await runningPod(kube, "sw-status");
+      const text = await stub(["telemetry", "status", "--node", "sw-status"]);
+      assert.equal(text.code, 0, text.stdout + text.stderr);
+      assert.match(text.stdout, new RegExp(`● telemetry - Kubernetes pod sonic/${pod.name}`));
+      assert.match(text.stdout, /Active: active \(running\)/);
+      const json = await stub(["telemetry", "status", "--node", "SW-Status", "--output", "json"]);
+      assert.equal(json.code, 0, json.stderr);
+      const report = JSON.parse(json.stdout);
+      assert.equal(report.state, "running");
+      assert.equal(report.node, "sw-status");
+      assert.equal(report.pod.uid, pod.uid);
+    });
+
+    await t.step("status is 3 on a node without the pod and for another feature", async () => {
+      await addNode(kube, "sw-empty");
+      const none = await stub(["telemetry", "status", "--node", "sw-empty"]);
+      assert.equal(none.code, 3, none.stdout + none.stderr);
+      assert.match(none.stdout, /inactive \(dead\)/);
+      const other = await stub(["gnmi", "status", "--node", "sw-status"]);
+      assert.equal(other.code, 3, other.stdout);
+    });
+
+    await t.step(
+      "status is 4 within its timeout when the API server cannot be reached",
+      async () => {
+        const proxy = startTcpProxy({
+          hostname: "127.0.0.1",
+          port: Number(new URL(kube.server).port),
+        });
+        try {
+          const via = await kubeconfigVia(kubeconfig, proxy.url);
+          proxy.cut();
+          const t0 = Date.now();
+          const out = await runTool("ks-stub", [
+            "telemetry",
+            "status",
+            "--node",
+            "sw-status",
+            "--kubeconfig",
+            via,
+            "--timeout",
+            "2s",
+          ]);
+          assert.equal(out.code, 4, out.stdout + out.stderr);
+          assert.match(out.stdout, /unknown \(API server unreachable\)/);
+          assert.ok(Date.now() - t0 < 6000, `took ${Date.now() - t0} ms`);
+        } finally {
+          proxy.stop();
+        }
+      },
+    );
+
+    await t.step(
+      "KUBECONFIG is used without --kubeconfig, and --kubeconfig wins over it",
+      async () => {
+        const env = await runTool("ks-stub", ["telemetry", "status", "--node", "sw-status"], {
+          env: { KUBECONFIG: kubeconfig },
+        });
+        assert.equal(env.code, 0, env.stdout + env.stderr);
+        const flag = await runTool(
+          "ks-stub",
+          ["telemetry", "status", "--node", "sw-status", "--kubeconfig", kubeconfig],
+          { env: { KUBECONFIG: "/nonexistent/kubeconfig" } },
+        );
+        assert.equal(flag.code, 0, flag.stdout + flag.stderr);
+      },
+    );
+
+    await t.step("a v1 sidecar-only pod with the feature label does not count", async () => {
+      await addNode(kube, "sw-v1");
+      await apply(kube, [
+        featureDaemonSet({
+          feature: "bmp",
+          name: "bmp-v1",
+          nodeLabel: "sw-v1",
+          containers: ["bmp-sidecar"],
+        }),
+      ]);
+      await runningPod(kube, "sw-v1", "raw_container_name=bmp");
+      const out = await stub(["bmp", "status", "--node", "sw-v1"]);
+      assert.equal(out.code, 3, out.stdout);
+    });
+
+    await t.step("per-ASIC instances are told apart by the asic label", async () => {
+      await addNode(kube, "sw-asic");
+      await apply(kube, [
+        featureDaemonSet({ feature: "bgp", name: "bgp-asic0", nodeLabel: "sw-asic", asic: "0" }),
+      ]);
+      await runningPod(kube, "sw-asic", "raw_container_name=bgp");
+      assert.equal((await stub(["bgp", "status", "0", "--node", "sw-asic"])).code, 0);
+      assert.equal((await stub(["bgp", "status", "asic0", "--node", "sw-asic"])).code, 0);
+      assert.equal((await stub(["bgp", "status", "1", "--node", "sw-asic"])).code, 3);
+      assert.equal((await stub(["bgp", "status", "--node", "sw-asic"])).code, 3);
+    });
+
+    await t.step("start is a no-op while the pod runs", async () => {
+      const before = await runningPod(kube, "sw-status");
+      const out = await stub(["telemetry", "start", "--node", "sw-status"]);
+      assert.equal(out.code, 0, out.stderr);
+      assert.match(out.stderr, /already running; nothing to do/);
+      const after = await runningPod(kube, "sw-status");
+      assert.equal(after.uid, before.uid);
+    });
+
+    await t.step(
+      "stop deletes the pod, returns once it is gone; the DaemonSet brings a new one",
+      async () => {
+        const before = await runningPod(kube, "sw-status");
+        const out = await stub(["telemetry", "stop", "--node", "sw-status"]);
+        assert.equal(out.code, 0, out.stderr);
+        assert.match(out.stderr, /deleted pod/);
+        assert.match(out.stderr, /stopped: the old pod is gone/);
+        const pods = await podsOn(kube, "sw-status", "raw_container_name=telemetry");
+        assert.ok(!pods.some((p) => p.uid === before.uid), "the old pod is gone when stop returns");
+        const fresh = await runningPod(kube, "sw-status");
+        assert.notEqual(fresh.uid, before.uid);
+      },
+    );
+
+    await t.step("restart returns with a new pod running", async () => {
+      const before = await runningPod(kube, "sw-status");
+      const out = await stub(["telemetry", "restart", "--node", "sw-status"]);
+      assert.equal(out.code, 0, out.stderr);
+      const status = await stub(["telemetry", "status", "--node", "sw-status", "--output", "json"]);
+      assert.equal(status.code, 0, status.stdout);
+      assert.notEqual(JSON.parse(status.stdout).pod.uid, before.uid);
+    });
+
+    await t.step("stop without a pod succeeds and changes nothing", async () => {
+      const out = await stub(["telemetry", "stop", "--node", "sw-empty"]);
+      assert.equal(out.code, 0, out.stderr);
+      assert.match(out.stderr, /nothing to stop/);
+    });
+
+    await t.step("start fails in bounded time with one line when no pod comes", async () => {
+      const t0 = Date.now();
+      const out = await stub(["telemetry", "start", "--node", "sw-empty", "--timeout", "2s"]);
+      assert.equal(out.code, 1, out.stderr);
+      assert.match(out.stderr, /no telemetry pod on node sw-empty after 2000 ms/);
+      assert.ok(Date.now() - t0 < 8000);
+    });
+
+    await t.step(
+      "start waits (watching) for the DaemonSet's pod and returns when it runs",
+      async () => {
+        await addNode(kube, "sw-start");
+        const cmd = await toolCommand("ks-stub", [
+          "restapi",
+          "start",
+          "--node",
+          "sw-start",
+          "--kubeconfig",
+          kubeconfig,
+          "--timeout",
+          "30s",
+        ], { stdout: "piped", stderr: "piped" });
+        const child = cmd.spawn();
+        await new Promise((r) => setTimeout(r, 1000));
+        await apply(kube, [featureDaemonSet({ feature: "restapi", nodeLabel: "sw-start" })]);
+        const out = await child.output();
+        const stderr = new TextDecoder().decode(out.stderr);
+        assert.equal(out.code, 0, stderr);
+        assert.match(stderr, /ks-stub\[\d+\]: restapi: running/);
+      },
+    );
+
+    await t.step("stop is refused in one line when RBAC does not allow deleting pods", async () => {
+      await apply(kube, [{
+        apiVersion: "v1",
+        kind: "ServiceAccount",
+        metadata: { name: "reader", namespace: "sonic" },
+      }, {
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "Role",
+        metadata: { name: "reader", namespace: "sonic" },
+        rules: [{ apiGroups: [""], resources: ["pods"], verbs: ["list", "watch"] }],
+      }, {
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "RoleBinding",
+        metadata: { name: "reader", namespace: "sonic" },
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "reader" },
+        subjects: [{ kind: "ServiceAccount", name: "reader", namespace: "sonic" }],
+      }]);
+      const reader = await kube.serviceAccountKubeconfig("sonic", "reader");
+      const out = await runTool("ks-stub", [
+        "telemetry",
+        "stop",
+        "--node",
+        "sw-status",
+        "--kubeconfig",
+        reader,
+      ]);
+      assert.equal(out.code, 1, out.stderr);
+      const errors = out.stderr.split("\n").filter((l) => /ERROR/.test(l));
+      assert.equal(errors.length, 1, out.stderr);
+      assert.match(errors[0], /forbidden/i);
+    });
+
+    await t.step(
+      "wait follows a replaced pod, survives an API outage, returns once the pod is gone",
+      async () => {
+        await addNode(kube, "sw-wait");
+        await apply(kube, [featureDaemonSet({ feature: "gnmi", nodeLabel: "sw-wait" })]);
+        const first = await runningPod(kube, "sw-wait");
+        const proxy = startTcpProxy({
+          hostname: "127.0.0.1",
+          port: Number(new URL(kube.server).port),
+        });
+        const via = await kubeconfigVia(kubeconfig, proxy.url);
+        const cmd = await toolCommand("ks-stub", [
+          "gnmi",
+          "wait",
+          "--node",
+          "sw-wait",
+          "--kubeconfig",
+          via,
+          "--grace",
+          "3s",
+        ], { stdout: "piped", stderr: "piped" });
+        const child = cmd.spawn();
+        let exited = false;
+        const done = child.output().then((o) => {
+          exited = true;
+          return o;
+        });
+        try {
+          await new Promise((r) => setTimeout(r, 1500));
+          assert.equal(exited, false, "wait blocks while the pod exists");
+          // Another client deletes the pod: the DaemonSet replaces it and wait follows.
+          await kubectlOk(kube, ["delete", "pod", "-n", "sonic", first.name, "--wait=false"]);
+          const second = await runningPod(kube, "sw-wait");
+          assert.notEqual(second.uid, first.uid);
+          await new Promise((r) => setTimeout(r, 4000));
+          assert.equal(exited, false, "a pod replaced within the grace keeps wait blocking");
+          // The API server goes away for longer than the grace: wait must not return.
+          proxy.cut();
+          await new Promise((r) => setTimeout(r, 5000));
+          assert.equal(exited, false, "an API outage does not end wait");
+          proxy.restore();
+          await new Promise((r) => setTimeout(r, 1500));
+          assert.equal(exited, false);
+          // The DaemonSet is removed: no pod comes back, wait returns after the grace.
+          const t0 = Date.now();
+          await kubectlOk(kube, ["delete", "daemonset", "-n", "sonic", "gnmi", "--wait=false"]);
+          const out = await done;
+          const stderr = new TextDecoder().decode(out.stderr);
+          assert.equal(out.code, 0, stderr);
+          assert.ok(Date.now() - t0 < 30_000, `wait took ${Date.now() - t0} ms to return`);
+          assert.match(stderr, /following the replacement pod/);
+          assert.match(stderr, /API server call failed; retrying/);
+          assert.match(stderr, /API server reachable again/);
+          assert.match(stderr, /the pod is gone/);
+        } finally {
+          if (!exited) {
+            try {
+              child.kill("SIGKILL");
+            } catch { /* gone */ }
+            await done;
+          }
+          proxy.stop();
+        }
+      },
+    );
+
+    await t.step("wait ends quietly with 0 on SIGTERM (systemd stopping the unit)", async () => {
+      const cmd = await toolCommand("ks-stub", [
+        "telemetry",
+        "wait",
+        "--node",
+        "sw-status",
+        "--kubeconfig",
+        kubeconfig,
+      ], { stdout: "piped", stderr: "piped" });
+      const child = cmd.spawn();
+      await new Promise((r) => setTimeout(r, 1500));
+      child.kill("SIGTERM");
+      const out = await child.output();
+      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    });
+  } finally {
+    await kube.stop();
+  }
+});
