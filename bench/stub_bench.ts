@@ -77,6 +77,8 @@ async function main() {
   const dir = await Deno.makeTempDir({ prefix: "ks-stub-bench-" });
   try {
     await apply(kube, stubRbac("sonic", "ks-stub"));
+    // The design's script also GETs the pod by name.
+    await apply(kube, stubRbac("sonic", "kubectl-stub", ["get", "list"]));
     await kube.addNodes([NODE], { [TEST_NODE_LABEL]: NODE });
     await apply(kube, [featureDaemonSet({ feature: "telemetry", nodeLabel: NODE })]);
     await waitUntil(
@@ -89,6 +91,7 @@ async function main() {
       100,
     );
     const kubeconfig = await kube.serviceAccountKubeconfig("sonic", "ks-stub");
+    const kubectlConfig = await kube.serviceAccountKubeconfig("sonic", "kubectl-stub");
     const script = join(dir, "k8s-telemetry.sh");
     await Deno.writeTextFile(script, DESIGN_STUB, { mode: 0o755 });
     const env = {
@@ -110,7 +113,7 @@ async function main() {
       env,
       0,
     );
-    const design = await timeRuns(["bash", script], env, 0);
+    const design = await timeRuns(["bash", script], { ...env, KS_KUBECONFIG: kubectlConfig }, 0);
     const oneKubectl = await timeRuns(
       [
         join(bin, "kubectl"),

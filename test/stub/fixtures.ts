@@ -51,14 +51,18 @@ export function featureDaemonSet(o: DaemonSetOptions): Record<string, unknown> {
 }
 
 /** Least RBAC for ks-stub in `namespace`: pods list/watch/delete, nothing else (as ks-render). */
-export function stubRbac(namespace: string, serviceAccount: string): Record<string, unknown>[] {
+export function stubRbac(
+  namespace: string,
+  serviceAccount: string,
+  verbs: string[] = ["list", "watch", "delete"],
+): Record<string, unknown>[] {
   return [
     { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: serviceAccount, namespace } },
     {
       apiVersion: "rbac.authorization.k8s.io/v1",
       kind: "Role",
       metadata: { name: serviceAccount, namespace },
-      rules: [{ apiGroups: [""], resources: ["pods"], verbs: ["list", "watch", "delete"] }],
+      rules: [{ apiGroups: [""], resources: ["pods"], verbs }],
     },
     {
       apiVersion: "rbac.authorization.k8s.io/v1",
