@@ -2,6 +2,7 @@
 // `--dry-run`) or the loop. The loop has three triggers feeding the same reconcileOnce(): start,
 // file-system events on the managed files' directories (debounced), and a periodic re-check with
 // jitter; a pass that leaves errors or owed actions is retried with exponential back-off.
+import { dirname } from "node:path";
 import { createHostCommands, type NsenterMode } from "../host/commands.ts";
 import { HostPaths } from "../host/paths.ts";
 import type { Logger } from "../log.ts";
@@ -102,7 +103,8 @@ class PatcherLoop {
   #options: PatcherOptions;
   #wake: (() => void) | null = null;
   #triggers: string[] = [];
-  #watchers = new Map<string, Deno.FsWatcher>();
+  #watchers = new Map<string, { watcher: Deno.FsWatcher; ino: number }>();
+  #managed = new Set<string>();
   #periodic: ReturnType<typeof setTimeout> | undefined;
   #retry: ReturnType<typeof setTimeout> | undefined;
   #debounce: ReturnType<typeof setTimeout> | undefined;
@@ -137,39 +139,62 @@ class PatcherLoop {
   }
 
   /**
-   * Watches the directory of every managed file that exists; drops watchers no longer needed.
-   * Returns true when it added one (an edit just before that was not seen: check again).
+   * Watches the directory of every managed file (or, while it is missing, its nearest existing
+   * ancestor, to see it appear); re-arms a watcher whose directory was replaced (a new inode);
+   * drops watchers no longer needed. Returns true when it armed one (an edit just before that was
+   * not seen: the caller checks again).
    */
   #ensureWatchers(): boolean {
-    let added = false;
-    const managed = this.#managedReal();
-    const dirs = new Set([...managed].map((p) => p.slice(0, p.lastIndexOf("/")) || "/"));
-    for (const [dir, watcher] of this.#watchers) {
-      if (!dirs.has(dir)) {
-        watcher.close();
+    let armed = false;
+    this.#managed = this.#managedReal();
+    const wanted = new Map<string, number>();
+    for (const path of this.#managed) {
+      let dir = dirname(path);
+      while (true) {
+        try {
+          const info = Deno.statSync(dir);
+          if (info.isDirectory) {
+            wanted.set(dir, info.ino ?? 0);
+            break;
+          }
+        } catch { /* missing: look further up */ }
+        if (dir === this.#ctx.paths.hostRoot || dir === "/") break;
+        dir = dirname(dir);
+      }
+    }
+    for (const [dir, entry] of this.#watchers) {
+      if (wanted.get(dir) !== entry.ino) {
+        entry.watcher.close();
         this.#watchers.delete(dir);
       }
     }
-    for (const dir of dirs) {
+    for (const [dir, ino] of wanted) {
       if (this.#watchers.has(dir)) continue;
       let watcher: Deno.FsWatcher;
       try {
         watcher = Deno.watchFs(dir, { recursive: false });
       } catch {
-        continue; // directory missing: the pass creates it, the next ensure watches it
+        continue; // gone again: the periodic check or the next pass covers it
       }
-      this.#watchers.set(dir, watcher);
-      added = true;
+      this.#watchers.set(dir, { watcher, ino });
+      armed = true;
       (async () => {
         try {
           for await (const event of watcher) {
-            if (event.paths.some((p) => managed.has(p))) this.#onFsEvent();
+            if (event.paths.some((p) => this.#relevant(p))) this.#onFsEvent();
           }
         } catch { /* watcher closed or directory gone */ }
-        if (this.#watchers.get(dir) === watcher) this.#watchers.delete(dir);
+        if (this.#watchers.get(dir)?.watcher === watcher) this.#watchers.delete(dir);
       })();
     }
-    return added;
+    return armed;
+  }
+
+  /** A managed file, or a directory on the way to one (created, removed, renamed). */
+  #relevant(path: string): boolean {
+    if (this.#managed.has(path)) return true;
+    for (const managed of this.#managed) if (managed.startsWith(path + "/")) return true;
+    return false;
   }
 
   #onFsEvent(): void {
@@ -238,7 +263,7 @@ class PatcherLoop {
       clearTimeout(this.#periodic);
       clearTimeout(this.#retry);
       clearTimeout(this.#debounce);
-      for (const watcher of this.#watchers.values()) watcher.close();
+      for (const { watcher } of this.#watchers.values()) watcher.close();
       this.#watchers.clear();
       this.#ctx.log.info("stopped");
     }

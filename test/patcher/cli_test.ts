@@ -3,7 +3,13 @@
 import assert from "node:assert/strict";
 import { runTool, toolCommand } from "../harness/bin.ts";
 import { waitUntil } from "../harness/net.ts";
-import { createPatcherSandbox, KUBE_CHECKER, KUBE_LAUNCHER, NATIVE_LAUNCHER } from "./fixture.ts";
+import {
+  createPatcherSandbox,
+  DROPIN,
+  KUBE_CHECKER,
+  KUBE_LAUNCHER,
+  NATIVE_LAUNCHER,
+} from "./fixture.ts";
 
 Deno.test("ks-patcher --once converges (exit 0), prints JSON, and a second run changes nothing", async () => {
   const sb = await createPatcherSandbox();
@@ -154,6 +160,42 @@ Deno.test("a patcher SIGKILLed with failing actions leaves them journaled; a res
     try {
       child.kill("SIGKILL");
     } catch { /* already gone */ }
+    await child.status;
+    await sb.cleanup();
+  }
+});
+
+Deno.test("the loop repairs a drop-in whose directory was removed and keeps watching the recreated directory", async () => {
+  const sb = await createPatcherSandbox();
+  const child = (await toolCommand("ks-patcher", [...sb.cliArgs(), "--interval", "10m"], {
+    env: { PATH: sb.systemctl.path },
+    stdout: "null",
+    stderr: "null",
+  })).spawn();
+  try {
+    const dir = sb.host("etc/systemd/system/telemetry.service.d");
+    const dropin = `${dir}/kubesonic.conf`;
+    const read = () => {
+      try {
+        return Deno.readTextFileSync(dropin);
+      } catch {
+        return null;
+      }
+    };
+    await waitUntil(
+      () => read() === DROPIN && sb.systemctl.calls().length === 3,
+      20_000,
+      "first pass",
+    );
+    await Deno.remove(dir, { recursive: true });
+    await waitUntil(() => read() === DROPIN, 5_000, "drop-in back after rm -rf of its directory");
+    await new Promise((r) => setTimeout(r, 100));
+    await Deno.writeTextFile(dropin, "[Service]\nExecStartPre=/usr/bin/telemetry.sh start\n");
+    await waitUntil(() => read() === DROPIN, 5_000, "edit in the recreated directory repaired");
+  } finally {
+    try {
+      child.kill("SIGTERM");
+    } catch { /* gone */ }
     await child.status;
     await sb.cleanup();
   }
