@@ -1,0 +1,79 @@
+// ks-entrypoint: the feature container's ENTRYPOINT. Idle while FEATURE|<feature> is off, starts
+// the daemon the moment it is on (exec by default, or supervised with --spawn). Thin: flags here,
+// the logic in src/entrypoint/run.ts.
+import { parseCli, parseDuration, runCli, setting, UsageError } from "../src/cli.ts";
+import { createLogger } from "../src/log.ts";
+import { runEntrypoint } from "../src/entrypoint/run.ts";
+
+const TOOL = "ks-entrypoint";
+const HELP = `${TOOL} — start a feature's daemon only while CONFIG_DB FEATURE|<feature> state is on
+
+Usage: ${TOOL} --feature NAME [options] -- COMMAND [ARGS...]
+
+  --feature NAME        the FEATURE row to follow (env KS_FEATURE)
+  --namespace asicN     multi-ASIC namespace; its CONFIG_DB is found via database_global.json
+                        (env KS_NAMESPACE)
+  --db-config PATH      database_config.json (env KS_DB_CONFIG,
+                        default /var/run/redis/sonic-db/database_config.json)
+  --db-global-config P  database_global.json for --namespace (env KS_DB_GLOBAL_CONFIG)
+  --spawn               run the daemon as a child instead of exec'ing it: signals forwarded,
+                        zombies reaped, its exit code returned (128+signal when killed), and the
+                        daemon stopped again when FEATURE goes off (the entrypoint returns to idle)
+  --stop-timeout DUR    --spawn: grace between SIGTERM and SIGKILL on disable (default 10s)
+  --resync DUR          periodic FEATURE re-read besides keyspace notifications (default 5s)
+  --help, --version
+
+States enabled/always_enabled are on; disabled/always_disabled, a missing row or any other value
+are off. While off the entrypoint idles (one log line per change); SIGTERM/SIGINT then exit 0.
+CONFIG_DB unreachable: it keeps waiting and says so; it never exits for that.
+Exit codes: the daemon's own (--spawn), 0 after SIGTERM while idle, 2 bad usage,
+126/127 the command cannot be started.
+
+Example:
+  ${TOOL} --feature telemetry -- /usr/bin/supervisord -n -c /etc/supervisor/supervisord.conf`;
+
+async function main(): Promise<number> {
+  const { values, positionals } = parseCli({
+    tool: TOOL,
+    help: HELP,
+    options: {
+      feature: { type: "string" },
+      namespace: { type: "string" },
+      "db-config": { type: "string" },
+      "db-global-config": { type: "string" },
+      spawn: { type: "boolean", default: false },
+      "stop-timeout": { type: "string", default: "10s" },
+      resync: { type: "string", default: "5s" },
+    },
+  }, Deno.args);
+  const feature = setting(values.feature, "KS_FEATURE");
+  if (!feature) throw new UsageError("--feature is required (e.g. --feature telemetry)");
+  if (!/^[A-Za-z0-9_.-]+$/.test(feature)) {
+    throw new UsageError(`--feature: "${feature}" is not a FEATURE name`);
+  }
+  const namespace = setting(values.namespace, "KS_NAMESPACE", "");
+  if (namespace !== "" && !/^asic\d+$/.test(namespace)) {
+    throw new UsageError(`--namespace: "${namespace}" is not a namespace (asic0, asic1, ...)`);
+  }
+  if (positionals.length === 0) {
+    throw new UsageError("no command: give the daemon after -- (e.g. -- /usr/bin/supervisord -n)");
+  }
+  const resyncMs = parseDuration(values.resync!, "--resync");
+  if (resyncMs < 100) throw new UsageError(`--resync: "${values.resync}" is below 100ms`);
+  const log = createLogger(TOOL, namespace ? `${feature}@${namespace}` : feature);
+  return await runEntrypoint({
+    feature,
+    location: {
+      dbConfigPath: values["db-config"],
+      globalConfigPath: values["db-global-config"],
+      namespace,
+    },
+    command: positionals,
+    mode: values.spawn ? "spawn" : "exec",
+    log,
+    resyncMs,
+    stopTimeoutMs: parseDuration(values["stop-timeout"]!, "--stop-timeout"),
+  });
+}
+
+if (import.meta.main) await runCli(TOOL, main);
