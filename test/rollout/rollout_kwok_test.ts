@@ -1,0 +1,321 @@
+// ks-rollout end to end on the real control plane with a kwok fleet (test/harness/kube.ts): the
+// bundled tool (dist/ks-rollout.js) moves an OnDelete DaemonSet across 60 simulated switches.
+// A healthy revision completes every wave; a revision that is never Ready, or not Ready on a
+// random 5% of the switches, is stopped in the first wave past the budget and rolled back, with
+// no more switches ever on it than that wave's size (a pod watch records every pod created);
+// `kill -9` mid-wave and a rerun leave every switch moved exactly once; a racing rollout is refused.
+import assert from "node:assert/strict";
+import { kubeBinDir, type KubeCluster, SONIC_NAMESPACE, startKube } from "../harness/kube.ts";
+import { runTool, toolCommand } from "../harness/bin.ts";
+import { waitUntil } from "../harness/net.ts";
+import {
+  addFleet,
+  createDaemonSet,
+  daemonSet,
+  deleteDaemonSet,
+  fleetNames,
+  PodRecorder,
+  podsByNode,
+  writeManifest,
+} from "./fleet.ts";
+import { decodeState, STATE_ANNOTATION } from "../../src/rollout/state.ts";
+import type { RolloutReport } from "../../src/rollout/run.ts";
+
+const FLEET = 60;
+const NODES = fleetNames(FLEET);
+const binDir = kubeBinDir();
+
+interface Ds {
+  metadata: { annotations?: Record<string, string> };
+  spec: { template: { spec: { containers: { image: string }[] } } };
+}
+
+async function rolloutState(cluster: KubeCluster, feature: string) {
+  const ds = await cluster.rest.get<Ds>(
+    `/apis/apps/v1/namespaces/${SONIC_NAMESPACE}/daemonsets/${feature}`,
+  );
+  return { ds, state: decodeState(ds.metadata.annotations?.[STATE_ANNOTATION]) };
+}
+
+function rolloutArgs(cluster: KubeCluster, feature: string, to: string, extra: string[] = []) {
+  return [
+    feature,
+    "--to",
+    to,
+    "--kubeconfig",
+    cluster.kubeconfigPath,
+    "--bake",
+    "0s",
+    "--poll-interval",
+    "300ms",
+    "--output",
+    "json",
+    ...extra,
+  ];
+}
+
+function parseReport(stdout: string, stderr: string): RolloutReport {
+  try {
+    return JSON.parse(stdout);
+  } catch {
+    throw new Error(`no JSON report; stderr: ${stderr.slice(-2000)}`);
+  }
+}
+
+Deno.test({
+  name: "ks-rollout on a 60-switch kwok fleet",
+  ignore: binDir === undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn(t) {
+    const cluster = await startKube();
+    const dir = await Deno.makeTempDir({ prefix: "ks-rollout-test-" });
+    try {
+      await addFleet(cluster, NODES);
+
+      await t.step("a healthy revision completes every wave, each switch moved once", async () => {
+        const feature = "telemetry";
+        await createDaemonSet(cluster, feature, FLEET);
+        const v2 = await writeManifest(
+          dir,
+          "telemetry-v2",
+          daemonSet(feature, { image: "kubesonic/telemetry:v2" }),
+        );
+        const before = await podsByNode(cluster, feature);
+        const recorder = await PodRecorder.start(cluster, feature);
+        const run = await runTool(
+          "ks-rollout",
+          rolloutArgs(cluster, feature, v2, ["--max-in-flight", "8", "--ready-timeout", "60s"]),
+        );
+        await recorder.stop();
+        const report = parseReport(run.stdout, run.stderr);
+        assert.equal(run.code, 0, run.stderr.slice(-2000));
+        assert.equal(report.result, "done");
+        assert.deepEqual(report.progress!.waves.map((w) => w.upTo), [1, 6, 30, 60]);
+        assert.ok(report.progress!.waves.every((w) => w.status === "passed" && w.done === w.size));
+        const after = await podsByNode(cluster, feature);
+        const hash = report.progress!.targetHash;
+        assert.equal(after.size, FLEET);
+        for (const node of NODES) {
+          const pod = after.get(node)!;
+          assert.equal(pod.hash, hash, node);
+          assert.ok(pod.ready, `${node} Ready`);
+          assert.notEqual(pod.uid, before.get(node)!.uid, `${node} got a new pod`);
+          assert.equal(recorder.createdPerNode.get(node), 1, `${node}: one new pod`);
+        }
+        assert.ok(report.requestsPerNode! < 4, `requests per node ${report.requestsPerNode}`);
+        // status reads the same record from the DaemonSet.
+        const status = await runTool("ks-rollout", [
+          "status",
+          feature,
+          "--kubeconfig",
+          cluster.kubeconfigPath,
+        ]);
+        assert.equal(status.code, 0, status.stderr);
+        assert.match(status.stdout, /done/);
+        assert.match(status.stdout, new RegExp(`nodes ${FLEET}: ${FLEET} done, 0 failed`));
+        await deleteDaemonSet(cluster, feature);
+      });
+
+      await t.step(
+        "a revision never Ready stops in the canary wave and is rolled back",
+        async () => {
+          const feature = "gnmi";
+          await createDaemonSet(cluster, feature, FLEET);
+          const bad = await writeManifest(
+            dir,
+            "gnmi-bad",
+            daemonSet(feature, {
+              image: "kubesonic/gnmi:bad",
+              annotations: { "kubesonic.test/ready": "false" },
+            }),
+          );
+          const before = await podsByNode(cluster, feature);
+          const oldHash = [...before.values()][0].hash;
+          const recorder = await PodRecorder.start(cluster, feature);
+          const run = await runTool(
+            "ks-rollout",
+            rolloutArgs(cluster, feature, bad, ["--ready-timeout", "4s", "--max-in-flight", "8"]),
+          );
+          await recorder.stop();
+          const report = parseReport(run.stdout, run.stderr);
+          assert.equal(run.code, 4, run.stderr.slice(-2000));
+          assert.equal(report.result, "rolled-back");
+          const badHash = report.progress!.targetHash;
+          assert.equal(recorder.nodesByHash.get(badHash)?.size, 1, "only the canary ran it");
+          assert.equal(report.progress!.failures.length, 1);
+          assert.match(report.progress!.failures[0].reason, /not Ready within 4s/);
+          assert.match(run.stderr, /rollout stopped, rolling back/);
+          const after = await podsByNode(cluster, feature);
+          assert.equal(after.size, FLEET);
+          for (const [node, pod] of after) {
+            assert.equal(pod.hash, oldHash, `${node} back on the old revision`);
+            assert.ok(pod.ready, `${node} Ready`);
+          }
+          // The template is the old one again.
+          const { ds } = await rolloutState(cluster, feature);
+          assert.equal(ds.spec.template.spec.containers[0].image, "kubesonic/gnmi:v1");
+          await deleteDaemonSet(cluster, feature);
+        },
+      );
+
+      await t.step(
+        "not Ready on a random 5% of switches: stopped in the first wave past the budget",
+        async () => {
+          const feature = "bmp";
+          await createDaemonSet(cluster, feature, FLEET);
+          const shuffled = [...NODES].sort(() => Math.random() - 0.5);
+          const flaky = shuffled.slice(0, Math.round(FLEET * 0.05));
+          const bad = await writeManifest(
+            dir,
+            "bmp-flaky",
+            daemonSet(feature, {
+              image: "kubesonic/bmp:flaky",
+              annotations: { "kubesonic.test/not-ready-nodes": flaky.join(",") },
+            }),
+          );
+          const oldHash = [...(await podsByNode(cluster, feature)).values()][0].hash;
+          const recorder = await PodRecorder.start(cluster, feature);
+          const run = await runTool(
+            "ks-rollout",
+            rolloutArgs(cluster, feature, bad, ["--ready-timeout", "4s", "--max-in-flight", "8"]),
+          );
+          await recorder.stop();
+          const report = parseReport(run.stdout, run.stderr);
+          assert.equal(run.code, 4, run.stderr.slice(-2000));
+          const p = report.progress!;
+          const stoppedWave = p.waves.find((w) => w.status === "stopped")!;
+          assert.ok(stoppedWave, JSON.stringify(p.waves));
+          // Every earlier wave had no failure, the stopped wave had at least one.
+          for (const w of p.waves.slice(0, stoppedWave.wave - 1)) assert.equal(w.failed, 0);
+          assert.ok(stoppedWave.failed >= 1);
+          const onBad = recorder.nodesByHash.get(p.targetHash)?.size ?? 0;
+          assert.ok(
+            onBad <= stoppedWave.upTo,
+            `${onBad} switches ran it, wave ${stoppedWave.upTo}`,
+          );
+          for (const f of p.failures) assert.ok(flaky.includes(f.node), `${f.node} is not flaky`);
+          const after = await podsByNode(cluster, feature);
+          assert.equal(after.size, FLEET);
+          for (const [node, pod] of after) {
+            assert.equal(pod.hash, oldHash, `${node} back on the old revision`);
+            assert.ok(pod.ready, `${node} Ready`);
+          }
+          await deleteDaemonSet(cluster, feature);
+        },
+      );
+
+      await t.step(
+        "kill -9 mid-wave, then a rerun resumes: no switch skipped or moved twice",
+        async () => {
+          const feature = "restapi";
+          await createDaemonSet(cluster, feature, FLEET);
+          const v2 = await writeManifest(
+            dir,
+            "restapi-v2",
+            daemonSet(feature, { image: "kubesonic/restapi:v2" }),
+          );
+          const recorder = await PodRecorder.start(cluster, feature);
+          const args = rolloutArgs(cluster, feature, v2, [
+            "--max-in-flight",
+            "3",
+            "--poll-interval",
+            "1s",
+            "--ready-timeout",
+            "60s",
+          ]);
+          const first = (await toolCommand("ks-rollout", args, {
+            stdout: "null",
+            stderr: "null",
+          })).spawn();
+          let killedAt = "";
+          try {
+            await waitUntil(
+              async () => {
+                const { state } = await rolloutState(cluster, feature);
+                if (!state || state.wave < 2 || !state.marks.includes("i")) return false;
+                first.kill("SIGKILL");
+                killedAt = state.marks;
+                return true;
+              },
+              120_000,
+              "the first run in the middle of wave 3",
+              50,
+            );
+          } finally {
+            try {
+              first.kill("SIGKILL");
+            } catch { /* already dead */ }
+            await first.status;
+          }
+          const { state: left } = await rolloutState(cluster, feature);
+          assert.equal(left?.phase, "rolling", "the killed run left a rollout in progress");
+          assert.ok(killedAt.includes("d") && killedAt.includes("."), killedAt);
+          const rerun = await runTool("ks-rollout", args);
+          await recorder.stop();
+          const report = parseReport(rerun.stdout, rerun.stderr);
+          assert.equal(rerun.code, 0, rerun.stderr.slice(-2000));
+          assert.match(rerun.stderr, /resuming a rollout left by another run/);
+          assert.equal(report.progress!.id, left!.id, "the same rollout resumed");
+          assert.equal(report.progress!.done, FLEET);
+          const after = await podsByNode(cluster, feature);
+          for (const node of NODES) {
+            assert.equal(after.get(node)?.hash, report.progress!.targetHash, `${node} moved`);
+            assert.equal(recorder.createdPerNode.get(node), 1, `${node}: exactly one new pod`);
+          }
+          await deleteDaemonSet(cluster, feature);
+        },
+      );
+
+      await t.step("two rollouts racing: one wins, the other is refused", async () => {
+        const feature = "snmp";
+        await createDaemonSet(cluster, feature, FLEET);
+        const a = await writeManifest(dir, "snmp-a", daemonSet(feature, { image: "snmp:a" }));
+        const b = await writeManifest(dir, "snmp-b", daemonSet(feature, { image: "snmp:b" }));
+        // A long bake keeps the winner busy; both start at the same moment.
+        const extra = ["--bake", "60s", "--waves", "1,100%"];
+        const [ra, rb] = await Promise.all([
+          (await toolCommand("ks-rollout", rolloutArgs(cluster, feature, a, extra), {
+            stdout: "piped",
+            stderr: "piped",
+          })).spawn(),
+          (await toolCommand("ks-rollout", rolloutArgs(cluster, feature, b, extra), {
+            stdout: "piped",
+            stderr: "piped",
+          })).spawn(),
+        ]);
+        const outA = ra.output();
+        const outB = rb.output();
+        try {
+          const first = await Promise.race([
+            outA.then((o) => ({ who: "a", code: o.code })),
+            outB.then((o) => ({ who: "b", code: o.code })),
+          ]);
+          assert.equal(first.code, 3, "the loser exits 3 (refused)");
+          const winner = first.who === "a" ? "b" : "a";
+          const { ds, state } = await rolloutState(cluster, feature);
+          assert.equal(ds.spec.template.spec.containers[0].image, `snmp:${winner}`);
+          assert.equal(state?.target.to, winner === "a" ? a : b);
+          // A third run, for the same target as the winner, is refused while the winner lives.
+          const third = await runTool(
+            "ks-rollout",
+            rolloutArgs(cluster, feature, winner === "a" ? a : b, extra),
+          );
+          assert.equal(third.code, 3, third.stderr);
+          assert.match(parseReport(third.stdout, third.stderr).reason!, /under another run/);
+        } finally {
+          for (const child of [ra, rb]) {
+            try {
+              child.kill("SIGKILL");
+            } catch { /* gone */ }
+          }
+          await Promise.allSettled([outA, outB]);
+        }
+        await deleteDaemonSet(cluster, feature);
+      });
+    } finally {
+      await cluster.stop();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});
