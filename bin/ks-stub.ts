@@ -27,8 +27,8 @@ Options:
   --output F       status output: text (default) or json
   --help, --version
 
-Pods are selected by label raw_container_name=<feature> (and asic), field spec.nodeName, and
-must run a container named <feature>.
+Pods are selected by labels app=<feature> and raw_container_name (feature pods only; its value
+names the feature container), asic (per-ASIC) and field spec.nodeName.
 
 Example (what /usr/local/bin/telemetry.sh runs for telemetry.service):
   ks-stub telemetry status --output json`;

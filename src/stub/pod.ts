@@ -54,19 +54,29 @@ export interface PodSummary {
   image?: string;
 }
 
-/** True when the pod's spec runs a container named after the feature (v1 sidecar-only pods do not). */
+/**
+ * The name of the pod's feature container: the value of its `raw_container_name` label (the
+ * native container name), else the feature name.
+ */
+export function featureContainerName(pod: Pod, feature: string): string {
+  return pod.metadata.labels?.raw_container_name || feature;
+}
+
+/** True when the pod's spec runs its feature container (v1 sidecar-only pods do not). */
 export function hasFeatureContainer(pod: Pod, feature: string): boolean {
   const containers = pod.spec?.containers;
   // A watch event or list item without a spec cannot be judged; keep it.
   if (!containers) return true;
-  return containers.some((c) => c.name === feature);
+  const name = featureContainerName(pod, feature);
+  return containers.some((c) => c.name === name);
 }
 
-/** Summarises a pod for the feature container named `feature`. */
+/** Summarises a pod by its feature container (see featureContainerName). */
 export function summarizePod(pod: Pod, feature: string): PodSummary {
   const phase = pod.status?.phase ?? "Unknown";
   const statuses = pod.status?.containerStatuses ?? [];
-  const mine = statuses.find((s) => s.name === feature);
+  const containerName = featureContainerName(pod, feature);
+  const mine = statuses.find((s) => s.name === containerName);
   let container = "unknown";
   if (mine?.state?.running) container = "running";
   else if (mine?.state?.waiting) container = `waiting (${mine.state.waiting.reason ?? "?"})`;
@@ -88,7 +98,7 @@ export function summarizePod(pod: Pod, feature: string): PodSummary {
     ready: `${readyCount}/${total}`,
     restarts: mine?.restartCount ?? 0,
     since: mine?.state?.running?.startedAt ?? pod.status?.startTime,
-    image: mine?.image ?? pod.spec?.containers?.find((c) => c.name === feature)?.image,
+    image: mine?.image ?? pod.spec?.containers?.find((c) => c.name === containerName)?.image,
   };
 }
 

@@ -6,7 +6,12 @@ import { UsageError } from "../cli.ts";
 
 /** The default namespace of the feature DaemonSets. */
 export const DEFAULT_NAMESPACE = "sonic";
-/** The pod label naming the feature (as SONiC's DaemonSets and container_checker use it). */
+/** The pod label naming the feature (FEATURE key, unit name): ks-render's and the design's `app`. */
+export const APP_LABEL = "app";
+/**
+ * The label only feature pods carry (not v1 sidecar-only ones); its value is the feature
+ * container's name (SONiC's native container name, usually the feature name).
+ */
 export const FEATURE_LABEL = "raw_container_name";
 /** The pod label naming the ASIC instance of a per-ASIC feature. */
 export const ASIC_LABEL = "asic";
@@ -68,7 +73,8 @@ export function validateFeature(feature: string | undefined): string {
 }
 
 /**
- * The selectors for the target's pods: `raw_container_name=<feature>` and, for an ASIC instance,
+ * The selectors for the target's pods: `app=<feature>` plus the presence of `raw_container_name`
+ * (feature pods only, never a v1 sidecar-only pod) and, for an ASIC instance,
  * `asic in (<n>,asic<n>)` (either spelling of the label value), else `!asic` so a global
  * instance never picks a per-ASIC pod; always `spec.nodeName=<node>`.
  */
@@ -78,7 +84,7 @@ export function podQuery(target: StubTarget): PodQuery {
     : `${ASIC_LABEL} in (${target.asic},asic${target.asic})`;
   return {
     namespace: target.namespace,
-    labelSelector: `${FEATURE_LABEL}=${target.feature},${asicPart}`,
+    labelSelector: `${APP_LABEL}=${target.feature},${FEATURE_LABEL},${asicPart}`,
     fieldSelector: `spec.nodeName=${target.node}`,
   };
 }

@@ -18,25 +18,29 @@ export interface DaemonSetOptions {
   asic?: string;
   /** Containers (default: the feature and its watchdog). */
   containers?: string[];
+  /** A v1 (sidecar-only) DaemonSet: no `raw_container_name` label, only the sidecar container. */
+  v1?: boolean;
   /** Pod annotations (kwok stages: `kubesonic.test/ready: "false"`...). */
   annotations?: Record<string, string>;
 }
 
-/** A DaemonSet like ks-render's v2 for `feature`, as a JSON-able object. */
+/** A DaemonSet labelled like ks-render's (v2 unless `v1`) for `feature`, as a JSON-able object. */
 export function featureDaemonSet(o: DaemonSetOptions): Record<string, unknown> {
   const name = o.name ?? o.feature;
   const labels: Record<string, string> = {
-    app: name,
-    raw_container_name: o.feature,
+    app: o.feature,
+    "app.kubernetes.io/instance": name,
+    ...(o.v1 ? {} : { raw_container_name: o.feature }),
     ...(o.asic !== undefined ? { asic: o.asic } : {}),
   };
-  const containers = o.containers ?? [o.feature, `${o.feature}-watchdog`];
+  const containers = o.containers ??
+    (o.v1 ? [`${o.feature}-sidecar`] : [o.feature, `${o.feature}-watchdog`]);
   return {
     apiVersion: "apps/v1",
     kind: "DaemonSet",
     metadata: { name, namespace: o.namespace ?? "sonic", labels },
     spec: {
-      selector: { matchLabels: { app: name } },
+      selector: { matchLabels: { app: o.feature, "app.kubernetes.io/instance": name } },
       template: {
         metadata: { labels, annotations: o.annotations ?? {} },
         spec: {

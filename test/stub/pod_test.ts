@@ -44,6 +44,15 @@ Deno.test("a v1 sidecar-only pod is not the feature's pod", () => {
   assert.equal(pickPod([pod("v1", { containers: ["telemetry-sidecar"] })], "telemetry"), undefined);
 });
 
+Deno.test("the feature container is the one raw_container_name names", () => {
+  const p = pod("bmp", { containers: ["bmp", "bmp-watchdog"] });
+  p.metadata.labels = { app: "frr_bmp", raw_container_name: "bmp" };
+  assert.equal(hasFeatureContainer(p, "frr_bmp"), true);
+  assert.equal(summarizePod(p, "frr_bmp").image, "bmp:v2");
+  p.metadata.labels.raw_container_name = "other";
+  assert.equal(hasFeatureContainer(p, "frr_bmp"), false);
+});
+
 Deno.test("the summary reports the feature container's state, readiness and restarts", () => {
   const s = summarizePod(pod("p", { restarts: 2 }), "telemetry");
   assert.equal(s.running, true);

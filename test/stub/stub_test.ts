@@ -22,7 +22,7 @@ async function addNode(kube: KubeCluster, name: string) {
   await kube.addNodes([name], { [TEST_NODE_LABEL]: name });
 }
 
-async function runningPod(kube: KubeCluster, node: string, selector = "raw_container_name") {
+async function runningPod(kube: KubeCluster, node: string, selector = "app") {
   let pods: Awaited<ReturnType<typeof podsOn>> = [];
   await waitUntil(
     async () => {
@@ -122,17 +122,10 @@ Deno.test({
       },
     );
 
-    await t.step("a v1 sidecar-only pod with the feature label does not count", async () => {
+    await t.step("a v1 sidecar-only pod of the feature does not count", async () => {
       await addNode(kube, "sw-v1");
-      await apply(kube, [
-        featureDaemonSet({
-          feature: "bmp",
-          name: "bmp-v1",
-          nodeLabel: "sw-v1",
-          containers: ["bmp-sidecar"],
-        }),
-      ]);
-      await runningPod(kube, "sw-v1", "raw_container_name=bmp");
+      await apply(kube, [featureDaemonSet({ feature: "bmp", nodeLabel: "sw-v1", v1: true })]);
+      await runningPod(kube, "sw-v1", "app=bmp");
       const out = await stub(["bmp", "status", "--node", "sw-v1"]);
       assert.equal(out.code, 3, out.stdout);
     });

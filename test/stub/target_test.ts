@@ -39,15 +39,15 @@ Deno.test("feature names must be label values (FEATURE keys such as dhcp_relay p
   assert.throws(() => validateFeature("a,b=c"), UsageError);
 });
 
-Deno.test("a global instance excludes per-ASIC pods; an ASIC instance takes either label spelling", () => {
+Deno.test("only feature pods are selected; a global instance excludes per-ASIC pods; an ASIC instance takes either label spelling", () => {
   const global = podQuery({ feature: "telemetry", node: "sw1", namespace: "sonic" });
   assert.deepEqual(global, {
     namespace: "sonic",
-    labelSelector: "raw_container_name=telemetry,!asic",
+    labelSelector: "app=telemetry,raw_container_name,!asic",
     fieldSelector: "spec.nodeName=sw1",
   });
   const asic = podQuery({ feature: "bgp", asic: "1", node: "sw1", namespace: "sonic" });
-  assert.equal(asic.labelSelector, "raw_container_name=bgp,asic in (1,asic1)");
+  assert.equal(asic.labelSelector, "app=bgp,raw_container_name,asic in (1,asic1)");
   assert.equal(targetName({ feature: "bgp", asic: "1" }), "bgp@asic1");
   assert.equal(targetName({ feature: "telemetry" }), "telemetry");
 });
