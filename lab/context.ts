@@ -1,6 +1,7 @@
 // What every lab scenario gets: the sandbox directory, the real redis acting as the switch's
 // CONFIG_DB, the timeline, the lab's options, and a place to register cleanups.
 import type { RedisSandbox } from "../test/harness/redis.ts";
+import type { KubeCluster } from "../test/harness/kube.ts";
 import type { Timeline } from "./timeline.ts";
 
 /** The lab's command-line options. */
@@ -26,6 +27,8 @@ export interface LabContext {
   options: LabOptions;
   /** The Kubernetes binaries directory when available (KS_KUBE_BIN), else undefined. */
   kubeBin?: string;
+  /** The control plane, once lab/scenarios/05_control_plane.ts has started it. */
+  kube?: KubeCluster;
   /** Registers a cleanup, run in reverse order when the lab ends (also on failure). */
   defer(cleanup: () => Promise<void> | void): void;
 }

@@ -571,7 +571,8 @@ async function waitReady(server: string, ca: string, ms: number): Promise<void> 
       try {
         const res = await fetch(`${server}/readyz`, {
           client,
-          signal: AbortSignal.timeout(2000),
+          // A starting apiserver may accept and then sit on a request: do not wait long for one.
+          signal: AbortSignal.timeout(500),
         });
         last = `${res.status} ${(await res.text()).slice(0, 200)}`;
         if (res.ok) return;
