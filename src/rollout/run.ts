@@ -292,19 +292,26 @@ export async function runRollout(rest: KubeRest, opts: RolloutOptions): Promise<
   let written = claimed.written;
   let recorded = withoutHeartbeat(state);
   let lastWrite = Date.now();
+  // The DaemonSet is re-read only when needed: at the start, after a template change (to wait
+  // for the controller), and after a conflict. Ownership needs no read: every write of the state
+  // is conditional on the annotation still holding what this run wrote last.
+  let ds: DaemonSet | undefined;
   while (!isFinal(state)) {
-    const ds = await cluster.getDaemonSet();
-    const found = ds.metadata.annotations?.[STATE_ANNOTATION];
-    if (found !== written) {
-      const other = decodeState(found);
-      const reason = `another run took over rollout ${state.id} (holder ${other?.holder ?? "?"})`;
-      log.warn("stopped", { reason });
-      return finish({ result: "refused", reason, progress: summarize(state, Date.now()) });
-    }
-    // Delete nothing until the controller has seen the template we set.
-    if ((ds.status?.observedGeneration ?? 0) < (ds.metadata.generation ?? 0)) {
-      await sleep(Math.min(opts.pollMs, 200));
-      continue;
+    if (!ds) {
+      ds = await cluster.getDaemonSet();
+      const found = ds.metadata.annotations?.[STATE_ANNOTATION];
+      if (found !== written) {
+        const other = decodeState(found);
+        const reason = `another run took over rollout ${state.id} (holder ${other?.holder ?? "?"})`;
+        log.warn("stopped", { reason });
+        return finish({ result: "refused", reason, progress: summarize(state, Date.now()) });
+      }
+      // Delete nothing until the controller has seen the template we set.
+      if ((ds.status?.observedGeneration ?? 0) < (ds.metadata.generation ?? 0)) {
+        ds = undefined;
+        await sleep(Math.min(opts.pollMs, 200));
+        continue;
+      }
     }
     if (!state.target.hash) {
       const current = currentRevision(await cluster.listRevisions(ds));
@@ -326,9 +333,11 @@ export async function runRollout(rest: KubeRest, opts: RolloutOptions): Promise<
       try {
         await cluster.patchState(STATE_ANNOTATION, written, text, template);
       } catch (error) {
-        if (error instanceof StateConflict) continue; // re-read: the top of the loop decides
-        throw error;
+        if (!(error instanceof StateConflict)) throw error;
+        ds = undefined; // re-read: the top of the loop decides
+        continue;
       }
+      if (template) ds = undefined; // wait for the controller to see the restored template
       written = text;
       recorded = withoutHeartbeat(next);
       lastWrite = now;

@@ -73,6 +73,90 @@ Deno.test({
     try {
       await addFleet(cluster, NODES);
 
+      await t.step(
+        "--dry-run plans canaries first, zones alternating, and changes nothing",
+        async () => {
+          const feature = "lldp";
+          await createDaemonSet(cluster, feature, FLEET);
+          const v2 = await writeManifest(dir, "lldp-v2", daemonSet(feature, { image: "lldp:v2" }));
+          const run = await runTool(
+            "ks-rollout",
+            rolloutArgs(cluster, feature, v2, [
+              "--dry-run",
+              "--canary",
+              "sw-0031",
+              "--selector",
+              "topology.kubernetes.io/zone=z1",
+            ]),
+          );
+          assert.equal(run.code, 0, run.stderr);
+          const plan = parseReport(run.stdout, run.stderr).plan!;
+          const nodes = plan.waves.flatMap((w) => w.nodes);
+          // z1 holds every third switch: 20 of 60.
+          assert.equal(nodes.length, 20);
+          assert.ok(nodes.every((n) => Number(n.slice(3)) % 3 === 1), nodes.join(","));
+          assert.deepEqual(plan.waves[0].nodes, ["sw-0031"]);
+          assert.deepEqual(plan.waves.map((w) => w.nodes.length), [1, 1, 8, 10]);
+          const { ds, state } = await rolloutState(cluster, feature);
+          assert.equal(state, undefined);
+          assert.equal(ds.spec.template.spec.containers[0].image, "kubesonic/lldp:v1");
+        },
+      );
+
+      await t.step(
+        "--selector moves only the matching switches; --to a revision number moves back",
+        async () => {
+          const feature = "lldp";
+          const v2 = `${dir}/lldp-v2.yaml`;
+          const before = await podsByNode(cluster, feature);
+          const oldHash = [...before.values()][0].hash;
+          const run = await runTool(
+            "ks-rollout",
+            rolloutArgs(cluster, feature, v2, ["--selector", "topology.kubernetes.io/zone=z1"]),
+          );
+          assert.equal(run.code, 0, run.stderr.slice(-2000));
+          const report = parseReport(run.stdout, run.stderr);
+          assert.equal(report.progress!.done, 20);
+          let after = await podsByNode(cluster, feature);
+          for (const [node, pod] of after) {
+            const inZ1 = Number(node.slice(3)) % 3 === 1;
+            assert.equal(pod.hash, inZ1 ? report.progress!.targetHash : oldHash, node);
+          }
+          // Revision 1 is the original template: only the 20 moved switches have to move back.
+          const back = await runTool("ks-rollout", rolloutArgs(cluster, feature, "1"));
+          assert.equal(back.code, 0, back.stderr.slice(-2000));
+          const backReport = parseReport(back.stdout, back.stderr);
+          assert.equal(backReport.progress!.targetHash, oldHash);
+          assert.equal(backReport.progress!.done, FLEET);
+          after = await podsByNode(cluster, feature);
+          for (const [node, pod] of after) {
+            assert.equal(pod.hash, oldHash, node);
+            if (Number(node.slice(3)) % 3 !== 1) assert.equal(pod.uid, before.get(node)!.uid, node);
+          }
+          await deleteDaemonSet(cluster, feature);
+        },
+      );
+
+      await t.step(
+        "a RollingUpdate DaemonSet or an unknown --to is refused with one line",
+        async () => {
+          const feature = "dhcp-relay";
+          const ds = daemonSet(feature) as { spec: Record<string, unknown> };
+          ds.spec.updateStrategy = { type: "RollingUpdate" };
+          await cluster.rest.create(`/apis/apps/v1/namespaces/${SONIC_NAMESPACE}/daemonsets`, ds);
+          const run = await runTool("ks-rollout", rolloutArgs(cluster, feature, "1"));
+          assert.equal(run.code, 1);
+          assert.match(run.stderr, /updateStrategy RollingUpdate; ks-rollout moves only OnDelete/);
+          await deleteDaemonSet(cluster, feature);
+          const missing = await runTool(
+            "ks-rollout",
+            rolloutArgs(cluster, "nosuchfeature", "1"),
+          );
+          assert.equal(missing.code, 1);
+          assert.match(missing.stderr, /no daemonset sonic\/nosuchfeature/);
+        },
+      );
+
       await t.step("a healthy revision completes every wave, each switch moved once", async () => {
         const feature = "telemetry";
         await createDaemonSet(cluster, feature, FLEET);
@@ -158,6 +242,30 @@ Deno.test({
           await deleteDaemonSet(cluster, feature);
         },
       );
+
+      await t.step("an OOM-killed revision (exit 137) is stopped with that reason", async () => {
+        const feature = "radv";
+        await createDaemonSet(cluster, feature, FLEET);
+        const oom = await writeManifest(
+          dir,
+          "radv-oom",
+          daemonSet(feature, { image: "radv:oom", annotations: { "kubesonic.test/oom": "true" } }),
+        );
+        const oldHash = [...(await podsByNode(cluster, feature)).values()][0].hash;
+        const run = await runTool(
+          "ks-rollout",
+          rolloutArgs(cluster, feature, oom, ["--ready-timeout", "20s", "--waves", "3,100%"]),
+        );
+        assert.equal(run.code, 4, run.stderr.slice(-2000));
+        const report = parseReport(run.stdout, run.stderr);
+        assert.ok(report.progress!.failures.length >= 1);
+        for (const f of report.progress!.failures) {
+          assert.match(f.reason, /OOMKilled \(exit 137\)|restarted/, f.reason);
+        }
+        const after = await podsByNode(cluster, feature);
+        assert.ok([...after.values()].every((p) => p.hash === oldHash && p.ready));
+        await deleteDaemonSet(cluster, feature);
+      });
 
       await t.step(
         "not Ready on a random 5% of switches: stopped in the first wave past the budget",
