@@ -623,7 +623,7 @@ export function validateFeatureSpec(doc: unknown, file: string): FeatureSpec {
   const scResources = readResources(r, sc.resources, "sidecar.resources", DEFAULT_TOOL_RESOURCES);
   checkRequestsWithinLimits(r, scResources, "sidecar.resources");
 
-  const stubObj = r.optObject(o, "stub", "", ["path", "source", "apiServer"]);
+  const stubObj = r.optObject(o, "stub", "", ["path", "source", "apiServer", "admissionPolicy"]);
   const apiServer = r.string(stubObj, "apiServer", "stub");
   if (apiServer !== undefined) {
     let url: URL | undefined;
@@ -643,6 +643,7 @@ export function validateFeatureSpec(doc: unknown, file: string): FeatureSpec {
     path: r.absPath(stubObj, "path", "stub") ?? "/usr/local/bin/ks-stub",
     ...(stubObj.source !== undefined ? { source: r.absPath(stubObj, "source", "stub")! } : {}),
     ...(apiServer !== undefined ? { apiServer: apiServer.replace(/\/$/, "") } : {}),
+    admissionPolicy: r.bool(stubObj, "admissionPolicy", "stub", true),
   };
 
   const unitObj = r.optObject(o, "unit", "", ["name", "launcher"]);

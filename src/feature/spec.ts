@@ -106,7 +106,7 @@ export interface FeatureSpec {
     resources: ResourceSpec;
   };
   sidecar: { interval: string; resources: ResourceSpec };
-  stub: { path: string; source?: string; apiServer?: string };
+  stub: { path: string; source?: string; apiServer?: string; admissionPolicy: boolean };
   unit: { name: string; launcher: string };
   native: { launcher?: string; launcherSource?: string };
   nodeSelector: Record<string, string>;

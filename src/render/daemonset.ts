@@ -183,7 +183,8 @@ function sidecarContainer(ctx: DaemonSetContext, stage: "v1" | "v2"): Record<str
   for (const root of ctx.allowRoots) command.push("--allow-root", root);
   command.push("--interval", spec.sidecar.interval);
   const volumeMounts: Record<string, unknown>[] = [
-    { name: "host-root", mountPath: HOST_ROOT },
+    // HostToContainer: mounts the host makes later (a tmpfs on /run…) show up under /host too.
+    { name: "host-root", mountPath: HOST_ROOT, mountPropagation: "HostToContainer" },
     { name: "ks-files", mountPath: FILES_DIR, readOnly: true },
   ];
   if (spec.stub.apiServer) {

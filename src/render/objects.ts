@@ -145,3 +145,52 @@ export function filesConfigMap(spec: FeatureSpec, data: Record<string, string>):
     data: sorted,
   };
 }
+
+/** The cluster-scoped admission policy's name (namespace in it: one policy per feature instance). */
+export function stubPolicyName(spec: FeatureSpec): string {
+  return `kubesonic-${spec.namespace}-${spec.name}-stub`;
+}
+
+/**
+ * What RBAC cannot say: the stub may delete pods in the namespace, but only its own feature's
+ * (label `app=<feature>`). A ValidatingAdmissionPolicy (GA since Kubernetes 1.30) matched to the
+ * stub's username denies its deletes of any other pod, so a telemetry stub cannot restart gnmi.
+ */
+export function admissionObjects(spec: FeatureSpec): KubeObject[] {
+  const name = stubPolicyName(spec);
+  const user = `system:serviceaccount:${spec.namespace}:${stubAccountName(spec)}`;
+  return [
+    {
+      apiVersion: "admissionregistration.k8s.io/v1",
+      kind: "ValidatingAdmissionPolicy",
+      metadata: { name, labels: commonLabels(spec) },
+      spec: {
+        failurePolicy: "Fail",
+        matchConstraints: {
+          resourceRules: [{
+            apiGroups: [""],
+            apiVersions: ["v1"],
+            operations: ["DELETE"],
+            resources: ["pods"],
+          }],
+        },
+        matchConditions: [{
+          name: "is-stub",
+          expression: `request.userInfo.username == "${user}"`,
+        }],
+        validations: [{
+          expression: `has(oldObject.metadata.labels) && "app" in oldObject.metadata.labels && ` +
+            `oldObject.metadata.labels["app"] == "${spec.name}"`,
+          message: `${stubAccountName(spec)} may delete only ${spec.name}'s pods`,
+          reason: "Forbidden",
+        }],
+      },
+    },
+    {
+      apiVersion: "admissionregistration.k8s.io/v1",
+      kind: "ValidatingAdmissionPolicyBinding",
+      metadata: { name, labels: commonLabels(spec) },
+      spec: { policyName: name, validationActions: ["Deny"] },
+    },
+  ];
+}

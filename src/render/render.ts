@@ -9,7 +9,13 @@ import { VERSION } from "../version.ts";
 import { daemonSetObject, type DaemonSetPlan } from "./daemonset.ts";
 import { buildHostFiles, manifestDocument } from "./host_files.ts";
 import { type InstancePlan, planInstances } from "./instances.ts";
-import { filesConfigMap, type KubeObject, namespaceObject, rbacObjects } from "./objects.ts";
+import {
+  admissionObjects,
+  filesConfigMap,
+  type KubeObject,
+  namespaceObject,
+  rbacObjects,
+} from "./objects.ts";
 import type { Profile } from "./profile.ts";
 
 /** Options of one render. */
@@ -115,12 +121,16 @@ export function renderFeature(spec: FeatureSpec, opts: RenderOptions): RenderRes
 
   const namespace = [namespaceObject(spec)];
   const rbac = rbacObjects(spec);
+  const admission = spec.stub.admissionPolicy ? admissionObjects(spec) : [];
   const v1 = v1Plans.map((p) => daemonSetObject(ctx, p));
   const v2 = v2Plans.map((p) => daemonSetObject(ctx, p));
 
   const files: RenderedFile[] = [
     { path: "common/00-namespace.yaml", content: toYaml(namespace) },
     { path: "common/10-rbac.yaml", content: toYaml(rbac) },
+    ...(admission.length > 0
+      ? [{ path: "common/15-admission.yaml", content: toYaml(admission) }]
+      : []),
     { path: "common/20-configmap.yaml", content: toYaml([configMap]) },
     { path: "v1/30-daemonset.yaml", content: toYaml(v1) },
     { path: "v2/30-daemonset.yaml", content: toYaml(v2) },
@@ -141,7 +151,7 @@ export function renderFeature(spec: FeatureSpec, opts: RenderOptions): RenderRes
     memoryLimitFrom: spec.memoryLimitFrom,
     configMap: configMap.metadata.name,
     objects: {
-      common: [...namespace, ...rbac, configMap].map(ref),
+      common: [...namespace, ...rbac, ...admission, configMap].map(ref),
       v1: v1.map(ref),
       v2: v2.map(ref),
     },

@@ -295,6 +295,11 @@ const BAD: [string, (s: Any) => void, string | RegExp][] = [
     'stub.apiServer: "http://10.0.0.1:6443" is not an https URL',
   ],
   [
+    "stub admissionPolicy not bool",
+    (s) => (s.stub = { admissionPolicy: "no" }),
+    'stub.admissionPolicy: "no" must be true or false',
+  ],
+  [
     "unit name with .service",
     (s) => (s.unit = { name: "telemetry.service" }),
     'unit.name: "telemetry.service": leave out ".service"',

@@ -38,6 +38,7 @@ Deno.test("ks-render twice gives byte-identical output trees", () =>
     assert.deepEqual([...a.keys()].sort(), [
       "common/00-namespace.yaml",
       "common/10-rbac.yaml",
+      "common/15-admission.yaml",
       "common/20-configmap.yaml",
       "summary.json",
       "v1/30-daemonset.yaml",

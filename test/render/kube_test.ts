@@ -15,6 +15,7 @@ type Any = any;
 const RENDER_FILES = [
   "common/00-namespace.yaml",
   "common/10-rbac.yaml",
+  "common/15-admission.yaml",
   "common/20-configmap.yaml",
   "v1/30-daemonset.yaml",
   "v2/30-daemonset.yaml",
@@ -267,6 +268,73 @@ Deno.test({
         },
       );
 
+      await t.step(
+        "the admission policy: the telemetry stub cannot delete another feature's pod",
+        async () => {
+          const stub = await kube.serviceAccountKubeconfig("sonic", "telemetry-stub");
+          await kubectlOk(kube, [
+            "run",
+            "gnmi-x",
+            "-n",
+            "sonic",
+            "--image",
+            "busybox",
+            "--restart",
+            "Never",
+            "--labels",
+            "app=gnmi,raw_container_name=gnmi",
+          ]);
+          // Server-side dry-run goes through admission without deleting anything: wait until the
+          // policy is in force, then try for real.
+          let last = "";
+          await waitUntil(
+            async () => {
+              const r = await kube.kubectl([
+                "--kubeconfig",
+                stub,
+                "delete",
+                "pod",
+                "gnmi-x",
+                "-n",
+                "sonic",
+                "--dry-run=server",
+              ]);
+              last = r.stderr;
+              return r.code !== 0 && /may delete only telemetry's pods/.test(r.stderr);
+            },
+            20_000,
+            "the admission policy to deny the telemetry stub",
+            250,
+          ).catch((e) => {
+            throw new Error(`${e.message}: ${last}`);
+          });
+          const del = await kube.kubectl([
+            "--kubeconfig",
+            stub,
+            "delete",
+            "pod",
+            "gnmi-x",
+            "-n",
+            "sonic",
+            "--wait=false",
+          ]);
+          assert.notEqual(del.code, 0);
+          assert.match(del.stderr, /kubesonic-sonic-telemetry-stub/);
+          await kubectlOk(kube, ["get", "pod", "gnmi-x", "-n", "sonic"]);
+          const own = await kube.kubectl([
+            "--kubeconfig",
+            stub,
+            "delete",
+            "pods",
+            "-n",
+            "sonic",
+            "-l",
+            "app=telemetry",
+            "--dry-run=server",
+          ]);
+          assert.equal(own.code, 0, own.stderr);
+        },
+      );
       await t.step(
         "stub.apiServer: the token Secret and the rendered kubeconfig authenticate as the stub",
         async () => {

@@ -464,7 +464,29 @@ Deno.test("summary.json lists the objects per stage and every file's SHA-256", a
     namespace: "sonic",
     name: "telemetry",
   }]);
-  assert.equal(summary.objects.common.length, 6);
-  assert.equal(summary.files.length, 5);
+  assert.equal(summary.objects.common.length, 8);
+  assert.equal(summary.files.length, 6);
   for (const f of summary.files) assert.match(f.sha256, /^[0-9a-f]{64}$/);
+});
+
+Deno.test("the stub's admission policy: own feature's pods only; left out with admissionPolicy false", () => {
+  const on = renderFeature(parseFeatureSpec(specYaml(baseSpec()), "f.yaml"), {
+    profile: "production",
+  });
+  const [policy, binding] = docs(on, "common/15-admission.yaml");
+  assert.equal(policy.kind, "ValidatingAdmissionPolicy");
+  assert.equal(policy.metadata.name, "kubesonic-sonic-telemetry-stub");
+  assert.deepEqual(policy.spec.matchConditions, [{
+    name: "is-stub",
+    expression: 'request.userInfo.username == "system:serviceaccount:sonic:telemetry-stub"',
+  }]);
+  assert.match(
+    policy.spec.validations[0].expression,
+    /oldObject\.metadata\.labels\["app"\] == "telemetry"/,
+  );
+  assert.deepEqual(binding.spec, { policyName: policy.metadata.name, validationActions: ["Deny"] });
+  const raw = baseSpec();
+  raw.stub = { admissionPolicy: false };
+  const off = renderFeature(parseFeatureSpec(specYaml(raw), "f.yaml"), { profile: "production" });
+  assert.equal(off.files.some((f) => f.path === "common/15-admission.yaml"), false);
 });
