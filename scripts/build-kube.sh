@@ -74,8 +74,10 @@ build_k8s() {
   fi
   local ldflags
   ldflags=$(k8s_ldflags)
+  local note=" (the first one builds most shared packages: 5-10 minutes on 2 cores)"
   for c in "${missing[@]}"; do
-    log "building $c v$K8S_VERSION (the first one takes about 10 minutes on 2 cores)"
+    log "building $c v$K8S_VERSION$note"
+    note=""
     local t0=$SECONDS
     go build -trimpath -ldflags "$ldflags" -o "$BIN/$c.tmp" "k8s.io/kubernetes/cmd/$c"
     mv "$BIN/$c.tmp" "$BIN/$c"
