@@ -122,7 +122,7 @@ export async function runContainerChecker(opts: ContainerCheckerRun): Promise<nu
     result = await checkContainers(opts);
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
-    opts.logger?.error("check failed", { error: message });
+    opts.logger?.debug("check failed", { error: message });
     if (opts.output === "json") console.log(JSON.stringify({ error: message }));
     else console.log(`Cannot check containers: ${message}`);
     return 1;
@@ -133,8 +133,10 @@ export async function runContainerChecker(opts: ContainerCheckerRun): Promise<nu
   } else {
     for (const line of containerCheckLines(result)) console.log(line);
   }
+  // monit appends stdout AND stderr to its alert, so the verdict is the stdout line only; the
+  // log line is debug (KS_DEBUG=1) to keep monit's message exactly SONiC's wording.
   if (code !== EXIT_OK) {
-    opts.logger?.warn("containers not running", {
+    opts.logger?.debug("containers not running", {
       missing: result.missing.join(",") || undefined,
       unreachable: result.runtimes.filter((r) => r.status === "unreachable").map((r) => r.runtime)
         .join(",") || undefined,
