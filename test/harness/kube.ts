@@ -251,6 +251,19 @@ async function tail(path: string, lines = 15): Promise<string> {
  */
 export async function startKube(opts: StartKubeOptions = {}): Promise<KubeCluster> {
   const t0 = performance.now();
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await startOnce(opts, t0);
+    } catch (error) {
+      // freePort() releases a port before the component binds it: under parallel suites another
+      // process can take it in between. That is worth a fresh set of ports, nothing else is.
+      if (attempt >= 3 || !/address already in use/i.test((error as Error).message)) throw error;
+      if (opts.dir) await Deno.remove(join(opts.dir, "etcd"), { recursive: true }).catch(() => {});
+    }
+  }
+}
+
+async function startOnce(opts: StartKubeOptions, t0: number): Promise<KubeCluster> {
   const binDir = kubeBinDir();
   if (!binDir) {
     throw new Error(
