@@ -190,7 +190,9 @@ export async function reconcileOnce(
   } catch (error) {
     fail((error as Error).message);
   }
-  if (result.errors.length > 0) return finish(result, pending);
+  if (result.errors.length > 0) {
+    return finish(result, dryRun ? pending : await runOwed(ctx, pending, result, fail));
+  }
 
   // Ownership: kube claims every path (all or nothing); native looks for other owners.
   const sharedWithOthers = new Set<string>();
@@ -217,7 +219,9 @@ export async function reconcileOnce(
       )
       : await ctx.owners.claim(manifest.feature, wants);
     for (const conflict of conflicts) fail(conflictMessage(conflict), { path: conflict.path });
-    if (conflicts.length > 0) return finish(result, pending);
+    if (conflicts.length > 0) {
+      return finish(result, dryRun ? pending : await runOwed(ctx, pending, result, fail));
+    }
   } else {
     for (const file of manifest.files) {
       const others = Object.keys(registry[file.path] ?? {}).filter((f) => f !== manifest.feature);
@@ -260,7 +264,8 @@ export async function reconcileOnce(
       fail(`${file.path}: ${(error as Error).message}`);
     }
   }
-  if (dryRun || result.errors.length > 0) return finish(result, pending);
+  if (dryRun) return finish(result, pending);
+  if (result.errors.length > 0) return finish(result, await runOwed(ctx, pending, result, fail));
 
   // Act: journal the owed actions before touching any file.
   const changes = result.plan.filter((p) =>
@@ -309,29 +314,8 @@ export async function reconcileOnce(
     }
   }
 
-  // Act: run the owed actions in order; each success is recorded before the next one runs.
-  while (pending.length > 0) {
-    const action = pending[0];
-    const { ok, result: out } = await runAction(ctx.host, action);
-    if (!ok) {
-      fail(
-        `action "${action}" failed (exit ${out.code}): ${out.stderr.trim().split("\n")[0] ?? ""}`,
-        {
-          action,
-        },
-      );
-      break;
-    }
-    log.info("action done", { action });
-    result.actionsRun.push(action);
-    pending = pending.slice(1);
-    try {
-      await ctx.journal.set(pending);
-    } catch (error) {
-      fail(`journal: ${(error as Error).message}`);
-      break;
-    }
-  }
+  // Act: run the owed actions in order.
+  pending = await runOwed(ctx, pending, result, fail);
 
   // Record: native mode gives up ownership once the originals are back.
   if (manifest.mode === "native" && result.errors.length === 0) {
@@ -342,6 +326,39 @@ export async function reconcileOnce(
     }
   }
   return finish(result, pending);
+}
+
+/**
+ * Runs the owed actions in order, recording each success in the journal before the next one
+ * runs; stops at the first failure (the rest stay owed, retried by a later pass). Owed actions
+ * run even when this pass cannot touch the files: they belong to an earlier change.
+ */
+async function runOwed(
+  ctx: PatcherContext,
+  owed: Action[],
+  result: PassResult,
+  fail: (message: string, fields?: Record<string, string>) => void,
+): Promise<Action[]> {
+  let pending = owed;
+  while (pending.length > 0) {
+    const action = pending[0];
+    const { ok, result: out } = await runAction(ctx.host, action);
+    if (!ok) {
+      const why = out.stderr.trim().split("\n")[0] ?? "";
+      fail(`action "${action}" failed (exit ${out.code}): ${why}`, { action });
+      break;
+    }
+    ctx.log.info("action done", { action });
+    result.actionsRun.push(action);
+    pending = pending.slice(1);
+    try {
+      await ctx.journal.set(pending);
+    } catch (error) {
+      fail(`journal: ${(error as Error).message}`);
+      break;
+    }
+  }
+  return pending;
 }
 
 /**

@@ -9,7 +9,7 @@
 //
 // Reproduce a run: KS_MODEL_SEED=<printed seed> deno test -A test/patcher/model_test.ts
 // Size: KS_MODEL_SCHEDULES (default 500), KS_MODEL_REAL_KILL (share of schedules with a real
-// process killed, default 0.15), KS_MODEL_CONCURRENCY (schedules at once, default 4).
+// process killed, default 0.15), KS_MODEL_CONCURRENCY (schedules at once, default 8).
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { InjectedCrash, type WritePoint } from "../../src/host/files.ts";
@@ -391,7 +391,7 @@ Deno.test("model: any interleaving of postupgrade edits, passes, crashes and SIG
   const seed = Number(Deno.env.get("KS_MODEL_SEED") ?? Math.floor(Math.random() * 2 ** 31));
   const schedules = Number(Deno.env.get("KS_MODEL_SCHEDULES") ?? 500);
   const realKillShare = Number(Deno.env.get("KS_MODEL_REAL_KILL") ?? 0.15);
-  const concurrency = Number(Deno.env.get("KS_MODEL_CONCURRENCY") ?? 4);
+  const concurrency = Number(Deno.env.get("KS_MODEL_CONCURRENCY") ?? 8);
   console.log(`model test: seed=${seed} schedules=${schedules} (replay: KS_MODEL_SEED=${seed})`);
   const t0 = performance.now();
   let restores = 0;

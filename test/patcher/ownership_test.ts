@@ -66,3 +66,24 @@ Deno.test("the same content claimed by two features is shared; native mode of on
     await sb.cleanup();
   }
 });
+
+Deno.test("actions owed by an earlier change still run in a pass that an ownership conflict blocks", async () => {
+  const sb = await createPatcherSandbox();
+  try {
+    await Deno.writeTextFile(`${sb.sidecarDir}/checker_202411`, KUBE_CHECKER + "\n");
+    const a = await sb.writeManifest(
+      checkerManifest("telemetry", "files/container_checker"),
+      "a.yaml",
+    );
+    const b = await sb.writeManifest(checkerManifest("restapi", "checker_202411"), "b.yaml");
+    assert.ok((await reconcileOnce(await sb.context({ path: a }))).converged);
+    const ctx = await sb.context({ path: b });
+    await ctx.journal.set(["restart monit"]); // what a killed restapi patcher left owed
+    const result = await reconcileOnce(ctx);
+    assert.equal(result.converged, false);
+    assert.deepEqual(result.actionsRun, ["restart monit"]);
+    assert.deepEqual(await ctx.journal.pending(), []);
+  } finally {
+    await sb.cleanup();
+  }
+});
