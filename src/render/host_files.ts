@@ -51,6 +51,12 @@ export function stubLauncher(spec: FeatureSpec, kubeconfig?: string): string {
     `# ${spec.name} launcher installed by kubesonic (ks-patcher; rendered by ks-render).`,
     `# Kubernetes runs the ${spec.name} container now: ${spec.unit.name}.service's start / wait /`,
     "# stop reach it through ks-stub. Rolling back to v1 restores the original launcher.",
+    "#",
+    "# systemd also runs ExecStop after the main process ended on its own, and then sets",
+    "# EXIT_CODE. That process was `wait`, which returns only once the pod is gone, or, right after",
+    "# this file replaced the native launcher, the native container's `docker wait`: either way",
+    "# there is no pod of ours to stop, and deleting the new one would only restart it.",
+    'if [ "${1:-}" = stop ] && [ -n "${EXIT_CODE:-}" ]; then exit 0; fi',
     `exec ${spec.stub.path} ${args.join(" ")} "$@"`,
     "",
   ].join("\n");
