@@ -66,6 +66,46 @@ Deno.test("a bad spec: exit 1, one line naming file and field, nothing written",
     );
   }));
 
+Deno.test("every kind of bad input (YAML, field, config_db, render-time) writes nothing", () =>
+  withTemp(async (dir) => {
+    const perAsic = baseSpec();
+    perAsic.scope = { global: false, perAsic: true };
+    (perAsic.watchdog as Record<string, unknown>).port = 65534;
+    const cases: [string, Record<string, unknown> | string, string[], RegExp][] = [
+      ["yaml", "name: [unclosed\n", [], /feature\.yaml: not valid YAML/],
+      ["unknown field", { ...baseSpec(), extra: 1 }, [], /feature\.yaml: extra: unknown field/],
+      [
+        "ports past 65535",
+        perAsic,
+        ["--asics", "4"],
+        /feature\.yaml: watchdog\.port: 65534 leaves no room/,
+      ],
+      [
+        "config_db flag",
+        baseSpec(),
+        ["--config-db", `${dir}/bad_db.json`],
+        /bad_db\.json: FEATURE\.telemetry\.has_global_scope: "maybe"/,
+      ],
+    ];
+    await Deno.writeTextFile(
+      `${dir}/bad_db.json`,
+      JSON.stringify({ FEATURE: { telemetry: { has_global_scope: "maybe" } } }),
+    );
+    for (const [what, spec, extra, expected] of cases) {
+      const path = await writeSpec(dir, spec);
+      const r = await runTool("ks-render", [path, ...extra, "-o", `${dir}/out`]);
+      assert.equal(r.code, 1, what);
+      assert.equal(r.stderr.split("\n").filter(Boolean).length, 1, `${what}: ${r.stderr}`);
+      assert.match(r.stderr, expected, what);
+      const left = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+      assert.deepEqual(left, ["bad_db.json", "feature.yaml"], `${what}: nothing written`);
+    }
+    await Deno.writeTextFile(`${dir}/file`, "");
+    const r = await runTool("ks-render", ["examples/telemetry/feature.yaml", "-o", `${dir}/file`]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /file: exists and is not a directory\n$/);
+  }));
+
 Deno.test("a bad spec leaves an earlier render untouched", () =>
   withTemp(async (dir) => {
     const good = await runTool("ks-render", [
