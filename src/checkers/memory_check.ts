@@ -99,7 +99,10 @@ function matchesK8s(runtime: RuntimeKind, labels: Record<string, string>, name: 
 async function findInDocker(docker: DockerClient, name: string): Promise<FoundContainer[]> {
   const native = await docker.inspect(name);
   const found: FoundContainer[] = [];
-  if (native?.running && native.labels[K8S_NAMESPACE_LABEL] === undefined) {
+  // The engine also resolves ID prefixes ("bad" could be an ID): only an exact name counts.
+  if (
+    native?.running && native.name === name && native.labels[K8S_NAMESPACE_LABEL] === undefined
+  ) {
     found.push({
       runtime: "docker",
       id: native.id,

@@ -167,6 +167,14 @@ Deno.test({
         },
       );
 
+      await t.step("an ID prefix is not a container name: not matched (exit 0)", async () => {
+        const id = (await docker.docker(["inspect", "-f", "{{.Id}}", "lldp"])).stdout.trim();
+        assert.equal((await check(["lldp", "1"])).code, 3);
+        const r = await check([id.slice(0, 8), "1"]);
+        assert.equal(r.stdout, "");
+        assert.equal(r.code, 0);
+      });
+
       await t.step("a container that is not running: exit 0, no output", async () => {
         const r = await check(["radv", "1000"]);
         assert.equal(r.stdout, "");
