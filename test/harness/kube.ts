@@ -337,6 +337,7 @@ async function startOnce(opts: StartKubeOptions, t0: number): Promise<KubeCluste
   /** Fails fast with the log tail if a component exits while we wait for the cluster. */
   const watchExit = (p: Proc) => {
     const exited = p.child.status.then(async (s) => {
+      await p.done; // the log is complete once both streams are drained
       if (!stopped) {
         throw new Error(
           `${p.name} exited during start-up (code ${s.code}); log ${p.log}:\n${await tail(p.log)}`,
@@ -412,7 +413,12 @@ async function startOnce(opts: StartKubeOptions, t0: number): Promise<KubeCluste
     rest = new KubeRest(adminConfig, { timeoutMs: 10_000, retries: 3 });
     const admin = rest;
 
-    // The controllers retry until the apiserver answers: start them now, in parallel.
+    const coreFailed = Promise.race(earlyExit);
+    coreFailed.catch(() => {});
+    // The controller-manager gives the apiserver only 10 s to turn healthy, then exits; on a
+    // loaded machine a cold apiserver takes longer. So: start both controllers as soon as the
+    // apiserver answers HTTP at all (about 1 s before /readyz turns 200), not at spawn time.
+    await Promise.race([waitApiserver(server, ca, 60_000, false), coreFailed]);
     const kcm = await spawn("kube-controller-manager", [
       `--kubeconfig=${join(dir, "controller-manager.kubeconfig")}`,
       "--leader-elect=false",
@@ -437,7 +443,7 @@ async function startOnce(opts: StartKubeOptions, t0: number): Promise<KubeCluste
     const failed = Promise.race(earlyExit);
     failed.catch(() => {});
 
-    await Promise.race([waitReady(server, ca, 60_000), failed]);
+    await Promise.race([waitApiserver(server, ca, 60_000, true), failed]);
 
     const stageFiles = [...Deno.readDirSync(KWOK_STAGE_DIR)]
       .filter((e) => e.isFile && e.name.endsWith(".yaml"))
@@ -574,8 +580,16 @@ async function ensure(rest: KubeRest, collection: string, body: unknown): Promis
   }
 }
 
-/** Polls /readyz (anonymous, CA-verified) every 50 ms until it answers 200. */
-async function waitReady(server: string, ca: string, ms: number): Promise<void> {
+/**
+ * Polls /readyz (anonymous, CA-verified) every 50 ms until it answers 200 (`ready`), or until it
+ * answers anything at all (not `ready`).
+ */
+async function waitApiserver(
+  server: string,
+  ca: string,
+  ms: number,
+  ready: boolean,
+): Promise<void> {
   const client = Deno.createHttpClient({ caCerts: [ca] });
   const deadline = Date.now() + ms;
   let last = "no answer yet";
@@ -588,7 +602,7 @@ async function waitReady(server: string, ca: string, ms: number): Promise<void> 
           signal: AbortSignal.timeout(500),
         });
         last = `${res.status} ${(await res.text()).slice(0, 200)}`;
-        if (res.ok) return;
+        if (res.ok || !ready) return;
       } catch (error) {
         last = (error as Error).message;
       }
@@ -597,7 +611,11 @@ async function waitReady(server: string, ca: string, ms: number): Promise<void> 
   } finally {
     client.close();
   }
-  throw new Error(`kube-apiserver not ready at ${server}/readyz within ${ms} ms: ${last}`);
+  throw new Error(
+    `kube-apiserver not ${
+      ready ? "ready" : "answering"
+    } at ${server}/readyz within ${ms} ms: ${last}`,
+  );
 }
 
 interface NodeStatus {

@@ -14,7 +14,7 @@ import {
   resourcePath,
 } from "../../src/kube/rest.ts";
 import { SONIC_NAMESPACE, startKube } from "../harness/kube.ts";
-import { freePort } from "../harness/net.ts";
+import { freePort, waitUntil } from "../harness/net.ts";
 
 interface ConfigMap {
   metadata: { name: string; resourceVersion?: string; labels?: Record<string, string> };
@@ -99,6 +99,13 @@ Deno.test("KubeRest and client-node clients work against a real apiserver", asyn
           `--serviceaccount=${SONIC_NAMESPACE}:ks-stub`,
         ]);
         assert.equal(rb.code, 0, rb.stderr);
+        // The RBAC authorizer learns of the binding through its informer: allow it a moment.
+        await waitUntil(
+          () => sa.list(pods).then(() => true, () => false),
+          10_000,
+          "the RoleBinding to take effect",
+          50,
+        );
         const list = await sa.list(pods);
         assert.ok(Array.isArray(list.items));
         await assert.rejects(
