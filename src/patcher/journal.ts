@@ -34,6 +34,23 @@ export class Journal {
     }
   }
 
+  /** Takes the feature's exclusive pass lock (`<state>/journal/<feature>.lock`); close to release. */
+  async lock(): Promise<Deno.FsFile> {
+    await Deno.mkdir(join(this.path, ".."), { recursive: true, mode: 0o700 });
+    const file = await Deno.open(this.path.replace(/\.json$/, ".lock"), {
+      create: true,
+      write: true,
+      mode: 0o600,
+    });
+    try {
+      await file.lock(true);
+    } catch (error) {
+      file.close();
+      throw error;
+    }
+    return file;
+  }
+
   /** Durably records `pending` (an empty list clears the journal). */
   async set(pending: Action[]): Promise<void> {
     if (pending.length === 0) {

@@ -157,8 +157,19 @@ export async function reconcileOnce(
   ctx: PatcherContext,
   options: { dryRun?: boolean } = {},
 ): Promise<PassResult> {
+  if (options.dryRun) return await pass(ctx, true);
+  // One pass per feature at a time, across processes (two sidecar pods of one feature during a
+  // rollout): an exclusive flock, released by the kernel if the holder is killed.
+  const lock = await ctx.journal.lock();
+  try {
+    return await pass(ctx, false);
+  } finally {
+    lock.close();
+  }
+}
+
+async function pass(ctx: PatcherContext, dryRun: boolean): Promise<PassResult> {
   const { manifest, log } = ctx;
-  const dryRun = options.dryRun ?? false;
   const result: PassResult = {
     feature: manifest.feature,
     mode: manifest.mode,
@@ -286,7 +297,10 @@ export async function reconcileOnce(
     const where = resolved.get(item.path)!;
     const current = currents.get(item.path)!;
     try {
-      if (manifest.mode === "kube" && await ctx.backups.takeOnce(item.path, current)) {
+      // Back up what we are about to replace, unless it already is our content (then the
+      // original is unknown, and recording ours as "the original" would be wrong).
+      const ours = current.content !== null && sameBytes(current.content, file.content);
+      if (manifest.mode === "kube" && !ours && await ctx.backups.takeOnce(item.path, current)) {
         log.info("backup taken", { path: item.path, original: describe(current) });
       }
       if (item.op === "remove") {

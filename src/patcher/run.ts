@@ -248,7 +248,25 @@ class PatcherLoop {
           await this.#reloadManifest();
           this.#schedulePeriodic();
         }
-        const result = await reconcileOnce(this.#ctx);
+        let result: PassResult;
+        try {
+          result = await reconcileOnce(this.#ctx);
+        } catch (error) {
+          // Not a per-file problem (e.g. the state directory is not writable): retry later.
+          const message = `pass failed: ${(error as Error).message.split("\n")[0]}`;
+          result = {
+            feature: this.#ctx.manifest.feature,
+            mode: this.#ctx.manifest.mode,
+            dryRun: false,
+            plan: [],
+            changed: [],
+            actionsRun: [],
+            pending: [],
+            errors: [message],
+            converged: false,
+          };
+          this.#ctx.log.error(message);
+        }
         this.#report(result, reasons.join("+"));
         this.#options.onPass?.(result, reasons.join("+"));
         if (this.#ensureWatchers()) this.#trigger("watch-armed");

@@ -225,3 +225,49 @@ Deno.test("native mode uses nativeSource when no backup exists", async () => {
     await sb.cleanup();
   }
 });
+
+Deno.test("two passes of one feature at once are serialised: the change and its actions happen once", async () => {
+  const sb = await createPatcherSandbox();
+  try {
+    const [a, b] = await Promise.all([sb.context(), sb.context()]);
+    const results = await Promise.all([reconcileOnce(a), reconcileOnce(b)]);
+    assert.ok(results.every((r) => r.converged));
+    assert.equal(results[0].changed.length + results[1].changed.length, 3);
+    assert.deepEqual(sb.systemctl.calls(), [
+      "systemctl daemon-reload",
+      "systemctl restart telemetry",
+      "systemctl restart monit",
+    ]);
+  } finally {
+    await sb.cleanup();
+  }
+});
+
+Deno.test("with the state directory lost, our own content is never recorded as the original", async () => {
+  const sb = await createPatcherSandbox();
+  try {
+    await reconcileOnce(await sb.context());
+    await Deno.remove(sb.stateDir, { recursive: true });
+    await Deno.chmod(sb.host("usr/local/bin/telemetry.sh"), 0o600);
+    const result = await reconcileOnce(await sb.context());
+    assert.ok(result.converged, result.errors.join("; "));
+    assert.equal(mode(sb.host("usr/local/bin/telemetry.sh")), 0o755);
+    assert.equal(await new BackupStore(sb.stateDir).get("/usr/local/bin/telemetry.sh"), null);
+    const native = await sb.writeManifest(telemetryManifest("native"), "native.yaml");
+    const restore = await reconcileOnce(await sb.context({ path: native }));
+    assert.equal(restore.converged, false);
+    assert.ok(
+      restore.errors.some((e) =>
+        e.includes("/usr/local/bin/telemetry.sh: no backup and no nativeSource")
+      ),
+      restore.errors.join("; "),
+    );
+    assert.equal(
+      text(sb.host("usr/local/bin/telemetry.sh")),
+      KUBE_LAUNCHER,
+      "left as is, not guessed",
+    );
+  } finally {
+    await sb.cleanup();
+  }
+});
