@@ -12,7 +12,7 @@ import {
   withTimeout,
 } from "../sonic/config_db.ts";
 import { describeFeatureState, interpretFeatureState } from "../sonic/feature_state.ts";
-import { watchFeature } from "../sonic/feature_watch.ts";
+import { type FeatureWatch, watchFeature } from "../sonic/feature_watch.ts";
 import { type DbView, type HealthCheck, HealthEvaluator, type HealthReport } from "./health.ts";
 import type { Probe } from "./probes.ts";
 import { createHandler } from "./server.ts";
@@ -37,6 +37,17 @@ function resolveOrUsage(location: DbLocation): RedisTarget {
   try {
     return resolveRedisTarget(location);
   } catch (error) {
+    if (error instanceof DbConfigError) throw new UsageError(error.message);
+    throw error;
+  }
+}
+
+/** The target, or the not-found error to wait on; throws UsageError for a config that is wrong. */
+function tryResolve(location: DbLocation): RedisTarget | DbConfigError {
+  try {
+    return resolveRedisTarget(location);
+  } catch (error) {
+    if (error instanceof DbConfigError && /\(not found\)/.test(error.message)) return error;
     if (error instanceof DbConfigError) throw new UsageError(error.message);
     throw error;
   }
@@ -70,28 +81,44 @@ export function serveWatchdog(
   listen: { host: string; port: number },
 ): WatchdogServer {
   const { log } = opts;
-  const target = resolveOrUsage(opts.location);
   const health = evaluator(opts);
-  const watch = watchFeature({
-    target,
-    feature: opts.feature,
-    log,
-    resyncMs: opts.resyncMs,
-    onChange: (state) => log.info("FEATURE state", { state: describeFeatureState(state) }),
-  });
+  let watch: FeatureWatch | undefined;
+  let closed = false;
+  const startWatch = (target: RedisTarget) => {
+    watch = watchFeature({
+      target,
+      feature: opts.feature,
+      log,
+      resyncMs: opts.resyncMs,
+      onChange: (state) => log.info("FEATURE state", { state: describeFeatureState(state) }),
+    });
+  };
+  // A database config that is absent (database not up yet) is waited for; a wrong one is fatal.
+  const first = tryResolve(opts.location);
+  let retry: ReturnType<typeof setInterval> | undefined;
+  if (first instanceof Error) {
+    log.warn("database config not there yet; answering from state unknown and retrying", {
+      reason: first.message,
+    });
+    retry = setInterval(() => {
+      const t = tryResolve(opts.location);
+      if (t instanceof Error || closed) return;
+      clearInterval(retry);
+      startWatch(t);
+    }, 1000);
+  } else startWatch(first);
   // CONFIG_DB outage clock for /readyz: sampled, since the watch reports state, not transitions.
-  const startedAt = Date.now();
-  let downSince: number | undefined = startedAt;
-  const sampler = setInterval(() => {
-    if (watch.connected) downSince = undefined;
+  let downSince: number | undefined = Date.now();
+  const sample = () => {
+    if (watch?.connected) downSince = undefined;
     else downSince ??= Date.now();
-  }, 100);
+  };
+  const sampler = setInterval(sample, 100);
   const dbView = (): DbView => {
-    if (watch.connected) downSince = undefined;
-    else downSince ??= Date.now();
+    sample();
     return {
-      state: watch.current,
-      connected: watch.connected,
+      state: watch?.current,
+      connected: watch?.connected ?? false,
       unreachableMs: downSince === undefined ? 0 : Date.now() - downSince,
     };
   };
@@ -128,9 +155,11 @@ export function serveWatchdog(
     finished: server.finished,
     shutdown() {
       stopping ??= (async () => {
+        closed = true;
         clearInterval(sampler);
+        clearInterval(retry);
         await server.shutdown();
-        await watch.close();
+        await watch?.close();
       })();
       return stopping;
     },

@@ -1,0 +1,142 @@
+// Test helper: a bundled tool started in the background with its stderr collected line by line,
+// so a test can wait for a log line ("idle until it is enabled") instead of sleeping. Always
+// stopped by `stop()` (SIGKILL after a grace), which tests call in `finally`.
+import { toolArgv } from "../harness/bin.ts";
+import { waitUntil } from "../harness/net.ts";
+
+/** A running tool with collected output. */
+export interface RunningTool {
+  child: Deno.ChildProcess;
+  readonly pid: number;
+  /** stderr lines so far. */
+  readonly lines: string[];
+  /** stdout text so far. */
+  stdout(): string;
+  /** Waits for a stderr line matching `pattern`; throws with the output so far after `ms`. */
+  waitForLine(pattern: RegExp, ms?: number): Promise<string>;
+  /** Resolves with the exit status. */
+  readonly status: Promise<Deno.CommandStatus>;
+  /** SIGTERM (or `signal`), then SIGKILL after `graceMs`; resolves when it has exited. */
+  stop(signal?: Deno.Signal, graceMs?: number): Promise<Deno.CommandStatus>;
+}
+
+async function collect(
+  stream: ReadableStream<Uint8Array>,
+  onText: (text: string) => void,
+): Promise<void> {
+  const decoder = new TextDecoder();
+  for await (const chunk of stream) onText(decoder.decode(chunk, { stream: true }));
+}
+
+/**
+ * Starts `tool` with `args`. `prefixArgs` go between `deno run` and the bundle (e.g. `--deny-ffi`);
+ * `wrap` puts a command in front (e.g. `unshare --pid --fork --mount-proc`).
+ */
+export async function startTool(
+  tool: string,
+  args: string[],
+  opts: { env?: Record<string, string>; denoFlags?: string[]; wrap?: string[] } = {},
+): Promise<RunningTool> {
+  const [exe, run, ...rest] = await toolArgv(tool);
+  // setsid: the tool leads its own process group, so stop() can kill every daemon it started.
+  const argv = [
+    "setsid",
+    ...(opts.wrap ?? []),
+    exe,
+    run,
+    ...(opts.denoFlags ?? []),
+    ...rest,
+    ...args,
+  ];
+  const child = new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    env: opts.env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const lines: string[] = [];
+  let partial = "";
+  let out = "";
+  const done = Promise.all([
+    collect(child.stderr, (text) => {
+      partial += text;
+      const parts = partial.split("\n");
+      partial = parts.pop()!;
+      lines.push(...parts);
+    }),
+    collect(child.stdout, (text) => (out += text)),
+  ]);
+  // Daemons that outlive the tool keep the pipes open: give the readers a moment, not forever.
+  const status = child.status.then(async (s) => {
+    await Promise.race([done.catch(() => {}), new Promise((r) => setTimeout(r, 200))]);
+    return s;
+  });
+  let exited = false;
+  void status.then(() => (exited = true));
+  return {
+    child,
+    pid: child.pid,
+    lines,
+    stdout: () => out,
+    status,
+    async waitForLine(pattern, ms = 10_000) {
+      let found: string | undefined;
+      try {
+        await waitUntil(
+          () => (found = lines.find((l) => pattern.test(l))) !== undefined,
+          ms,
+          `${pattern}`,
+        );
+      } catch {
+        throw new Error(`no log line ${pattern} within ${ms} ms; got:\n${lines.join("\n")}`);
+      }
+      return found!;
+    },
+    async stop(signal = "SIGTERM", graceMs = 3000) {
+      const killGroup = () => {
+        try {
+          Deno.kill(-child.pid, "SIGKILL");
+        } catch { /* group gone */ }
+      };
+      if (!exited) {
+        try {
+          child.kill(signal);
+        } catch { /* gone */ }
+        const timer = setTimeout(killGroup, graceMs);
+        await status;
+        clearTimeout(timer);
+      }
+      killGroup(); // leftovers (a daemon of a killed entrypoint, orphans)
+      return await status;
+    },
+  };
+}
+
+/** true when a process with `pid` exists (zombies included). */
+export function processExists(pid: number): boolean {
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The children of `pid` with their state letter (R, S, Z…), read from /proc. */
+export function childrenOf(pid: number): { pid: number; state: string; comm: string }[] {
+  const found: { pid: number; state: string; comm: string }[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+      const close = stat.lastIndexOf(")");
+      const comm = stat.slice(stat.indexOf("(") + 1, close);
+      const [state, ppid] = stat.slice(close + 2).split(" ");
+      if (Number(ppid) === pid) found.push({ pid: Number(entry.name), state, comm });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
