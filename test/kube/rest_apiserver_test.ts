@@ -3,6 +3,7 @@
 // KubeApiError, a service-account token kubeconfig that RBAC forbids until a RoleBinding allows
 // it, and an unreachable server reported as KubeUnreachableError.
 import assert from "node:assert/strict";
+import { CoreV1Api } from "@kubernetes/client-node";
 import { createKubeClients } from "../../src/kube/client.ts";
 import { loadKubeconfig } from "../../src/kube/kubeconfig.ts";
 import {
@@ -135,6 +136,10 @@ Deno.test("KubeRest and client-node clients work against a real apiserver", asyn
           clients.apps.readNamespacedDaemonSet({ name: "absent", namespace: SONIC_NAMESPACE }),
           (e: Error & { code?: number }) => e.code === 404,
         );
+        // The equivalent client-node KubeConfig (for Watch/informers) carries the same mTLS.
+        const viaKc = clients.clientNodeConfig.makeApiClient(CoreV1Api);
+        const nsList = await viaKc.listNamespace();
+        assert.ok(nsList.items.some((n) => n.metadata?.name === SONIC_NAMESPACE));
       } finally {
         clients.close();
       }
