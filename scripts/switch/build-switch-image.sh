@@ -194,7 +194,7 @@ log "feature image: packing ($(du -sh "$F" | cut -f1))"
 docker_archive "$F" "$WORK/telemetry.tar" \
   '{"Cmd":["/usr/bin/supervisord","-n","-c","/etc/supervisor/supervisord.conf"],"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","DENO_DIR=/var/cache/deno"]}' \
   kubesonic/telemetry:v0 kubesonic/telemetry:v1 kubesonic/telemetry:v2 kubesonic/telemetry:v3 \
-  docker-sonic-telemetry:latest
+  docker-sonic-telemetry:latest kubesonic/ks-tools:0.1.0
 rm -rf "$F"
 
 # ---- the pause image --------------------------------------------------------------------------

@@ -19,6 +19,8 @@ import { waitUntil } from "./net.ts";
 
 const REPO = new URL("../../", import.meta.url).pathname;
 const BUILD_SCRIPT = join(REPO, "scripts", "switch", "build-switch-image.sh");
+/** Runtime that gives node containers the capabilities Docker 20.10 cannot name (BPF, …). */
+const RUNC_ALLCAPS = join(REPO, "scripts", "switch", "runc-allcaps");
 
 /** The part of a KubeCluster (test/harness/kube.ts) the switches need. */
 export interface SwitchClusterRef {
@@ -328,7 +330,10 @@ export async function startSwitches(opts: SwitchOptions): Promise<SwitchLab> {
     log("images: building or reusing (scripts/switch/build-switch-image.sh)");
     const imagesDir = await ensureSwitchImages();
     const tag = `kubesonic/switch:${imagesDir.split("/").pop()}`;
-    docker = await startDocker({ dir: join(dir, "docker") });
+    docker = await startDocker({
+      dir: join(dir, "docker"),
+      extraArgs: ["--add-runtime", `ks-runc=${RUNC_ALLCAPS}`],
+    });
     const tLoad = performance.now();
     const loaded = await docker.docker(["load", "-i", join(imagesDir, "switch.tar")]);
     if (loaded.code !== 0) throw new Error(`docker load of the switch image: ${loaded.stderr}`);
@@ -368,6 +373,8 @@ export async function startSwitches(opts: SwitchOptions): Promise<SwitchLab> {
         name,
         "--hostname",
         name,
+        "--runtime",
+        "ks-runc",
         "--network",
         "none",
         "--cgroupns=host",

@@ -1,6 +1,5 @@
 #!/bin/bash
-# Native (v0) launcher, as SONiC's files/scripts/service_mgmt.sh: hands the verb to the
-# docker_image_ctl-generated /usr/bin/telemetry.sh. KubeSonic replaces this file with the stub.
+# Native (v0) launcher: hands the verb to the docker_image_ctl-generated /usr/bin/telemetry.sh.
 SERVICE=telemetry
 case "${1:-}" in
 start | wait | stop) exec /usr/bin/$SERVICE.sh "$1" ;;
