@@ -4,7 +4,7 @@
 // ever written with PUT carrying the resourceVersion it was read at (compare-and-swap: the server
 // answers 409 when anything changed since), and pods are only deleted with a uid precondition.
 import { isConflict, isNotFound, KubeApiError, type KubeRest } from "../kube/rest.ts";
-import type { PodLike } from "./gate.ts";
+import { type PodLike, type PodView, podView } from "./gate.ts";
 
 /** A DaemonSet as ks-rollout reads and writes it (the API object, loosely typed). */
 export interface DaemonSet {
@@ -55,6 +55,9 @@ export interface NodeLike {
 export class WriteConflict extends Error {
   override name = "WriteConflict";
 }
+
+/** Pods per page when listing (bounds the memory one response takes). */
+const LIST_PAGE = 500;
 
 /** The recorded state on the DaemonSet is not the one this run wrote last (someone else wrote). */
 export class StateConflict extends Error {
@@ -166,13 +169,35 @@ export class RolloutCluster {
     );
   }
 
-  /** The DaemonSet's pods (by its selector). */
-  async listPods(ds: DaemonSet): Promise<PodLike[]> {
+  /** The DaemonSet's pods (by its selector), read in pages, as views; and the list's version. */
+  async listPods(ds: DaemonSet): Promise<{ pods: PodView[]; resourceVersion: string }> {
+    const pods: PodView[] = [];
+    let cont: string | undefined;
+    let resourceVersion = "";
+    do {
+      this.requests++;
+      const page = await this.rest.list<PodLike>(`${this.#nsCore}/pods`, {
+        labelSelector: labelSelector(ds.spec.selector.matchLabels),
+        limit: LIST_PAGE,
+        continue: cont,
+      });
+      for (const pod of page.items) pods.push(podView(pod));
+      cont = page.metadata.continue || undefined;
+      resourceVersion = page.metadata.resourceVersion ?? "";
+    } while (cont);
+    return { pods, resourceVersion };
+  }
+
+  /** Opens a watch of the DaemonSet's pods from `resourceVersion` (one request). */
+  watchPods(ds: DaemonSet, resourceVersion: string, signal: AbortSignal) {
     this.requests++;
-    const list = await this.rest.list<PodLike>(`${this.#nsCore}/pods`, {
+    return this.rest.watch<PodLike>(`${this.#nsCore}/pods`, {
       labelSelector: labelSelector(ds.spec.selector.matchLabels),
+      resourceVersion,
+      allowWatchBookmarks: true,
+      timeoutSeconds: 300,
+      signal,
     });
-    return list.items;
   }
 
   /** Nodes, optionally filtered by a label selector. */
@@ -198,5 +223,92 @@ export class RolloutCluster {
       if (error instanceof KubeApiError && error.status === 422) return false;
       throw error;
     }
+  }
+}
+
+/**
+ * The DaemonSet's pods kept current by list + watch (an informer in miniature): `snapshot()` is
+ * the latest view, `changed(ms)` resolves at the next event or after `ms`. The watch reopens from
+ * the last version it saw, and re-lists when the server says that version expired (410).
+ */
+export class PodCache {
+  readonly #pods = new Map<string, PodView>();
+  readonly #abort = new AbortController();
+  #wake: (() => void) | undefined;
+  #loop: Promise<void> | undefined;
+  /** The last error of the watch loop, for the runner's log. */
+  lastError?: string;
+
+  constructor(readonly cluster: RolloutCluster, readonly ds: DaemonSet) {}
+
+  /** Lists the pods and starts watching; resolves after the first list. */
+  async start(): Promise<void> {
+    let rv = await this.#relist();
+    this.#loop = (async () => {
+      let failures = 0;
+      while (!this.#abort.signal.aborted) {
+        try {
+          for await (const ev of this.cluster.watchPods(this.ds, rv, this.#abort.signal)) {
+            const meta = (ev.object as { metadata?: { resourceVersion?: string } }).metadata;
+            rv = meta?.resourceVersion ?? rv;
+            failures = 0;
+            if (ev.type === "BOOKMARK") continue;
+            const view = podView(ev.object);
+            if (ev.type === "DELETED") this.#pods.delete(view.uid);
+            else this.#pods.set(view.uid, view);
+            this.#notify();
+          }
+        } catch (error) {
+          if (this.#abort.signal.aborted) return;
+          this.lastError = (error as Error).message;
+          if (error instanceof KubeApiError && error.status === 410) {
+            rv = await this.#relist().catch(() => rv);
+            continue;
+          }
+          failures++;
+          await new Promise((r) => setTimeout(r, Math.min(200 * 2 ** failures, 5000)));
+        }
+      }
+    })();
+  }
+
+  async #relist(): Promise<string> {
+    const { pods, resourceVersion } = await this.cluster.listPods(this.ds);
+    this.#pods.clear();
+    for (const pod of pods) this.#pods.set(pod.uid, pod);
+    this.#notify();
+    return resourceVersion;
+  }
+
+  #notify() {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  /** The pods as last seen. */
+  snapshot(): PodView[] {
+    return [...this.#pods.values()];
+  }
+
+  /** Resolves at the next pod event, or after `ms`. */
+  changed(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#wake = undefined;
+        resolve();
+      }, ms);
+      this.#wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  /** Stops the watch. */
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    this.#notify();
+    await this.#loop?.catch(() => {});
   }
 }

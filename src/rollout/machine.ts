@@ -197,36 +197,43 @@ function stepForward(
     return;
   }
 
-  // 4. Move more nodes of the current wave, never more than maxInFlight at once.
-  if (s.phase === "rolling") {
+  // 4. Move more nodes of the current wave, never more than maxInFlight at once; a wave that
+  // passes its gate (no bake) lets the next one start in the same step.
+  if (s.phase === "baking" && now >= (s.bakeUntil ?? 0)) gate(s, byNode, now, events);
+  while (s.phase === "rolling") {
     let inflight = countMarks(s.marks).inflight;
     const end = s.waves[s.wave];
     for (let i = 0; i < end && inflight < maxInFlight; i++) {
       if (s.marks[i] !== ".") continue;
       const node = s.order[i];
       const pod = byNode.get(node);
+      if (pod && !pod.deleting && pod.hash === s.target.hash && podHealth(pod).state === "ready") {
+        // Already there and healthy (e.g. the revision it came from): nothing to move.
+        s.marks = setMark(s.marks, i, "d");
+        events.push({ message: "node done", fields: { node, pod: pod.name, moved: "no" } });
+        continue;
+      }
       s.marks = setMark(s.marks, i, "i");
       inflight++;
       if (pod && !pod.deleting && pod.hash !== s.target.hash) {
         s.inflight[node] = { uid: pod.uid, since: now };
         deletes.push({ node, pod: pod.name, uid: pod.uid });
       } else {
-        // Already on the target (nothing to delete) or its pod is going away: just wait for it.
+        // On the target but not Ready yet, or its pod is going away: just wait for it.
         s.inflight[node] = { uid: "", since: now };
       }
     }
     const waveMarks = s.marks.slice(0, end);
-    if (!waveMarks.includes(".") && !waveMarks.includes("i")) {
-      if (s.settings.bakeMs > 0) {
-        s.phase = "baking";
-        s.bakeUntil = now + s.settings.bakeMs;
-        events.push({
-          message: "wave moved, baking",
-          fields: { wave: s.wave + 1, bake: seconds(s.settings.bakeMs) },
-        });
-      } else gate(s, byNode, now, events);
+    if (waveMarks.includes(".") || waveMarks.includes("i")) break;
+    if (s.settings.bakeMs > 0) {
+      s.phase = "baking";
+      s.bakeUntil = now + s.settings.bakeMs;
+      events.push({
+        message: "wave moved, baking",
+        fields: { wave: s.wave + 1, bake: seconds(s.settings.bakeMs) },
+      });
+      break;
     }
-  } else if (s.phase === "baking" && now >= (s.bakeUntil ?? 0)) {
     gate(s, byNode, now, events);
   }
 }

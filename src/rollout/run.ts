@@ -5,8 +5,14 @@
 // reads the same annotation.
 import type { Logger } from "../log.ts";
 import type { KubeRest } from "../kube/rest.ts";
-import { type Budget, formatBudget, podView } from "./gate.ts";
-import { type DaemonSet, RolloutCluster, StateConflict, WriteConflict } from "./cluster.ts";
+import { type Budget, formatBudget } from "./gate.ts";
+import {
+  type DaemonSet,
+  PodCache,
+  RolloutCluster,
+  StateConflict,
+  WriteConflict,
+} from "./cluster.ts";
 import { type Deletion, step } from "./machine.ts";
 import { progressLine, type RolloutProgress, summarize } from "./progress.ts";
 import {
@@ -100,16 +106,23 @@ export function exitCodeOf(report: RolloutReport): number {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Progress without a decision behind it is recorded at most this often. */
+const WRITE_EVERY_MS = 1000;
+/** After a pod event, wait this long for more before stepping (events come in bursts). */
+const BATCH_MS = 100;
+/** A pod deleted by this run is not deleted again within this time. */
+const REDELETE_MS = 5000;
+
 async function planNodes(
   cluster: RolloutCluster,
   ds: DaemonSet,
   opts: RolloutOptions,
 ): Promise<string[]> {
-  const [nodes, pods] = await Promise.all([
+  const [nodes, { pods }] = await Promise.all([
     cluster.listNodes(opts.selector),
     cluster.listPods(ds),
   ]);
-  const withPod = new Set(pods.map((p) => podView(p).node));
+  const withPod = new Set(pods.map((p) => p.node));
   const eligible = nodes
     .filter((n) => withPod.has(n.metadata.name))
     .map((n) => ({ name: n.metadata.name, labels: n.metadata.labels }));
@@ -296,66 +309,87 @@ export async function runRollout(rest: KubeRest, opts: RolloutOptions): Promise<
   // for the controller), and after a conflict. Ownership needs no read: every write of the state
   // is conditional on the annotation still holding what this run wrote last.
   let ds: DaemonSet | undefined;
-  while (!isFinal(state)) {
-    if (!ds) {
-      ds = await cluster.getDaemonSet();
-      const found = ds.metadata.annotations?.[STATE_ANNOTATION];
-      if (found !== written) {
-        const other = decodeState(found);
-        const reason = `another run took over rollout ${state.id} (holder ${other?.holder ?? "?"})`;
-        log.warn("stopped", { reason });
-        return finish({ result: "refused", reason, progress: summarize(state, Date.now()) });
+  let cache: PodCache | undefined;
+  const recent = new Map<string, number>();
+  try {
+    while (!isFinal(state)) {
+      if (!ds) {
+        ds = await cluster.getDaemonSet();
+        const found = ds.metadata.annotations?.[STATE_ANNOTATION];
+        if (found !== written) {
+          const other = decodeState(found);
+          const reason = `another run took over rollout ${state.id} (holder ${
+            other?.holder ?? "?"
+          })`;
+          log.warn("stopped", { reason });
+          return finish({ result: "refused", reason, progress: summarize(state, Date.now()) });
+        }
+        // Delete nothing until the controller has seen the template we set.
+        if ((ds.status?.observedGeneration ?? 0) < (ds.metadata.generation ?? 0)) {
+          ds = undefined;
+          await sleep(Math.min(opts.pollMs, 200));
+          continue;
+        }
       }
-      // Delete nothing until the controller has seen the template we set.
-      if ((ds.status?.observedGeneration ?? 0) < (ds.metadata.generation ?? 0)) {
-        ds = undefined;
-        await sleep(Math.min(opts.pollMs, 200));
-        continue;
+      if (!state.target.hash) {
+        const current = currentRevision(await cluster.listRevisions(ds));
+        if (!current) throw new Error("the DaemonSet lost its ControllerRevisions");
+        state = { ...state, target: { ...state.target, hash: revisionHash(current) } };
+        log.info("target revision", { hash: state.target.hash, revision: current.metadata.name });
       }
-    }
-    if (!state.target.hash) {
-      const current = currentRevision(await cluster.listRevisions(ds));
-      if (!current) throw new Error("the DaemonSet lost its ControllerRevisions");
-      state = { ...state, target: { ...state.target, hash: revisionHash(current) } };
-      log.info("target revision", { hash: state.target.hash, revision: current.metadata.name });
-    }
-    const pods = (await cluster.listPods(ds)).map(podView);
-    const now = Date.now();
-    const result = step(state, { now, pods });
-    const next = result.state;
-    const changed = withoutHeartbeat(next) !== recorded;
-    if (changed || now - lastWrite > opts.leaseMs / 3 || result.restoreTemplate) {
-      next.heartbeat = now;
-      const text = encodeState(next);
-      const template = result.restoreTemplate
-        ? revisionTemplate(await cluster.getRevision(state.previous.revision))
-        : undefined;
-      try {
-        await cluster.patchState(STATE_ANNOTATION, written, text, template);
-      } catch (error) {
-        if (!(error instanceof StateConflict)) throw error;
-        ds = undefined; // re-read: the top of the loop decides
-        continue;
+      if (!cache) {
+        cache = new PodCache(cluster, ds);
+        await cache.start();
       }
-      if (template) ds = undefined; // wait for the controller to see the restored template
-      written = text;
-      recorded = withoutHeartbeat(next);
-      lastWrite = now;
+      const now = Date.now();
+      const result = step(state, { now, pods: cache.snapshot() });
+      const next = result.state;
+      const changed = withoutHeartbeat(next) !== recorded;
+      // Record before acting (deletes, template, end); other progress at most once a second
+      // (a rerun re-derives it from the pods), and a heartbeat within a third of the lease.
+      const mustWrite = result.deletes.length > 0 || result.restoreTemplate || isFinal(next) ||
+        next.phase !== state.phase || next.wave !== state.wave;
+      const due = (changed && now - lastWrite >= WRITE_EVERY_MS) ||
+        now - lastWrite > opts.leaseMs / 3;
+      if ((changed && mustWrite) || due || result.restoreTemplate) {
+        next.heartbeat = now;
+        const text = encodeState(next);
+        const template = result.restoreTemplate
+          ? revisionTemplate(await cluster.getRevision(state.previous.revision))
+          : undefined;
+        try {
+          await cluster.patchState(STATE_ANNOTATION, written, text, template);
+        } catch (error) {
+          if (!(error instanceof StateConflict)) throw error;
+          ds = undefined; // re-read: the top of the loop decides
+          continue;
+        }
+        if (template) ds = undefined; // wait for the controller to see the restored template
+        written = text;
+        recorded = withoutHeartbeat(next);
+        lastWrite = now;
+      }
+      state = next;
+      for (const e of result.events) {
+        const fields = { id: state.id, ...e.fields };
+        if (e.message === "node done" || e.message === "node restored") {
+          log.debug(e.message, fields);
+        } else if (e.message.includes("fail") || e.message.includes("stopped")) {
+          log.warn(e.message, fields);
+        } else log.info(e.message, fields);
+      }
+      // A pod deleted a moment ago may still look alive in the cache: do not send that again.
+      const deletes = result.deletes.filter((d) => (recent.get(d.uid) ?? 0) < now - REDELETE_MS);
+      for (const d of deletes) recent.set(d.uid, now);
+      if (deletes.length > 0) await deleteAll(cluster, deletes, state.settings.maxInFlight);
+      opts.onProgress?.(summarize(state, now));
+      if (isFinal(state)) break;
+      // Wait for the next pod event (or the poll interval), then a moment more to batch events.
+      await cache.changed(opts.pollMs);
+      await sleep(BATCH_MS);
     }
-    state = next;
-    for (const e of result.events) {
-      const fields = { id: state.id, ...e.fields };
-      if (e.message === "node done" || e.message === "node restored") log.debug(e.message, fields);
-      else if (e.message.includes("fail") || e.message.includes("stopped")) {
-        log.warn(e.message, fields);
-      } else log.info(e.message, fields);
-    }
-    if (result.deletes.length > 0) {
-      await deleteAll(cluster, result.deletes, state.settings.maxInFlight);
-    }
-    opts.onProgress?.(summarize(state, now));
-    if (isFinal(state)) break;
-    await sleep(result.deletes.length > 0 ? Math.min(opts.pollMs, 250) : opts.pollMs);
+  } finally {
+    await cache?.stop();
   }
   const progress = summarize(state, Date.now());
   log.info("finished", { id: state.id, phase: state.phase, line: progressLine(progress) });

@@ -15,7 +15,12 @@ export function fleetNames(n: number, prefix = "sw"): string[] {
 }
 
 /** Creates `names` as kwok nodes spread over 3 zones and 4 racks per zone, in batches. */
-export async function addFleet(cluster: KubeCluster, names: string[], batch = 200): Promise<void> {
+export async function addFleet(
+  cluster: KubeCluster,
+  names: string[],
+  batch = 200,
+  extraLabels: Record<string, string> = {},
+): Promise<void> {
   for (let i = 0; i < names.length; i += batch) {
     const slice = names.slice(i, i + batch);
     // Group by zone/rack so each addNodes call carries one label set.
@@ -30,6 +35,7 @@ export async function addFleet(cluster: KubeCluster, names: string[], batch = 20
       return cluster.addNodes(group, {
         "topology.kubernetes.io/zone": zone,
         "kubesonic.io/rack": `${zone}-${rack}`,
+        ...extraLabels,
       });
     }));
   }
@@ -40,6 +46,8 @@ export interface TemplateOptions {
   image?: string;
   /** Pod annotations (kwok stages key on kubesonic.test/*). */
   annotations?: Record<string, string>;
+  /** Node selector (to keep the DaemonSet on one fleet in a shared cluster). */
+  nodeSelector?: Record<string, string>;
 }
 
 /** A minimal DaemonSet of ks-render's shape: namespace sonic, OnDelete, raw_container_name. */
@@ -63,6 +71,7 @@ export function daemonSet(feature: string, t: TemplateOptions = {}): Record<stri
         spec: {
           hostNetwork: true,
           terminationGracePeriodSeconds: 0,
+          ...(t.nodeSelector ? { nodeSelector: t.nodeSelector } : {}),
           containers: [{ name: feature, image: t.image ?? `kubesonic/${feature}:v1` }],
         },
       },
