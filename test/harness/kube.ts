@@ -281,8 +281,9 @@ async function startOnce(opts: StartKubeOptions, t0: number): Promise<KubeCluste
   const procs: Proc[] = [];
   let rest: KubeRest | undefined;
   let stopped = false;
-  const stopAll = async () => {
-    if (stopped) return;
+  let stopping: Promise<void> | undefined;
+  const stopAll = () => stopping ??= stopOnce();
+  const stopOnce = async () => {
     stopped = true;
     globalThis.removeEventListener("unload", onUnload);
     rest?.close();
@@ -481,7 +482,8 @@ async function startOnce(opts: StartKubeOptions, t0: number): Promise<KubeCluste
 
     const addNodes = async (names: string[], labels: Record<string, string> = {}) => {
       for (const n of names) checkNodeName(n);
-      await Promise.all(names.map((name) =>
+      // At most 32 creations in flight: a 1000-switch fleet should not trip the API's flow control.
+      await inBatches(names, 32, (name) =>
         ensure(admin, resourcePath({ resource: "nodes" }), {
           apiVersion: "v1",
           kind: "Node",
@@ -496,9 +498,9 @@ async function startOnce(opts: StartKubeOptions, t0: number): Promise<KubeCluste
             },
           },
           spec: {},
-        })
-      ));
-      await Promise.race([waitNodesReady(admin, names, 60_000), kwokFailed, failed]);
+        }));
+      const ms = 60_000 + 100 * names.length;
+      await Promise.race([waitNodesReady(admin, names, ms), kwokFailed, failed]);
     };
 
     if (opts.nodes?.length) await addNodes(opts.nodes);
@@ -623,9 +625,20 @@ interface NodeStatus {
   status?: { conditions?: { type: string; status: string }[] };
 }
 
+/** Runs `fn` over `items` with at most `limit` calls in flight; rejects on the first failure. */
+async function inBatches<T>(items: T[], limit: number, fn: (item: T) => Promise<void>) {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
 async function waitNodesReady(rest: KubeRest, names: string[], ms: number): Promise<void> {
   const deadline = Date.now() + ms;
   const want = new Set(names);
+  // A node list costs about 3 KB per node: poll a big fleet less often.
+  const every = Math.min(500, 50 + names.length);
   while (true) {
     const list = await rest.list<NodeStatus>("/api/v1/nodes");
     const ready = list.items.filter((n) =>
@@ -637,6 +650,6 @@ async function waitNodesReady(rest: KubeRest, names: string[], ms: number): Prom
       const missing = [...want].filter((n) => !ready.some((r) => r.metadata.name === n));
       throw new Error(`kwok nodes not Ready within ${ms} ms: ${missing.join(", ")}`);
     }
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, every));
   }
 }
