@@ -44,7 +44,9 @@ function sha256(text: string): string {
 
 /** The stub launcher that replaces `/usr/local/bin/<feature>.sh` (contract 5). */
 export function stubLauncher(spec: FeatureSpec, kubeconfig?: string): string {
-  const args = [`${spec.name}`, `--namespace ${spec.namespace}`];
+  // ks-stub selects pods by raw_container_name=<arg> and a container named <arg>: the container
+  // name, which is the feature's name unless the spec says otherwise.
+  const args = [`${spec.containerName}`, `--namespace ${spec.namespace}`];
   if (kubeconfig) args.push(`--kubeconfig ${kubeconfig}`);
   return [
     "#!/bin/sh",

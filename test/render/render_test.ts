@@ -490,3 +490,22 @@ Deno.test("the stub's admission policy: own feature's pods only; left out with a
   const off = renderFeature(parseFeatureSpec(specYaml(raw), "f.yaml"), { profile: "production" });
   assert.equal(off.files.some((f) => f.path === "common/15-admission.yaml"), false);
 });
+
+Deno.test("containerName: the container, raw_container_name, ks-stub's argument and the native name follow it", () => {
+  const raw = baseSpec();
+  raw.containerName = "gnmi";
+  const result = renderFeature(parseFeatureSpec(specYaml(raw), "f.yaml"), {
+    profile: "production",
+  });
+  const [ds] = docs(result, "v2/30-daemonset.yaml");
+  assert.equal(ds.spec.template.metadata.labels.raw_container_name, "gnmi");
+  assert.equal(ds.spec.template.metadata.labels.app, "telemetry");
+  container(ds, "gnmi");
+  const [cm] = docs(result, "common/20-configmap.yaml");
+  assert.match(
+    cm.data["telemetry.sh"],
+    /exec \/usr\/local\/bin\/ks-stub gnmi --namespace sonic "\$@"/,
+  );
+  const manifest = parseYaml(cm.data["manifest-kube.yaml"]);
+  assert.equal(manifest.files[1].actions[0], "stop-container gnmi");
+});
