@@ -93,20 +93,6 @@ export function serveWatchdog(
       onChange: (state) => log.info("FEATURE state", { state: describeFeatureState(state) }),
     });
   };
-  // A database config that is absent (database not up yet) is waited for; a wrong one is fatal.
-  const first = tryResolve(opts.location);
-  let retry: ReturnType<typeof setInterval> | undefined;
-  if (first instanceof Error) {
-    log.warn("database config not there yet; answering from state unknown and retrying", {
-      reason: first.message,
-    });
-    retry = setInterval(() => {
-      const t = tryResolve(opts.location);
-      if (t instanceof Error || closed) return;
-      clearInterval(retry);
-      startWatch(t);
-    }, 1000);
-  } else startWatch(first);
   // CONFIG_DB outage clock for /readyz: sampled, since the watch reports state, not transitions.
   let downSince: number | undefined = Date.now();
   const sample = () => {
@@ -143,6 +129,20 @@ export function serveWatchdog(
     port: listen.port,
     onListen: () => {},
   }, createHandler(opts.feature, report, opts.deadlineMs));
+  // A database config that is absent (database not up yet) is waited for; a wrong one is fatal.
+  const first = tryResolve(opts.location);
+  let retry: ReturnType<typeof setInterval> | undefined;
+  if (first instanceof Error) {
+    log.warn("database config not there yet; answering from state unknown and retrying", {
+      reason: first.message,
+    });
+    retry = setInterval(() => {
+      const t = tryResolve(opts.location);
+      if (t instanceof Error || closed) return;
+      clearInterval(retry);
+      startWatch(t);
+    }, 1000);
+  } else startWatch(first);
   const addr = server.addr as Deno.NetAddr;
   log.info("serving /, /livez, /readyz", {
     listen: `${addr.hostname}:${addr.port}`,
