@@ -491,11 +491,12 @@ export class KubeRest {
       const response = await fetch(url, { method, headers, body, signal, client: this.#client });
       // A watch stream may stay open for minutes: once its headers are in, only the caller's
       // signal may end it (the finally below clears the attempt's timer).
-      if (!response.ok || stream) return { response };
-      // Read the body inside the timeout so a stalled body counts as a failed attempt.
+      if (response.ok && stream) return { response };
+      // Read the body (error bodies too) inside the timeout: a stalled body is a failed attempt.
       const text = await response.text();
       return {
-        response: new Response(text, {
+        // A 204/304 may not carry a body, not even an empty one.
+        response: new Response(text === "" ? null : text, {
           status: response.status,
           statusText: response.statusText,
           headers: response.headers,

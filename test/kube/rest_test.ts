@@ -287,3 +287,30 @@ Deno.test("a watch ends quietly when the caller aborts it", async () => {
     },
   );
 });
+
+Deno.test("an empty 204 answer decodes to undefined", async () => {
+  await withScriptedServer(
+    () => new Response(null, { status: 204 }),
+    async (rest) => {
+      assert.equal(await rest.delete("/api/v1/namespaces/sonic/pods/p"), undefined);
+    },
+  );
+});
+
+Deno.test("an error answer whose body stalls counts as a timed-out attempt", async () => {
+  await withScriptedServer(
+    () => {
+      const body = new ReadableStream<Uint8Array>({
+        start(c) {
+          c.enqueue(new TextEncoder().encode(`{"message":`)); // and never more
+        },
+      });
+      return new Response(body, { status: 500 });
+    },
+    async (rest, seen) => {
+      await assert.rejects(rest.get("/x"), /unreachable after 2 attempts: no answer within 150 ms/);
+      assert.equal(seen.length, 2);
+    },
+    { timeoutMs: 150, retries: 1 },
+  );
+});
