@@ -80,6 +80,7 @@ function tempPrefix(path: string): string {
 /**
  * Replaces `path` with `bytes` atomically: a reader sees the old file or the new one, never a
  * mix, and after return the new one survives a crash. Mode and owner are set before the rename.
+ * `syncDir: false` skips the directory fsync when the caller fsyncs the same directory next.
  * Throws on any I/O error (the temp file is removed; the old file is untouched).
  */
 export async function writeFileAtomic(
@@ -87,6 +88,7 @@ export async function writeFileAtomic(
   bytes: Uint8Array,
   meta: FileMeta,
   fault?: FaultHook,
+  options: { syncDir?: boolean } = {},
 ): Promise<void> {
   const random = crypto.getRandomValues(new Uint32Array(2)).join("");
   const temp = `${tempPrefix(path)}${random}`;
@@ -103,7 +105,7 @@ export async function writeFileAtomic(
     await Deno.rename(temp, path);
     renamed = true;
     fault?.("renamed", path);
-    await syncDir(dirname(path));
+    if (options.syncDir ?? true) await syncDir(dirname(path));
   } finally {
     try {
       file.close();

@@ -78,7 +78,8 @@ export class BackupStore {
     await Deno.mkdir(this.dir, { recursive: true, mode: 0o700 });
     const absent = current.content === null;
     if (!absent) {
-      await writeFileAtomic(data, current.content!, stateFileMeta());
+      // The metadata's rename below fsyncs the same directory.
+      await writeFileAtomic(data, current.content!, stateFileMeta(), undefined, { syncDir: false });
     }
     const record: BackupMeta = {
       path: hostPath,

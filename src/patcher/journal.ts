@@ -3,7 +3,7 @@
 // any point finds them on restart and runs them. One file per feature:
 // `<state>/journal/<feature>.json` = `{"feature": ..., "pending": [...], "since": ...}`.
 import { join } from "node:path";
-import { removeFile, stateFileMeta, writeFileAtomic } from "../host/files.ts";
+import { stateFileMeta, writeFileAtomic } from "../host/files.ts";
 import type { Action } from "./actions.ts";
 
 interface JournalFile {
@@ -54,7 +54,10 @@ export class Journal {
   /** Durably records `pending` (an empty list clears the journal). */
   async set(pending: Action[]): Promise<void> {
     if (pending.length === 0) {
-      await removeFile(this.path);
+      // No directory fsync: if a power loss brings the journal back, its actions run again.
+      await Deno.remove(this.path).catch((error) => {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+      });
       return;
     }
     await Deno.mkdir(join(this.path, ".."), { recursive: true, mode: 0o700 });

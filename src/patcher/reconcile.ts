@@ -181,9 +181,14 @@ async function pass(ctx: PatcherContext, dryRun: boolean): Promise<PassResult> {
     errors: [],
     converged: false,
   };
+  const failedPaths = new Set<string>();
   const fail = (message: string, fields?: Record<string, string>) => {
     result.errors.push(message);
     log.error(message, fields);
+  };
+  const failFile = (path: string, message: string) => {
+    failedPaths.add(path);
+    fail(message, { path });
   };
 
   // Observe: resolve every path first (all or nothing), then read the files.
@@ -264,7 +269,10 @@ async function pass(ctx: PatcherContext, dryRun: boolean): Promise<PassResult> {
           registry[file.path]?.[manifest.feature] !== undefined
         ) {
           // Our content is there but its original is not known (state directory lost).
-          fail(`${file.path}: no backup and no nativeSource: cannot restore the original`);
+          failFile(
+            file.path,
+            `${file.path}: no backup and no nativeSource: cannot restore the original`,
+          );
           desired = null;
         } else desired = null; // we never wrote it: nothing to restore
       }
@@ -272,11 +280,14 @@ async function pass(ctx: PatcherContext, dryRun: boolean): Promise<PassResult> {
       if (sharedWithOthers.has(file.path)) item.reason = "still owned by another feature";
       result.plan.push(item);
     } catch (error) {
-      fail(`${file.path}: ${(error as Error).message}`);
+      failFile(file.path, `${file.path}: ${(error as Error).message}`);
     }
   }
   if (dryRun) return finish(result, pending);
-  if (result.errors.length > 0) return finish(result, await runOwed(ctx, pending, result, fail));
+  // kube installs all or nothing; a rollback restores every original it can.
+  if (result.errors.length > 0 && manifest.mode === "kube") {
+    return finish(result, await runOwed(ctx, pending, result, fail));
+  }
 
   // Act: journal the owed actions before touching any file.
   const changes = result.plan.filter((p) =>
@@ -324,17 +335,18 @@ async function pass(ctx: PatcherContext, dryRun: boolean): Promise<PassResult> {
       });
     } catch (error) {
       if (error instanceof InjectedCrash) throw error;
-      fail(`${item.path}: ${item.op} failed: ${(error as Error).message}`);
+      failFile(item.path, `${item.path}: ${item.op} failed: ${(error as Error).message}`);
     }
   }
 
   // Act: run the owed actions in order.
   pending = await runOwed(ctx, pending, result, fail);
 
-  // Record: native mode gives up ownership once the originals are back.
-  if (manifest.mode === "native" && result.errors.length === 0) {
+  // Record: native mode gives up ownership of each path whose original is back.
+  if (manifest.mode === "native") {
     try {
-      await ctx.owners.release(manifest.feature, manifest.files.map((f) => f.path));
+      const restored = manifest.files.map((f) => f.path).filter((p) => !failedPaths.has(p));
+      await ctx.owners.release(manifest.feature, restored);
     } catch (error) {
       fail(`ownership: ${(error as Error).message}`);
     }
@@ -343,9 +355,12 @@ async function pass(ctx: PatcherContext, dryRun: boolean): Promise<PassResult> {
 }
 
 /**
- * Runs the owed actions in order, recording each success in the journal before the next one
- * runs; stops at the first failure (the rest stay owed, retried by a later pass). Owed actions
- * run even when this pass cannot touch the files: they belong to an earlier change.
+ * Runs the owed actions in order and stops at the first failure; the journal then keeps exactly
+ * the actions not done yet (retried by a later pass), or is cleared when all succeeded. Progress
+ * between actions is not journaled: after a crash there, the done ones run again, which is
+ * harmless (daemon-reload, restart, reset-failed and stop are idempotent) and saves an fsync per
+ * action. Owed actions run even when this pass cannot touch the files: they belong to an earlier
+ * change.
  */
 async function runOwed(
   ctx: PatcherContext,
@@ -365,11 +380,12 @@ async function runOwed(
     ctx.log.info("action done", { action });
     result.actionsRun.push(action);
     pending = pending.slice(1);
+  }
+  if (pending.length !== owed.length) {
     try {
       await ctx.journal.set(pending);
     } catch (error) {
       fail(`journal: ${(error as Error).message}`);
-      break;
     }
   }
   return pending;

@@ -271,3 +271,24 @@ Deno.test("with the state directory lost, our own content is never recorded as t
     await sb.cleanup();
   }
 });
+
+Deno.test("a rollback restores every original it can when one file has no backup, and keeps owning only that one", async () => {
+  const sb = await createPatcherSandbox();
+  try {
+    await reconcileOnce(await sb.context());
+    const key = encodeURIComponent("/usr/local/bin/telemetry.sh");
+    await Deno.remove(`${sb.stateDir}/backups/${key}.json`);
+    const native = await sb.writeManifest(telemetryManifest("native"), "native.yaml");
+    const ctx = await sb.context({ path: native });
+    const result = await reconcileOnce(ctx);
+    assert.equal(result.converged, false);
+    assert.equal(result.errors.length, 1, result.errors.join("; "));
+    assert.equal(text(sb.host("usr/bin/container_checker")), NATIVE_CHECKER);
+    assert.throws(() =>
+      Deno.statSync(sb.host("etc/systemd/system/telemetry.service.d/kubesonic.conf"))
+    );
+    assert.deepEqual(Object.keys(await ctx.owners.read()), ["/usr/local/bin/telemetry.sh"]);
+  } finally {
+    await sb.cleanup();
+  }
+});
