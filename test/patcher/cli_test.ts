@@ -200,3 +200,44 @@ Deno.test("the loop repairs a drop-in whose directory was removed and keeps watc
     await sb.cleanup();
   }
 });
+
+Deno.test("the periodic re-check reloads a changed manifest (ConfigMap update) and installs the new content", async () => {
+  const sb = await createPatcherSandbox();
+  const child = (await toolCommand("ks-patcher", [...sb.cliArgs(), "--interval", "300ms"], {
+    env: { PATH: sb.systemctl.path },
+    stdout: "null",
+    stderr: "piped",
+  })).spawn();
+  const stderr: string[] = [];
+  const reading = (async () => {
+    const dec = new TextDecoder();
+    for await (const chunk of child.stderr) stderr.push(dec.decode(chunk));
+  })();
+  try {
+    const launcher = sb.host("usr/local/bin/telemetry.sh");
+    await waitUntil(() => Deno.readTextFileSync(launcher) === KUBE_LAUNCHER, 20_000, "first pass");
+    const v2 = KUBE_LAUNCHER.replace("kubesonic stub launcher", "kubesonic stub launcher v2");
+    await Deno.writeTextFile(`${sb.sidecarDir}/files/telemetry.sh`, v2);
+    await waitUntil(
+      () => Deno.readTextFileSync(launcher) === v2,
+      10_000,
+      "v2 installed by a periodic pass",
+    );
+    // A broken manifest update is refused; the last good one keeps being enforced.
+    await Deno.writeTextFile(sb.manifestPath, "apiVersion: kubesonic.io/v1\nkind: HostFiles\n");
+    await waitUntil(
+      () => stderr.join("").includes("keeping the previous manifest"),
+      10_000,
+      "bad reload logged",
+    );
+    await Deno.writeTextFile(launcher, "edited\n");
+    await waitUntil(() => Deno.readTextFileSync(launcher) === v2, 10_000, "still enforced");
+  } finally {
+    try {
+      child.kill("SIGTERM");
+    } catch { /* gone */ }
+    await child.status;
+    await reading;
+    await sb.cleanup();
+  }
+});
