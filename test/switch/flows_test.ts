@@ -1,0 +1,58 @@
+// The design's flows on a real lab switch: systemd as PID 1, the database, containerd, the native
+// Docker, monit and a real kubelet in a node container (test/harness/switch.ts), registered with a
+// real control plane (test/harness/kube.ts). Steps are shared with the lab (test/switch/flows.ts);
+// each checks systemd, the API server and the container runtime. Needs root, dockerd, debootstrap
+// and the Kubernetes binaries; the images are built once and reused from the cache.
+import { kubeBinDir, startKube } from "../harness/kube.ts";
+import { startSwitches, switchUnavailableReason } from "../harness/switch.ts";
+import { FLOW_STEPS, missingTools } from "./flows.ts";
+
+const reason = switchUnavailableReason() ??
+  (kubeBinDir() ? undefined : "the Kubernetes binaries are not built (scripts/build-kube.sh)");
+
+Deno.test({
+  name:
+    "real switch: v0 -> 5.1 -> 5.3 -> 5.2 -> OOM -> faults -> 5.4, checked via systemd, API server and CRI",
+  ignore: reason !== undefined,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn(t) {
+    const dir = await Deno.makeTempDir({ prefix: "ks-switch-flows-" });
+    const cluster = await startKube({ dir: `${dir}/kube` });
+    try {
+      const lab = await startSwitches({ cluster, count: 1, dir: `${dir}/switches` });
+      try {
+        const env = {
+          cluster,
+          sw: lab.switches[0],
+          dir,
+          note: (text: string) => console.error(`   ${text}`),
+        };
+        let failed = "";
+        for (const step of FLOW_STEPS) {
+          const missing = missingTools(step);
+          const blocked = missing.length ? `blocked on ${missing.join(", ")}` : failed;
+          await t.step({
+            name: `${step.name}${blocked ? ` [skipped: ${blocked}]` : ""}`,
+            ignore: blocked !== "",
+            async fn() {
+              try {
+                env.note(await step.run(env));
+              } catch (e) {
+                failed = `after "${step.name}" failed`;
+                env.note(`kubelet: ${await lab.switches[0].journal("kubelet", 5)}`);
+                env.note(`telemetry: ${await lab.switches[0].journal("telemetry", 15)}`);
+                throw e;
+              }
+            },
+          });
+        }
+      } finally {
+        await lab.stop();
+      }
+    } finally {
+      await cluster.stop();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});
