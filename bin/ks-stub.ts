@@ -19,7 +19,7 @@ Usage: ks-stub <feature> start|stop|restart|status|wait [asic] [options]
 Options:
   --kubeconfig P   kubeconfig (default: KUBECONFIG, then /etc/kubernetes/kubelet.conf)
   --node NAME      Kubernetes node name (default: KS_NODE_NAME, then the lowercased hostname)
-  --namespace NS   namespace of the DaemonSet (default: KS_NAMESPACE, then ${DEFAULT_NAMESPACE})
+  --namespace NS   Kubernetes namespace of the DaemonSet (default ${DEFAULT_NAMESPACE})
   --timeout D      bound of the verb (default start 20s, stop/restart 30s, status 5s)
   --grace D        wait: how long the feature may have no pod before wait returns (default ${
   DEFAULT_GRACE_MS / 1000
@@ -66,7 +66,8 @@ if (import.meta.main) {
       asic: positionals[2],
       kubeconfig: values.kubeconfig,
       node: setting(values.node, "KS_NODE_NAME"),
-      namespace: setting(values.namespace, "KS_NAMESPACE", DEFAULT_NAMESPACE),
+      // Not KS_NAMESPACE: ks-entrypoint and ks-watchdog read that as the ASIC namespace.
+      namespace: values.namespace || DEFAULT_NAMESPACE,
       timeoutMs: values.timeout === undefined
         ? undefined
         : parseDuration(values.timeout, "--timeout"),
