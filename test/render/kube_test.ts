@@ -387,6 +387,52 @@ Deno.test({
           assert.equal(whoami.stdout, "system:serviceaccount:sonic:telemetry-stub", whoami.stderr);
         },
       );
+
+      await t.step(
+        "v2 -> v1 -> v2 are updates of one DaemonSet, and rollout undo goes back",
+        async () => {
+          const containers = async () =>
+            (await kubectlOk(kube, [
+              "get",
+              "ds",
+              "telemetry",
+              "-n",
+              "sonic",
+              "-o",
+              "jsonpath={.spec.template.spec.containers[*].name}",
+            ])).trim();
+          assert.equal(await containers(), "telemetry telemetry-watchdog telemetry-sidecar");
+          await kubectlOk(kube, ["apply", "-f", `${outs.prod}/v1`]);
+          assert.equal(await containers(), "telemetry-sidecar");
+          await kubectlOk(kube, ["apply", "-f", `${outs.prod}/v2`]);
+          assert.equal(await containers(), "telemetry telemetry-watchdog telemetry-sidecar");
+          await kubectlOk(kube, ["rollout", "undo", "daemonset/telemetry", "-n", "sonic"]);
+          assert.equal(await containers(), "telemetry-sidecar");
+          // The multi-ASIC render adds one DaemonSet per ASIC beside the same `telemetry` one.
+          // (Server-side apply: after `rollout undo`, client-side apply's three-way merge against
+          // the undone template trips the API server's strict decoding of its patch directives.)
+          await kubectlOk(kube, [
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            `${outs.multiProd}/common`,
+            "-f",
+            `${outs.multiProd}/v2`,
+          ]);
+          const names = (await kubectlOk(kube, [
+            "get",
+            "ds",
+            "-n",
+            "sonic",
+            "-l",
+            "app=telemetry",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+          ])).trim().split(" ").sort();
+          assert.deepEqual(names, ["telemetry", "telemetry-asic0", "telemetry-asic1"]);
+        },
+      );
     } finally {
       await kube.stop();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
