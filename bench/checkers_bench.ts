@@ -26,16 +26,19 @@ interface Timing {
   median: number;
   p90: number;
   rssMb: number;
+  /** Median CPU time (user + system) in ms: less sensitive to a loaded machine than wall time. */
+  cpu: number;
 }
 
 async function timeRuns(argv: string[], env: Record<string, string>, expect: number) {
   const times: number[] = [];
+  const cpus: number[] = [];
   let rss = 0;
   for (let i = 0; i < WARMUP + RUNS; i++) {
     const t0 = performance.now();
-    // /usr/bin/time -f %M reports the peak RSS (KiB) of the command and its children.
+    // /usr/bin/time: peak RSS (KiB) and user/system CPU seconds of the command and its children.
     const out = await new Deno.Command("/usr/bin/time", {
-      args: ["-f", "%M", ...argv],
+      args: ["-f", "%M %U %S", ...argv],
       env,
       stdout: "piped",
       stderr: "piped",
@@ -47,19 +50,24 @@ async function timeRuns(argv: string[], env: Record<string, string>, expect: num
     }
     if (i >= WARMUP) {
       times.push(ms);
-      rss = Math.max(rss, Number(stderr.split("\n").at(-1)) / 1024);
+      const [kib, user, sys] = (stderr.split("\n").at(-1) ?? "").split(" ").map(Number);
+      rss = Math.max(rss, kib / 1024);
+      cpus.push((user + sys) * 1000);
     }
   }
   times.sort((a, b) => a - b);
+  cpus.sort((a, b) => a - b);
   return {
     median: times[Math.floor(times.length / 2)],
     p90: times[Math.floor(times.length * 0.9)],
     rssMb: rss,
+    cpu: cpus[Math.floor(cpus.length / 2)],
   } satisfies Timing;
 }
 
 const fmt = (t: Timing) =>
-  `median ${t.median.toFixed(1)} ms, p90 ${t.p90.toFixed(1)} ms, peak RSS ${t.rssMb.toFixed(0)} MB`;
+  `median ${t.median.toFixed(1)} ms, p90 ${t.p90.toFixed(1)} ms, CPU ${t.cpu.toFixed(0)} ms, ` +
+  `peak RSS ${t.rssMb.toFixed(0)} MB`;
 
 async function main() {
   const skip = dockerUnavailableReason() ?? containerdUnavailableReason() ??
@@ -126,7 +134,6 @@ async function main() {
     );
     const perContainer = await timeRuns(["sh", script], env, 0);
 
-    const t0 = performance.now();
     const inProcRuns: number[] = [];
     for (let i = 0; i < RUNS; i++) {
       const s = performance.now();
@@ -139,7 +146,6 @@ async function main() {
       inProcRuns.push(performance.now() - s);
     }
     inProcRuns.sort((a, b) => a - b);
-    void t0;
 
     // Memory: ours vs memory_checker's docker ps + cgroup read (one container).
     const mem = await timeRuns(
@@ -167,7 +173,11 @@ async function main() {
         fmt(perContainer)
       }`,
     );
-    console.log(`  ratio: ${(perContainer.median / ours.median).toFixed(1)}x faster`);
+    console.log(
+      `  ratio: ${(perContainer.median / ours.median).toFixed(1)}x wall, ${
+        (perContainer.cpu / ours.cpu).toFixed(1)
+      }x CPU`,
+    );
     console.log(
       `checkContainers() in process (no start-up): median ${
         inProcRuns[Math.floor(RUNS / 2)].toFixed(1)
@@ -175,7 +185,11 @@ async function main() {
     );
     console.log(`ks-memory-checker (bundled, one container): ${fmt(mem)}`);
     console.log(`memory_checker's approach (docker ps --filter + cgroup files): ${fmt(memAnchor)}`);
-    console.log(`  ratio: ${(memAnchor.median / mem.median).toFixed(1)}x`);
+    console.log(
+      `  ratio: ${(memAnchor.median / mem.median).toFixed(1)}x wall, ${
+        (memAnchor.cpu / mem.cpu).toFixed(1)
+      }x CPU`,
+    );
   } finally {
     await containerd.stop();
     await docker.stop();

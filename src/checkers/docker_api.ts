@@ -42,12 +42,7 @@ export class DockerClient {
         signal: AbortSignal.timeout(this.timeoutMs),
       });
     } catch (e) {
-      const why = e instanceof DOMException && e.name === "TimeoutError"
-        ? `no answer within ${this.timeoutMs} ms`
-        : e instanceof Error
-        ? e.message
-        : String(e);
-      throw new RuntimeUnreachableError(`${this.socketPath}: ${why}`);
+      throw new RuntimeUnreachableError(`${this.socketPath}: ${this.#reason(e)}`);
     }
     const text = await res.text();
     let body: unknown = text;
@@ -55,6 +50,18 @@ export class DockerClient {
       body = JSON.parse(text);
     } catch { /* plain text error */ }
     return { status: res.status, body };
+  }
+
+  /** "connect: Connection refused (os error 111)" rather than fetch's "fetch failed". */
+  #reason(e: unknown): string {
+    if (e instanceof DOMException && e.name === "TimeoutError") {
+      return `no answer within ${this.timeoutMs} ms`;
+    }
+    let root = e;
+    while (root instanceof Error && root.cause instanceof Error) root = root.cause;
+    const text = root instanceof Error ? root.message : String(root);
+    return text.replace(/^error sending request for url \([^)]*\): /, "")
+      .replace(/^client error \(Connect\): /, "connect: ");
   }
 
   /** Lists running containers. Rejects with RuntimeUnreachableError or an Error on HTTP errors. */

@@ -316,7 +316,7 @@ Deno.test({
         assert.equal(r.code, 1);
         assert.match(
           r.stdout,
-          /^Failed to check the memory usage of container 'lldp': cannot reach docker: .*\n$/,
+          /^Failed to check the memory usage of container 'lldp': cannot reach docker: \S+dead\.sock: connect: Connection refused \(os error 111\)\n$/,
         );
         assert.doesNotMatch(r.stdout + r.stderr, /\n\s+at /);
       });
