@@ -50,6 +50,8 @@ Deno.test({
       await redis.stop();
       throw e;
     });
+    // Generous runtime timeout: the suite shares 2 cores with every other suite.
+    const slow = { KS_CHECK_TIMEOUT: "10s" };
     const check = (extra: string[] = [], env: Record<string, string> = {}) =>
       runTool(TOOL, [
         "--docker-socket",
@@ -59,7 +61,7 @@ Deno.test({
         "--asic-conf",
         join(redis.dir, "no-asic.conf"),
         ...extra,
-      ], { env: { ...redis.env, ...env } });
+      ], { env: { ...redis.env, ...slow, ...env } });
     try {
       const image = await importBusyboxDocker(docker);
       const dockerRun = async (name: string, labels: Record<string, string> = {}) => {
@@ -191,7 +193,7 @@ Deno.test({
             docker.socketPath,
             "--cri-socket",
             containerd.socketPath,
-          ], { env: { ...redis.env, KS_ASIC_CONF: asicConf } });
+          ], { env: { ...redis.env, ...slow, KS_ASIC_CONF: asicConf } });
           assert.equal(r.code, 3);
           assert.equal(r.stdout, "Expected containers not running: lldp0, lldp1\n");
         } finally {
@@ -215,7 +217,7 @@ Deno.test({
               docker.socketPath,
               "--cri-socket",
               join(redis.dir, "no-containerd.sock"),
-            ], { env: redis.env });
+            ], { env: { ...redis.env, ...slow } });
             assert.equal(r.stdout, "");
             assert.equal(r.code, 0, r.stderr);
           } finally {

@@ -37,7 +37,9 @@ Deno.test({
       await docker.stop();
       throw e;
     });
-    const endpoints = { docker: docker.socketPath, cri: containerd.socketPath, timeoutMs: 2000 };
+    const endpoints = { docker: docker.socketPath, cri: containerd.socketPath, timeoutMs: 10_000 };
+    // Generous runtime timeout: the suite shares 2 cores with every other suite.
+    const env = { KS_CHECK_TIMEOUT: "10s" };
     const check = (args: string[]) =>
       runTool(TOOL, [
         "--docker-socket",
@@ -45,7 +47,7 @@ Deno.test({
         "--cri-socket",
         containerd.socketPath,
         ...args,
-      ]);
+      ], { env });
     try {
       const image = await importBusyboxDocker(docker);
       const dockerRun = async (name: string, cmd: string, extra: string[] = []) => {

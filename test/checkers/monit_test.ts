@@ -157,7 +157,14 @@ Deno.test({
       await Deno.writeTextFile(restartService, `#!/bin/sh\necho "$@" >> ${restarts}\n`);
       await Deno.chmod(restartService, 0o755);
 
-      const runtimeArgs = ["--docker-socket", docker.socketPath, "--cri-socket", "none"];
+      const runtimeArgs = [
+        "--docker-socket",
+        docker.socketPath,
+        "--cri-socket",
+        "none",
+        "--timeout",
+        "10s",
+      ];
       const rule = { times: 2, cycles: 3, repeatEvery: 2 };
       monit = await startMonit({
         stanzas: [
@@ -165,7 +172,7 @@ Deno.test({
             checker: containerChecker,
             checkerArgs: [...runtimeArgs, "--db-config", redis.env.KS_DB_CONFIG],
             rule: { times: 1, cycles: 1 },
-            timeoutSeconds: 10,
+            timeoutSeconds: 30,
           }),
           ...["telemetry", "gnmi"].map((feature) =>
             renderMemoryStanza({
