@@ -1,5 +1,6 @@
 // The model-based randomized proof of issue 3. Each schedule is a random interleaving of
-// postupgrade-style edits done with real commands (`sed -i`, `cp`, `rm`, `chmod`), patcher passes,
+// postupgrade-style edits done with real commands (`sed -i`, `cp`, `rm`, `chmod`), rollouts of a
+// new desired version, patcher passes,
 // in-process crashes injected at the write points, failing actions, and SIGKILL of a REAL bundled
 // `ks-patcher` process at a random instant (while a reader polls the files for torn content).
 // After every step: no managed file is ever torn, backups never change once taken and are never
@@ -45,6 +46,10 @@ interface FileModel {
   rel: string; // on-disk path relative to the host root (after the /bin -> usr/bin symlink)
   desired: string;
   desiredMode: number;
+  /** The sidecar file holding the desired content (rolled out to new versions), if any. */
+  source?: string;
+  /** Every desired version so far (a rollout adds one): none may ever become the backup. */
+  patched: Set<string>;
   original: string | null;
   actions: string[];
   /** Every whole version the file may legitimately have (null = absent). */
@@ -62,11 +67,14 @@ function models(): FileModel[] {
     mode: number,
     original: string | null,
     actions: string[],
+    source?: string,
   ) => ({
     hostPath,
     rel,
     desired,
     desiredMode: mode,
+    source,
+    patched: new Set([desired]),
     original,
     actions,
     versions: new Set<string | null>([desired, original, null]),
@@ -79,6 +87,7 @@ function models(): FileModel[] {
       0o755,
       NATIVE_LAUNCHER,
       restart,
+      "files/telemetry.sh",
     ),
     mk(
       "/etc/systemd/system/telemetry.service.d/kubesonic.conf",
@@ -88,10 +97,15 @@ function models(): FileModel[] {
       null,
       restart,
     ),
-    mk("/bin/container_checker", "usr/bin/container_checker", KUBE_CHECKER, 0o755, NATIVE_CHECKER, [
-      "daemon-reload",
-      "restart monit",
-    ]),
+    mk(
+      "/bin/container_checker",
+      "usr/bin/container_checker",
+      KUBE_CHECKER,
+      0o755,
+      NATIVE_CHECKER,
+      ["daemon-reload", "restart monit"],
+      "files/container_checker",
+    ),
   ];
 }
 
@@ -171,10 +185,9 @@ class Schedule {
       }
       const text = backup.content === null ? null : new TextDecoder().decode(backup.content);
       if (f.backup === undefined) {
-        assert.notEqual(
-          text,
-          f.desired,
-          `${where}: the patched content became the backup of ${f.hostPath}`,
+        assert.ok(
+          text === null || !f.patched.has(text),
+          `${where}: a patched content became the backup of ${f.hostPath}`,
         );
         assert.ok(f.versions.has(text), `${where}: backup of ${f.hostPath} is not a whole version`);
         f.backup = { content: text, mode: backup.mode, firstSeenAfterEdit: this.editsSoFar > 0 };
@@ -221,6 +234,17 @@ class Schedule {
     this.editsSoFar++;
     f.versions.add(readOrNull(path));
     this.log.push(`${kind} ${f.hostPath}`);
+  }
+
+  /** The sidecar gets a new desired version (a rollout / ConfigMap update, design.md 4.6). */
+  async rollout(): Promise<void> {
+    const f = this.pick(this.files.filter((x) => x.source !== undefined));
+    const next = `${f.desired}# rollout ${f.patched.size}\n`;
+    await Deno.writeTextFile(join(this.sb.sidecarDir, f.source!), next);
+    f.desired = next;
+    f.patched.add(next);
+    f.versions.add(next);
+    this.log.push(`rollout ${f.hostPath}`);
   }
 
   async context(fault?: (point: WritePoint) => void): Promise<PatcherContext> {
@@ -363,9 +387,10 @@ async function runSchedule(seed: number, index: number, realKillShare: number): 
       if (step === realKillAt) await s.realKill();
       else {
         const r = rand();
-        if (r < 0.4) await s.edit();
-        else if (r < 0.7) await s.pass();
-        else if (r < 0.9) await s.crashPass();
+        if (r < 0.38) await s.edit();
+        else if (r < 0.65) await s.pass();
+        else if (r < 0.85) await s.crashPass();
+        else if (r < 0.92) await s.rollout();
         else {
           sb.systemctl.failNext(1 + Math.floor(rand() * 3));
           s.log.push("actions fail next");
