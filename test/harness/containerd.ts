@@ -15,6 +15,8 @@ export interface ContainerdOptions {
   importImages?: boolean;
   /** Milliseconds to wait for the gRPC socket (default 20 s). */
   startTimeoutMs?: number;
+  /** Disable the CRI plugin, like the containerd Docker ships with (default false). */
+  disableCri?: boolean;
 }
 
 /** Result of one ctr/crictl run. */
@@ -125,9 +127,10 @@ function configToml(p: {
   socket: string;
   opt: string;
   cniConf: string;
+  disableCri?: boolean;
 }): string {
   return `version = 2
-root = "${p.root}"
+${p.disableCri ? 'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n' : ""}root = "${p.root}"
 state = "${p.state}"
 oom_score = 0
 
@@ -197,7 +200,7 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Con
   const logPath = join(dir, "containerd.log");
   await Deno.writeTextFile(
     configPath,
-    configToml({ root, state, socket: socketPath, opt, cniConf }),
+    configToml({ root, state, socket: socketPath, opt, cniConf, disableCri: opts.disableCri }),
   );
 
   const crictlConfig = join(dir, "crictl.yaml");

@@ -1,0 +1,118 @@
+// The runtime layouts of a real SONiC switch: dockerd on the same containerd the kubelet uses
+// (Docker's containers in containerd namespace `moby`, the kubelet's in `k8s.io`), and a
+// containerd with the CRI plugin disabled (as Docker ships it) that must be skipped, not alarmed.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { startRedis } from "../harness/redis.ts";
+import { dockerUnavailableReason, startDocker } from "../harness/docker.ts";
+import { containerdUnavailableReason, crictlPath, startContainerd } from "../harness/containerd.ts";
+import { importBusyboxDocker } from "../harness/images.ts";
+import { runTool } from "../harness/bin.ts";
+
+const TOOL = "ks-container-checker";
+const skip = dockerUnavailableReason() ?? containerdUnavailableReason() ??
+  (crictlPath() ? undefined : "crictl not built (scripts/build-kube.sh)");
+
+Deno.test({
+  name: "Docker and the kubelet sharing one containerd: each container counted once",
+  ignore: skip !== undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const redis = await startRedis({
+      features: {
+        lldp: { state: "enabled" },
+        telemetry: { state: "enabled", set_owner: "kube" },
+      },
+    });
+    const containerd = await startContainerd().catch(async (e) => {
+      await redis.stop();
+      throw e;
+    });
+    const docker = await startDocker({ extraArgs: ["--containerd", containerd.socketPath] })
+      .catch(async (e) => {
+        await containerd.stop();
+        await redis.stop();
+        throw e;
+      });
+    try {
+      const image = await importBusyboxDocker(docker);
+      const run = await docker.docker(["run", "-d", "--name", "lldp", image, "sleep", "600"]);
+      assert.equal(run.code, 0, run.stderr);
+      // Docker's container lives in the shared containerd, namespace moby.
+      const moby = await containerd.ctr(["-n", "moby", "containers", "ls", "-q"]);
+      assert.equal(moby.stdout.trim(), run.stdout.trim());
+      await containerd.runPod({
+        name: "telemetry-sw1",
+        containers: [{ name: "telemetry", command: ["sleep", "600"] }],
+      });
+      const r = await runTool(TOOL, [
+        "--docker-socket",
+        docker.socketPath,
+        "--cri-socket",
+        containerd.socketPath,
+        "--asic-conf",
+        join(redis.dir, "none.conf"),
+        "--output",
+        "json",
+      ], { env: { ...redis.env, KS_CHECK_TIMEOUT: "10s" } });
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      const out = JSON.parse(r.stdout);
+      assert.deepEqual(out.running, ["lldp", "telemetry"]);
+      const counts = Object.fromEntries(
+        out.runtimes.map((s: { runtime: string; containers: number }) => [s.runtime, s.containers]),
+      );
+      // The CRI lists only the kubelet's container, not Docker's (moby) one.
+      assert.deepEqual(counts, { docker: 1, cri: 1 });
+    } finally {
+      await docker.stop();
+      await containerd.stop();
+      await redis.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "a containerd without the CRI plugin is skipped (not installed), not reported unreachable",
+  ignore: containerdUnavailableReason() !== undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const redis = await startRedis({ features: { lldp: { state: "enabled" } } });
+    const containerd = await startContainerd({ disableCri: true, importImages: false }).catch(
+      async (e) => {
+        await redis.stop();
+        throw e;
+      },
+    );
+    try {
+      const r = await runTool(TOOL, [
+        "--docker-socket",
+        "none",
+        "--cri-socket",
+        containerd.socketPath,
+        "--asic-conf",
+        join(redis.dir, "none.conf"),
+        "--output",
+        "json",
+      ], { env: { ...redis.env, KS_CHECK_TIMEOUT: "10s" } });
+      const out = JSON.parse(r.stdout);
+      assert.equal(out.runtimes[1].status, "absent", r.stdout);
+      assert.match(out.runtimes[1].error, /unknown service runtime\.v1\.RuntimeService/);
+      // Nothing runs lldp here: the verdict is the missing container, not a runtime alarm.
+      assert.equal(r.code, 3);
+      const text = await runTool(TOOL, [
+        "--docker-socket",
+        "none",
+        "--cri-socket",
+        containerd.socketPath,
+        "--asic-conf",
+        join(redis.dir, "none.conf"),
+      ], { env: { ...redis.env, KS_CHECK_TIMEOUT: "10s" } });
+      assert.equal(text.stdout, "Expected containers not running: lldp\n");
+    } finally {
+      await containerd.stop();
+      await redis.stop();
+    }
+  },
+});
