@@ -73,14 +73,15 @@ export async function makeDirs(dirs: string[]): Promise<void> {
 }
 
 /** The temp-file name prefix used for `path` (so leftovers can be found and swept). */
-function tempPrefix(path: string): string {
-  return join(dirname(path), `.${basename(path)}${TEMP_MARK}`);
+function tempPrefix(path: string, tag = ""): string {
+  return join(dirname(path), `.${basename(path)}${TEMP_MARK}${tag ? `${tag}.` : ""}`);
 }
 
 /**
  * Replaces `path` with `bytes` atomically: a reader sees the old file or the new one, never a
  * mix, and after return the new one survives a crash. Mode and owner are set before the rename.
- * `syncDir: false` skips the directory fsync when the caller fsyncs the same directory next.
+ * `syncDir: false` skips the directory fsync when the caller fsyncs the same directory next;
+ * `tag` goes into the temp name so sweepTemps can tell whose leftovers they are.
  * Throws on any I/O error (the temp file is removed; the old file is untouched).
  */
 export async function writeFileAtomic(
@@ -88,10 +89,10 @@ export async function writeFileAtomic(
   bytes: Uint8Array,
   meta: FileMeta,
   fault?: FaultHook,
-  options: { syncDir?: boolean } = {},
+  options: { syncDir?: boolean; tag?: string } = {},
 ): Promise<void> {
   const random = crypto.getRandomValues(new Uint32Array(2)).join("");
-  const temp = `${tempPrefix(path)}${random}`;
+  const temp = `${tempPrefix(path, options.tag)}${random}`;
   const file = await Deno.open(temp, { write: true, createNew: true, mode: 0o600 });
   let renamed = false;
   try {
@@ -131,9 +132,12 @@ export async function removeFile(path: string): Promise<void> {
   await syncDir(dirname(path));
 }
 
-/** Removes temp files a killed writer left next to `path`; returns how many it removed. */
-export async function sweepTemps(path: string): Promise<number> {
-  const prefix = basename(tempPrefix(path));
+/**
+ * Removes temp files a killed writer with the same `tag` left next to `path` (another tag's may be
+ * a write in flight); returns how many it removed.
+ */
+export async function sweepTemps(path: string, tag = ""): Promise<number> {
+  const prefix = basename(tempPrefix(path, tag));
   let removed = 0;
   try {
     for await (const entry of Deno.readDir(dirname(path))) {

@@ -250,7 +250,7 @@ async function pass(ctx: PatcherContext, dryRun: boolean): Promise<PassResult> {
   for (const file of manifest.files) {
     const where = resolved.get(file.path)!;
     try {
-      if (!dryRun) await sweepTemps(where.real);
+      if (!dryRun) await sweepTemps(where.real, manifest.feature);
       const current = await readFileState(where.real);
       currents.set(file.path, current);
       let desired: Desired | null;
@@ -325,7 +325,9 @@ async function pass(ctx: PatcherContext, dryRun: boolean): Promise<PassResult> {
         await makeDirs(
           where.missingDirs.map((d) => ctx.paths.onDisk(d.split("/").filter(Boolean))),
         );
-        await writeFileAtomic(where.real, desiredState.content!, desiredState, ctx.fault);
+        await writeFileAtomic(where.real, desiredState.content!, desiredState, ctx.fault, {
+          tag: manifest.feature,
+        });
       }
       result.changed.push(item.path);
       log.info(manifest.mode === "kube" ? "file reconciled" : "original restored", {

@@ -160,10 +160,15 @@ Deno.test("a crash before the rename leaves the old file whole and no temp file 
     await assert.rejects(reconcileOnce(crashing), InjectedCrash);
     assert.equal(text(sb.host("usr/local/bin/telemetry.sh")), NATIVE_LAUNCHER);
     // What a SIGKILL between write and rename leaves behind:
-    await Deno.writeTextFile(sb.host("usr/local/bin/.telemetry.sh.ks-tmp-4242"), "#!/bin/ba");
+    await Deno.writeTextFile(
+      sb.host("usr/local/bin/.telemetry.sh.ks-tmp-telemetry.4242"),
+      "#!/bin/ba",
+    );
+    // Another feature's temp file may be a write in flight: left alone.
+    await Deno.writeTextFile(sb.host("usr/local/bin/.telemetry.sh.ks-tmp-restapi.77"), "#!/bin/ba");
     await reconcileOnce(await sb.context());
     const leftovers = [...Deno.readDirSync(sb.host("usr/local/bin"))].map((e) => e.name);
-    assert.deepEqual(leftovers, ["telemetry.sh"]);
+    assert.deepEqual(leftovers.sort(), [".telemetry.sh.ks-tmp-restapi.77", "telemetry.sh"]);
   } finally {
     await sb.cleanup();
   }
