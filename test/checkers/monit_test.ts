@@ -17,6 +17,8 @@ import {
 import { startRedis } from "../harness/redis.ts";
 import { waitUntil } from "../harness/net.ts";
 
+/** OOM-killed on its first start under a small limit; after the restart it only sleeps. */
+const HOG_ONCE = () => `if [ -e /tmp/oomed ]; then exec sleep 600; fi; touch /tmp/oomed; ${HOG}`;
 const HOG = `exec awk 'BEGIN { s = sprintf("%64000000s", "x"); print "ready"; fflush(); ` +
   `system("sleep 600"); print length(s) }'`;
 
@@ -104,6 +106,7 @@ Deno.test({
         telemetry: { state: "enabled", set_owner: "kube" },
         gnmi: { state: "enabled", set_owner: "kube" },
         lldp: { state: "enabled" },
+        snmp: { state: "enabled" },
       },
     });
     const docker = await startDocker().catch(async (e) => {
@@ -114,12 +117,18 @@ Deno.test({
     let monit: Awaited<ReturnType<typeof startMonit>> | undefined;
     try {
       const image = await importBusyboxDocker(docker);
-      const run = async (name: string, cmd: string, labels: string[] = []) => {
+      const run = async (
+        name: string,
+        cmd: string,
+        labels: string[] = [],
+        extra: string[] = [],
+      ) => {
         const r = await docker.docker([
           "run",
           "-d",
           "--name",
           name,
+          ...extra,
           ...labels.flatMap((l) => ["--label", l]),
           image,
           "sh",
@@ -130,6 +139,8 @@ Deno.test({
       };
       await run("database", "exec sleep 600");
       await run("telemetry", HOG);
+      // snmp is OOM-killed (137) under its 24 MiB limit once and restarted by Docker.
+      await run("snmp", HOG_ONCE(), [], ["--memory", "24m", "--restart", "always"]);
       const uid = crypto.randomUUID();
       await run(`k8s_gnmi_gnmi-node1_sonic_${uid}_0`, "exec sleep 600", [
         "io.kubernetes.pod.namespace=sonic",
@@ -174,7 +185,7 @@ Deno.test({
             rule: { times: 1, cycles: 1 },
             timeoutSeconds: 30,
           }),
-          ...["telemetry", "gnmi"].map((feature) =>
+          ...["telemetry", "gnmi", "snmp"].map((feature) =>
             renderMemoryStanza({
               feature,
               thresholdBytes: 30_000_000,
@@ -229,6 +240,32 @@ Deno.test({
             20_000,
             "monit to report lldp missing",
           );
+        },
+      );
+
+      await t.step(
+        "an OOM-killed (137) and restarted container: memory check OK, no restart_service",
+        async () => {
+          await waitUntil(
+            async () => {
+              const s = await docker.docker([
+                "inspect",
+                "-f",
+                "{{.RestartCount}} {{.State.Running}}",
+                "snmp",
+              ]);
+              return s.stdout.trim() === "1 true";
+            },
+            30_000,
+            "snmp to be OOM-killed and restarted",
+            100,
+          );
+          // Two more cycles after the restart, then ask monit.
+          await new Promise((r) => setTimeout(r, 2500));
+          const status = await m.status("container_memory_snmp");
+          assert.match(status.stdout, /status\s+OK/, status.stdout);
+          assert.match(status.stdout, /last exit value\s+0/);
+          assert.doesNotMatch(await Deno.readTextFile(restarts), /snmp/);
         },
       );
 
