@@ -29,6 +29,7 @@ const POSIX_SPAWN_SETSIGMASK = 0x08;
 const SIG_SETMASK = 2;
 const WNOHANG = 1;
 const SIGPIPE = 13;
+const SIGUSR1 = 10;
 /** glibc x86_64/aarch64: sizeof(posix_spawnattr_t) is 336, sizeof(sigset_t) 128; room to spare. */
 const SPAWNATTR_BYTES = 512;
 const SIGSET_BYTES = 128;
@@ -81,6 +82,8 @@ export interface Libc {
   spawn(argv: string[], env: Record<string, string>): number;
   /** Reaps every child that has ended (waitpid(-1, WNOHANG) until none is left). */
   reapAll(): Reaped[];
+  /** Sets `signal`'s disposition to SIG_IGN. */
+  ignoreSignal(signal: number): void;
 }
 
 const encoder = new TextEncoder();
@@ -123,6 +126,7 @@ export function openLibc(): Libc | Error {
       const empty = new Uint8Array(SIGSET_BYTES);
       sym.sigemptyset(empty);
       sym.signal(SIGPIPE, null); // SIG_DFL
+      sym.signal(SIGUSR1, null); // see disarmInspectorSignal()
       sym.sigprocmask(SIG_SETMASK, empty, null);
       sym.execvp(cString(argv[0]), cStringArray(argv, keep));
       return errno(sym);
@@ -150,6 +154,9 @@ export function openLibc(): Libc | Error {
       );
       if (rc !== 0) throw new SpawnError(argv[0], rc);
       return pid[0];
+    },
+    ignoreSignal(signal) {
+      sym.signal(signal, Deno.UnsafePointer.create(1n)); // SIG_IGN
     },
     reapAll() {
       const reaped: Reaped[] = [];
@@ -189,4 +196,20 @@ export function describeErrno(code: number): string {
 /** Shell convention for a command that could not be started: 127 not found, 126 otherwise. */
 export function startFailureExitCode(code: number): number {
   return code === ENOENT ? 127 : 126;
+}
+
+/**
+ * Deno >= 2.9.2 opens a V8 inspector on 127.0.0.1:9229 when it receives SIGUSR1 (Node's
+ * convention; the handler is installed 500 ms after start, with no switch to turn it off). For a
+ * long-lived PID 1 or probe server in a host-network pod that is a local debug port nobody asked
+ * for, so once Deno's handler is in place this sets SIGUSR1 to SIG_IGN (twice, in case start-up
+ * was slow). No-op without FFI. SIGUSR1 is then neither forwarded nor acted on.
+ */
+export function disarmInspectorSignal(): void {
+  const libc = openLibc();
+  if (libc instanceof Error) return;
+  for (const ms of [1000, 5000]) {
+    const timer = setTimeout(() => libc.ignoreSignal(SIGUSR1), ms);
+    Deno.unrefTimer(timer);
+  }
 }

@@ -11,6 +11,7 @@ import { describeFeatureState, type FeatureState } from "../sonic/feature_state.
 import { type FeatureWatch, watchFeature } from "../sonic/feature_watch.ts";
 import {
   describeErrno,
+  disarmInspectorSignal,
   exitCodeOf,
   type ExitInfo,
   openLibc,
@@ -41,7 +42,8 @@ export interface EntrypointOptions {
   withoutFfi?: boolean;
 }
 
-const FORWARDED: Deno.Signal[] = ["SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1", "SIGUSR2"];
+// Not SIGUSR1: Deno turns it into a V8 inspector (see disarmInspectorSignal), so it is ignored.
+const FORWARDED: Deno.Signal[] = ["SIGTERM", "SIGINT", "SIGHUP", "SIGUSR2"];
 const STOPPING: ReadonlySet<Deno.Signal> = new Set(["SIGTERM", "SIGINT"]);
 
 /** A tiny "something changed" broadcaster the gate loop waits on. */
@@ -96,6 +98,9 @@ export async function runEntrypoint(opts: EntrypointOptions): Promise<number> {
     for (const [s, fn] of listeners) Deno.removeSignalListener(s, fn);
   };
 
+  // Open libc now, while idle, so the exec itself costs no dlopen when FEATURE turns on.
+  openLibc();
+  disarmInspectorSignal();
   try {
     const target = await resolveTarget(opts, () => stopSignal !== undefined, wake);
     if (!target) return 0;

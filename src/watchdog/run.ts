@@ -16,6 +16,7 @@ import { type FeatureWatch, watchFeature } from "../sonic/feature_watch.ts";
 import { type DbView, type HealthCheck, HealthEvaluator, type HealthReport } from "./health.ts";
 import type { Probe } from "./probes.ts";
 import { createHandler } from "./server.ts";
+import { disarmInspectorSignal } from "../entrypoint/libc.ts";
 
 /** Everything the watchdog needs; built by bin/ks-watchdog.ts. */
 export interface WatchdogOptions {
@@ -180,6 +181,7 @@ export async function runWatchdog(
     }
     throw error;
   }
+  disarmInspectorSignal();
   const stop = () => {
     opts.log.info("stopping");
     void server.shutdown();

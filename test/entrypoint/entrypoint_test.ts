@@ -439,3 +439,18 @@ Deno.test("bad input exits 2 with one line naming it", async () => {
   assert.match(help.stdout, /Example:/);
   assert.match((await runTool(TOOL, ["--version"])).stdout, /^ks-entrypoint \d/);
 });
+
+Deno.test("SIGUSR1 does not open Deno's V8 inspector in the idle entrypoint (it is ignored)", async () => {
+  await withSandbox(async (redis, _dir, running) => {
+    await redis.setFeatureState("bmp", "disabled");
+    const ep = await startTool(TOOL, ["--feature", "bmp", "--", "true"], { env: redis.env });
+    running.push(ep);
+    await ep.waitForLine(IDLE);
+    await new Promise((r) => setTimeout(r, 1500)); // past Deno's 500 ms handler grace and ours
+    ep.child.kill("SIGUSR1");
+    await new Promise((r) => setTimeout(r, 700));
+    assert.equal(processExists(ep.pid), true, "still running");
+    assert.ok(!ep.lines.some((l) => /Debugger listening/.test(l)), ep.lines.join("\n"));
+    assert.equal((await ep.stop()).code, 0);
+  });
+});

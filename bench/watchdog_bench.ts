@@ -1,0 +1,153 @@
+// `deno task bench watchdog`: the bundled ks-watchdog under a kubelet-like load far above the real
+// one — 500 requests/s for ~10 s (open loop: a request every 2 ms whether or not the previous one
+// answered, over keep-alive connections), FEATURE enabled, probing the bundled telemetry daemon
+// (tcp + process). Reports answer latency p50/p99/max, errors, and the watchdog's RSS (VmRSS at
+// the end, VmHWM peak), with Deno's defaults and with V8's young generation capped
+// (`--v8-flags=--max-semi-space-size=1`, the flag the images should pass). Beside it, the public
+// Rust watchdog's figures as measured in docs/environment.md (its code is not in this tree).
+import { startRedis } from "../test/harness/redis.ts";
+import { freePort, waitForPort } from "../test/harness/net.ts";
+import { startTool } from "../test/entrypoint/process.ts";
+import { TELEMETRY_EXAMPLE } from "../examples/telemetry/sandbox.ts";
+
+const RATE = Number(Deno.env.get("KS_BENCH_RATE") ?? 500);
+const SECONDS = Number(Deno.env.get("KS_BENCH_SECONDS") ?? 10);
+
+function quantile(values: number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+function memory(pid: number): { rss: number; hwm: number } {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const kb = (key: string) => Number(new RegExp(`${key}:\\s*(\\d+) kB`).exec(status)?.[1] ?? 0);
+  return { rss: kb("VmRSS") / 1024, hwm: kb("VmHWM") / 1024 };
+}
+
+interface Result {
+  label: string;
+  p50: number;
+  p99: number;
+  max: number;
+  errors: number;
+  sent: number;
+  idleRss: number;
+  rss: number;
+  hwm: number;
+}
+
+async function run(
+  label: string,
+  denoFlags: string[],
+  env: Record<string, string>,
+  daemonPort: number,
+): Promise<Result> {
+  const port = freePort();
+  const wd = await startTool("ks-watchdog", [
+    "--feature",
+    "telemetry",
+    "--listen",
+    `127.0.0.1:${port}`,
+    "--tcp",
+    `127.0.0.1:${daemonPort}`,
+    "--process",
+    "ksbenchtelem",
+  ], { env, denoFlags });
+  try {
+    await waitForPort(port);
+    await wd.waitForLine(/FEATURE state state=enabled/);
+    const url = `http://127.0.0.1:${port}/readyz`;
+    const first = await fetch(url);
+    if (first.status !== 200) throw new Error(`watchdog not healthy: ${await first.text()}`);
+    await first.body?.cancel();
+    await new Promise((r) => setTimeout(r, 500));
+    const idleRss = memory(wd.pid).rss;
+
+    const latencies: number[] = [];
+    let errors = 0;
+    const total = RATE * SECONDS;
+    const interval = 1000 / RATE;
+    const inflight: Promise<void>[] = [];
+    const t0 = performance.now();
+    for (let i = 0; i < total; i++) {
+      const due = t0 + i * interval;
+      const wait = due - performance.now();
+      if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+      const sent = performance.now();
+      inflight.push(
+        fetch(url).then(async (response) => {
+          await response.arrayBuffer();
+          if (response.status !== 200) errors++;
+          latencies.push(performance.now() - sent);
+        }, () => {
+          errors++;
+        }),
+      );
+    }
+    await Promise.all(inflight);
+    const elapsed = (performance.now() - t0) / 1000;
+    const mem = memory(wd.pid);
+    console.log(
+      `${label}: ${total} requests in ${elapsed.toFixed(1)} s (${(total / elapsed).toFixed(0)}/s)`,
+    );
+    return {
+      label,
+      p50: quantile(latencies, 0.5),
+      p99: quantile(latencies, 0.99),
+      max: Math.max(...latencies),
+      errors,
+      sent: total,
+      idleRss,
+      ...mem,
+    };
+  } finally {
+    await wd.stop();
+  }
+}
+
+const redis = await startRedis();
+const daemonPort = freePort();
+const daemon = new Deno.Command("/usr/bin/python3", {
+  args: [TELEMETRY_EXAMPLE.daemon, "--listen", `127.0.0.1:${daemonPort}`, "--name", "ksbenchtelem"],
+  stdout: "null",
+  stderr: "null",
+}).spawn();
+try {
+  await waitForPort(daemonPort);
+  console.log(`load average at start: ${Deno.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
+  const results = [
+    await run("defaults", [], redis.env, daemonPort),
+    await run(
+      "--v8-flags=--max-semi-space-size=1",
+      ["--v8-flags=--max-semi-space-size=1"],
+      redis.env,
+      daemonPort,
+    ),
+  ];
+  console.log(`load average at end: ${Deno.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
+  console.log("");
+  console.log(
+    `| ks-watchdog, ${RATE} req/s x ${SECONDS} s, tcp + process probes | p50 | p99 | max | non-200 | RSS idle | RSS end | RSS peak |`,
+  );
+  console.log("|---|---|---|---|---|---|---|---|");
+  for (const r of results) {
+    console.log(
+      `| ${r.label} | ${r.p50.toFixed(2)} ms | ${r.p99.toFixed(2)} ms | ${r.max.toFixed(1)} ms | ` +
+        `${r.errors}/${r.sent} | ${r.idleRss.toFixed(0)} MB | ${r.rss.toFixed(0)} MB | ${
+          r.hwm.toFixed(0)
+        } MB |`,
+    );
+  }
+  console.log(
+    "| public Rust telemetry watchdog (docs/environment.md: 4 concurrent connections) | | ~42 ms | | | 2.4 MB | | |",
+  );
+  console.log(
+    "(its ~290 requests/s ceiling is below this load; kubelet sends ~2 probes per period)",
+  );
+} finally {
+  try {
+    daemon.kill("SIGTERM");
+  } catch { /* gone */ }
+  await daemon.status;
+  await redis.stop();
+}
