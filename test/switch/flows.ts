@@ -375,17 +375,32 @@ export const FLOW_STEPS: FlowStep[] = [
   },
   {
     part: "oom",
-    name: "resource control: past its memory limit the daemon is OOM-killed (137) and restarted",
-    tools: ["ks-entrypoint", "ks-watchdog"],
+    name: "resource control: past its limit the daemon is OOM-killed (137), restarted with " +
+      "back-off; ks-memory-checker and ks-container-checker report it with exit 3",
+    tools: ["ks-entrypoint", "ks-watchdog", "ks-memory-checker", "ks-container-checker"],
     async run(env) {
       const before = (await podsOnNode(env))[0]?.containers.telemetry?.restarts ?? 0;
-      await env.sw.exec([
-        "sh",
-        "-c",
-        "mkdir -p /etc/sonic/kubesonic-lab && touch /etc/sonic/kubesonic-lab/leak",
-      ]);
+      const leak = (mibPerSecond: number) =>
+        env.sw.exec([
+          "sh",
+          "-c",
+          `mkdir -p /etc/sonic/kubesonic-lab && echo ${mibPerSecond} >/etc/sonic/kubesonic-lab/leak`,
+        ]);
+      const memCheck = () => env.sw.exec(["ks-memory-checker", "telemetry", String(100 << 20)]);
+      const ctrCheck = () => env.sw.exec(["ks-container-checker"]);
       let pods: PodView[] = [];
+      let memOver = "";
+      let missing = "";
       try {
+        // Slow growth: the memory checker sees it cross 100 MiB before the 400Mi limit is hit.
+        await leak(20);
+        const over = await waitFor(
+          "ks-memory-checker exit 3",
+          memCheck,
+          (r) => r.code === 3,
+          30_000,
+        );
+        memOver = over.stdout.trim();
         pods = await waitFor(
           "telemetry OOMKilled (137) and restarted",
           () => podsOnNode(env),
@@ -397,12 +412,31 @@ export const FLOW_STEPS: FlowStep[] = [
           },
           90_000,
         );
+        // Fast growth: it dies again at once, and the kubelet backs off before the next start,
+        // so the container is missing for a while: container_checker's case.
+        await leak(400);
+        const gone = await waitFor(
+          "ks-container-checker exit 3 naming telemetry",
+          ctrCheck,
+          (r) => r.code === 3 && r.stdout.includes("telemetry"),
+          60_000,
+        );
+        missing = gone.stdout.trim();
       } finally {
         await env.sw.exec(["rm", "-f", "/etc/sonic/kubesonic-lab/leak"]);
       }
       const c = pods.find((p) => !p.deleting)!.containers.telemetry;
-      await waitPodReady(env, "v2");
-      return `lastState exit ${c.lastExit} ${c.lastReason}, restarts ${before} -> ${c.restarts}`;
+      const pod = await waitPodReady(env, "v2");
+      const back = await waitFor("ks-container-checker exit 0", ctrCheck, (r) => r.code === 0);
+      const mem = await memCheck();
+      if (mem.code !== 0) {
+        throw new Error(`ks-memory-checker after restart: ${mem.code} ${mem.stdout}`);
+      }
+      return `memory checker: "${memOver}"; lastState exit ${c.lastExit} ${c.lastReason}; ` +
+        `container checker during back-off: "${missing}"; restarts ${before} -> ` +
+        `${pod.containers.telemetry.restarts}, then both checkers 0 (${
+          back.stdout.trim() || "ok"
+        })`;
     },
   },
   {

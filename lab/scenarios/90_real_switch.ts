@@ -1,0 +1,59 @@
+// Lab (issue 9, `deno task lab --real`): the design's flows on a real switch — systemd as PID 1,
+// the database, containerd, Docker, monit and a real kubelet in a node container registered with
+// its own control plane — printed step by step with what systemd, the API server and the runtime
+// said. The steps are the end-to-end test's (test/switch/flows.ts). KS_SWITCHES=N starts N
+// switches (default 1); the flows run on sw1, the others show that switches stay apart.
+import { join } from "node:path";
+import type { LabScenario } from "../context.ts";
+import { startKube } from "../../test/harness/kube.ts";
+import { startSwitches } from "../../test/harness/switch.ts";
+import { FLOW_STEPS, missingTools } from "../../test/switch/flows.ts";
+import { formatMs } from "../timeline.ts";
+
+export const scenario: LabScenario = {
+  title: "issue 9: the flows on a real switch (systemd, containerd, kubelet in a node container)",
+  needs: ["real", "kube"],
+  async run(ctx) {
+    const { timeline } = ctx;
+    const count = Number(Deno.env.get("KS_SWITCHES") ?? "1");
+    // A control plane of its own: the other scenarios' DaemonSets stay off the real switches.
+    const cluster = await startKube({ dir: join(ctx.dir, "real-kube") });
+    ctx.defer(() => cluster.stop());
+    let lab: Awaited<ReturnType<typeof startSwitches>> | undefined;
+    const up = await timeline.step(`${count} switch(es) booted, kubelets Ready`, async () => {
+      lab = await startSwitches({
+        cluster,
+        count,
+        dir: join(ctx.dir, "switches"),
+        log: (l) => timeline.note(l),
+      });
+      ctx.defer(() => lab!.stop());
+      const mem = await Promise.all(lab.switches.map(async (s) => {
+        const bytes = await s.memoryBytes();
+        return `${s.name} ${Math.round(bytes / 1048576)} MiB`;
+      }));
+      return `warm start ${formatMs(lab.startMs)} (images from the cache); memory: ${
+        mem.join(", ")
+      }`;
+    });
+    if (!up || !lab) return;
+    const sw = lab.switches[0];
+    timeline.note(
+      `inspect: DOCKER_HOST=${lab.docker.env.DOCKER_HOST} docker exec -it ${sw.name} bash; ` +
+        `KUBECONFIG=${cluster.kubeconfigPath}`,
+    );
+    const env = { cluster, sw, dir: ctx.dir, note: (t: string) => timeline.note(t) };
+    let failed = "";
+    for (const step of FLOW_STEPS) {
+      const missing = missingTools(step);
+      if (missing.length || failed) {
+        timeline.note(
+          `skipped ${step.name}: ${missing.length ? `blocked on ${missing.join(", ")}` : failed}`,
+        );
+        continue;
+      }
+      const ok = await timeline.step(step.name, () => step.run(env));
+      if (!ok) failed = `after "${step.name}" failed`;
+    }
+  },
+};
