@@ -262,7 +262,7 @@ Deno.test({
               r.stdout,
               /^Container runtime docker is unreachable: .*no answer within 500 ms/,
             );
-            assert.ok(Date.now() - t0 < 5000);
+            assert.ok(Date.now() - t0 < 10_000, "bounded by --timeout, not hung");
           } finally {
             l.close();
             for (const c of conns) c.close();
