@@ -175,6 +175,31 @@ Deno.test({
       assert.notEqual(JSON.parse(status.stdout).pod.uid, before.uid);
     });
 
+    await t.step("a running pod that is not Ready is running (0) and says so", async () => {
+      await addNode(kube, "sw-notready");
+      await apply(kube, [
+        featureDaemonSet({
+          feature: "restapi",
+          name: "restapi-notready",
+          nodeLabel: "sw-notready",
+          annotations: { "kubesonic.test/ready": "false" },
+        }),
+      ]);
+      await runningPod(kube, "sw-notready");
+      let out = await stub(["restapi", "status", "--node", "sw-notready"]);
+      await waitUntil(
+        async () => {
+          out = await stub(["restapi", "status", "--node", "sw-notready"]);
+          return /ready 0\/2/.test(out.stdout);
+        },
+        30_000,
+        "the pod reported not ready",
+        200,
+      );
+      assert.equal(out.code, 0, out.stdout);
+      assert.match(out.stdout, /active \(running\)/);
+    });
+
     await t.step("stop without a pod succeeds and changes nothing", async () => {
       const out = await stub(["telemetry", "stop", "--node", "sw-empty"]);
       assert.equal(out.code, 0, out.stderr);
