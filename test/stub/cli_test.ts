@@ -1,0 +1,65 @@
+// ks-stub's command line, run as the bundled tool: help with an example, version, usage errors as
+// one line with exit 2, and a kubeconfig that cannot be used as one line (status: 4, others: 1).
+import assert from "node:assert/strict";
+import { runTool } from "../harness/bin.ts";
+
+Deno.test("--help shows the verbs and an example; --version prints the version", async () => {
+  const help = await runTool("ks-stub", ["--help"]);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /start\|stop\|restart\|status\|wait/);
+  assert.match(help.stdout, /Example[\s\S]*ks-stub telemetry status/);
+  const version = await runTool("ks-stub", ["--version"]);
+  assert.equal(version.code, 0);
+  assert.match(version.stdout, /^ks-stub \d+\.\d+\.\d+/);
+});
+
+Deno.test("usage errors exit 2 with one line naming the input", async () => {
+  const cases: [string[], RegExp][] = [
+    [[], /missing <feature>/],
+    [["telemetry"], /missing verb/],
+    [["telemetry", "reload"], /unknown verb "reload"/],
+    [["telemetry", "status", "asicX"], /asic "asicX"/],
+    [["telemetry", "status", "--output", "yaml"], /--output: "yaml"/],
+    [["telemetry", "status", "--timeout", "soon"], /--timeout: "soon" is not a duration/],
+    [["telemetry", "status", "--node", "bad_node"], /node name "bad_node"/],
+    [["telemetry", "status", "--bogus"], /bogus/],
+  ];
+  for (const [args, re] of cases) {
+    const out = await runTool("ks-stub", args);
+    assert.equal(out.code, 2, `${args.join(" ")}: ${out.stderr}`);
+    const lines = out.stderr.trim().split("\n");
+    assert.equal(lines.length, 1, out.stderr);
+    assert.match(lines[0], re);
+  }
+});
+
+Deno.test("an unusable kubeconfig is one line: status says unknown (4), stop fails (1)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ks-stub-cli-" });
+  try {
+    const bad = `${dir}/kubeconfig`;
+    await Deno.writeTextFile(bad, "apiVersion: v1\nkind: Config\nclusters: 3\n");
+    const status = await runTool("ks-stub", [
+      "telemetry",
+      "status",
+      "--node",
+      "sw1",
+      "--kubeconfig",
+      bad,
+      "--output",
+      "json",
+    ]);
+    assert.equal(status.code, 4, status.stdout + status.stderr);
+    const report = JSON.parse(status.stdout);
+    assert.equal(report.state, "unknown");
+    assert.match(report.detail, /clusters/);
+    const stop = await runTool("ks-stub", ["telemetry", "stop", "--node", "sw1"], {
+      env: { KUBECONFIG: `${dir}/missing` },
+    });
+    assert.equal(stop.code, 1, stop.stderr);
+    const lines = stop.stderr.trim().split("\n");
+    assert.equal(lines.length, 1, stop.stderr);
+    assert.match(lines[0], /ks-stub\[\d+\]: telemetry: ERROR: cannot use the kubeconfig/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
