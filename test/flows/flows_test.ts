@@ -122,7 +122,7 @@ Deno.test({
     );
 
     await t.step(
-      "5.2 enabled in CONFIG_DB + restart through the stub: the daemon runs",
+      "5.2 (after 5.3) enabled + restart through the stub: the daemon runs",
       async () => {
         const before = await s.waitPod("the idle v2 pod", (p) => p.stage === "v2" && p.ready);
         assert.equal(await s.daemonUp(), false);
@@ -182,6 +182,36 @@ Deno.test({
           async () => (await s.pods()).length === 0 && s.runner.running().length === 0,
         );
         assert.equal(await s.hostFile(LAUNCHER), s.nativeLauncher);
+      },
+    );
+
+    await t.step(
+      "5.2 from v0 with the feature disabled: v2 idles, watchdog OK; enable + restart runs it",
+      async () => {
+        await redis.setFeatureState("telemetry", "disabled");
+        await s.apply(v2.v1);
+        await s.waitPod("the v1 pod again", (p) => p.stage === "v1" && p.ready);
+        const r = await s.rollout(v2.v2);
+        assert.equal(r.code, 0, r.stderr);
+        const idle = await s.waitPod("the v2 pod Ready", (p) => p.stage === "v2" && p.ready);
+        await until(
+          "the stub launcher installed again",
+          async () => (await s.hostFile(LAUNCHER)) === v2.files["telemetry.sh"],
+        );
+        const wd = await s.watchdog();
+        assert.equal(wd?.status, 200, wd?.body);
+        assert.match(wd!.body, /disabled/);
+        await new Promise((r) => setTimeout(r, 1500));
+        assert.equal(await s.daemonUp(), false, "disabled: the container idles");
+        // NDM enables it; featured restarts the unit: ExecStop, ExecStartPre.
+        await redis.setFeatureState("telemetry", "enabled");
+        assert.equal((await s.launcher("stop")).code, 0);
+        assert.equal((await s.launcher("start")).code, 0);
+        await s.waitPod("the restarted pod Ready", (p) => p.uid !== idle.uid && p.ready);
+        await until("the daemon listening", () => s.daemonUp());
+        const healthy = await s.watchdog();
+        assert.equal(healthy?.status, 200, healthy?.body);
+        assert.doesNotMatch(healthy!.body, /disabled/);
       },
     );
   } finally {
