@@ -50,6 +50,8 @@ export interface StartKubeOptions {
   nodeLabels?: Record<string, string>;
   /** Directory for certificates, data and logs (default a new temp dir, removed by stop()). */
   dir?: string;
+  /** Extra kube-apiserver flags (e.g. `--feature-gates=...`), appended to the harness's own. */
+  apiserverArgs?: string[];
 }
 
 /** The result of a kubectl run. */
@@ -400,6 +402,7 @@ async function startOnce(opts: StartKubeOptions, t0: number): Promise<KubeCluste
       `--cert-dir=${pki}`,
       "--profiling=false",
       "--v=0",
+      ...opts.apiserverArgs ?? [],
     ]);
     earlyExit.push(watchExit(apiserver));
     const adminConfig: KubeConfig = {
