@@ -132,8 +132,9 @@ export async function runEntrypoint(opts: EntrypointOptions): Promise<number> {
         if (opts.mode === "exec") {
           const libc = openLibc();
           if (!(libc instanceof Error)) {
+            // No watch.close() first: the redis sockets are close-on-exec (Deno opens every fd
+            // with O_CLOEXEC), and closing them would only delay the daemon.
             clearTimeout(notice);
-            await watch.close();
             log.info("exec daemon", { command: opts.command.join(" "), pid: Deno.pid });
             const errno = libc.execvp(opts.command);
             log.error(`cannot exec ${opts.command[0]}: ${describeErrno(errno)}`);
