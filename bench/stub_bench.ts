@@ -42,28 +42,39 @@ check_status() {
 check_status
 `;
 
-async function timeRuns(argv: string[], env: Record<string, string>, expectCode: number) {
-  const times: number[] = [];
+interface Candidate {
+  argv: string[];
+  env: Record<string, string>;
+  times: number[];
+}
+
+/** Runs the candidates interleaved (one of each per round), so machine load hits all alike. */
+async function timeRounds(candidates: Candidate[]): Promise<void> {
   for (let i = 0; i < WARMUP + RUNS; i++) {
-    const t0 = performance.now();
-    const out = await new Deno.Command(argv[0], {
-      args: argv.slice(1),
-      env,
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    const ms = performance.now() - t0;
-    if (out.code !== expectCode) {
-      throw new Error(
-        `${argv.join(" ")} exited ${out.code}: ${new TextDecoder().decode(out.stderr).trim()}`,
-      );
+    for (const c of candidates) {
+      const t0 = performance.now();
+      const out = await new Deno.Command(c.argv[0], {
+        args: c.argv.slice(1),
+        env: c.env,
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      const ms = performance.now() - t0;
+      if (out.code !== 0) {
+        throw new Error(
+          `${c.argv.join(" ")} exited ${out.code}: ${new TextDecoder().decode(out.stderr).trim()}`,
+        );
+      }
+      if (i >= WARMUP) c.times.push(ms);
     }
-    if (i >= WARMUP) times.push(ms);
   }
-  times.sort((a, b) => a - b);
+}
+
+function stats(times: number[]) {
+  const sorted = [...times].sort((a, b) => a - b);
   return {
-    median: times[Math.floor(times.length / 2)],
-    p90: times[Math.floor(times.length * 0.9)],
+    median: sorted[Math.floor(sorted.length / 2)],
+    p90: sorted[Math.floor(sorted.length * 0.9)],
   };
 }
 
@@ -100,8 +111,8 @@ async function main() {
       KS_NODE: NODE,
       HOME: dir,
     };
-    const stub = await timeRuns(
-      [
+    const stubC: Candidate = {
+      argv: [
         ...await toolArgv("ks-stub"),
         "telemetry",
         "status",
@@ -111,14 +122,18 @@ async function main() {
         kubeconfig,
       ],
       env,
-      0,
-    );
-    const design = await timeRuns(["bash", script], { ...env, KS_KUBECONFIG: kubectlConfig }, 0);
-    const oneKubectl = await timeRuns(
-      [
+      times: [],
+    };
+    const designC: Candidate = {
+      argv: ["bash", script],
+      env: { ...env, KS_KUBECONFIG: kubectlConfig },
+      times: [],
+    };
+    const oneC: Candidate = {
+      argv: [
         join(bin, "kubectl"),
         "--kubeconfig",
-        kubeconfig,
+        kubectlConfig,
         "get",
         "pods",
         "-n",
@@ -131,11 +146,17 @@ async function main() {
         "name",
       ],
       env,
-      0,
-    );
+      times: [],
+    };
+    await timeRounds([stubC, designC, oneC]);
+    const stub = stats(stubC.times);
+    const design = stats(designC.times);
+    const oneKubectl = stats(oneC.times);
+    const load = (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
     const f = (ms: number) => `${ms.toFixed(1)} ms`;
     console.log(
-      `stub_bench: ${RUNS} runs each after ${WARMUP} warm-up runs, same pod and API server`,
+      `stub_bench: ${RUNS} interleaved rounds after ${WARMUP} warm-up rounds, same pod and API ` +
+        `server (load average ${load})`,
     );
     console.log(
       `  ks-stub telemetry status (bundled)      median ${f(stub.median)}  p90 ${f(stub.p90)}`,
