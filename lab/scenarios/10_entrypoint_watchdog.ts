@@ -89,142 +89,156 @@ async function startPod(
 export const scenario: LabScenario = {
   title: "5.1–5.3 feature pod: ks-entrypoint gates the daemon on FEATURE, ks-watchdog reports it",
   async run(ctx) {
-    const { timeline: tl, redis } = ctx;
-
-    // 5.1 FEATURE enabled in the golden config: the pod starts and the daemon runs.
-    tl.note("5.1 telemetry: FEATURE|telemetry state=enabled (as on a real switch)");
-    await redis.setFeatureState("telemetry", "enabled");
-    let pod: Pod | undefined;
-    await tl.step(
-      "telemetry pod starts: ks-entrypoint execs supervisord, the daemon listens",
-      async () => {
-        const t0 = performance.now();
-        pod = await startPod(ctx, "telemetry");
-        const exec = await waitForExec(pod.entrypoint.pid, t0);
-        await waitForPort(pod.daemonPort, 15_000);
-        return `exec after ${formatMs(exec)} (pod start incl. Deno start-up), ` +
-          `daemon port ${pod.daemonPort} open after ${formatMs(performance.now() - t0)}`;
-      },
+    // Later scenarios read the seeded FEATURE table: put telemetry and bmp back afterwards.
+    const original = await Promise.all(
+      ["telemetry", "bmp"].map(async (f) =>
+        [f, await ctx.redis.command(["HGET", `FEATURE|${f}`, "state"])] as const
+      ),
     );
-    if (!pod) return;
-    const p1 = pod;
-    await tl.step("ks-watchdog: /readyz 200, every probe passes", async () => {
-      const t0 = performance.now();
-      await waitUntil(async () => (await health(p1.watchdogPort)).status === 200, 10_000, "ready");
-      const h = await health(p1.watchdogPort);
-      return `${h.body.message} (healthy ${
-        formatMs(performance.now() - t0)
-      } after the port opened)`;
-    });
-
-    // 5.3 disable while running: featured stops the stub unit, which restarts the container;
-    // it comes back idle. Here: HSET, then the pod's process restart.
-    tl.note("5.3 NDM sets FEATURE|telemetry disabled while the daemon runs");
-    await tl.step("ks-watchdog sees disabled: 200, probes skipped", async () => {
-      const t0 = performance.now();
-      await redis.setFeatureState("telemetry", "disabled");
-      await waitUntil(
-        async () => (await health(p1.watchdogPort)).body.state === "disabled",
-        5000,
-        "disabled",
-      );
-      const h = await health(p1.watchdogPort);
-      if (h.status !== 200 || h.body.probes_skipped !== true) {
-        throw new Error(JSON.stringify(h.body));
+    try {
+      await runScenario(ctx);
+    } finally {
+      for (const [f, state] of original) {
+        if (typeof state === "string") await ctx.redis.setFeatureState(f, state);
       }
-      return `HSET -> watchdog answers "disabled" in ${formatMs(performance.now() - t0)}`;
-    });
-    await tl.step(
-      "the stub restarts the container: it comes back idle, the daemon is gone",
-      async () => {
-        const t0 = performance.now();
-        const code = (await p1.entrypoint.stop("SIGTERM", 10_000)).code;
-        const stopped = performance.now() - t0;
-        if (!(await portClosed(p1.daemonPort))) throw new Error("daemon port still open");
-        await p1.watchdog.stop();
-        const t1 = performance.now();
-        const again = await startPod(ctx, "telemetry", {
-          daemonPort: p1.daemonPort,
-          watchdogPort: p1.watchdogPort,
-        });
-        await again.entrypoint.waitForLine(/FEATURE is off: idle until it is enabled/);
-        const idle = performance.now() - t1;
-        await new Promise((r) => setTimeout(r, 300));
-        if (!(await portClosed(p1.daemonPort))) throw new Error("daemon started while disabled");
-        const h = await health(again.watchdogPort);
-        if (h.status !== 200) throw new Error(`watchdog ${h.status}: ${JSON.stringify(h.body)}`);
-        await again.entrypoint.stop();
-        await again.watchdog.stop();
-        return `supervisord stopped on SIGTERM (exit ${code}) in ${formatMs(stopped)}; ` +
-          `restarted pod idle after ${formatMs(idle)}; watchdog 200 skipped`;
-      },
-    );
-
-    // 5.2 FEATURE disabled in the golden config (bmp): idle pod, watchdog OK; enabling starts it.
-    tl.note("5.2 bmp: FEATURE|bmp state=disabled");
-    await redis.setFeatureState("bmp", "disabled");
-    let bmp: Pod | undefined;
-    await tl.step("bmp pod starts idle; ks-watchdog 200 with probes skipped", async () => {
-      const t0 = performance.now();
-      bmp = await startPod(ctx, "bmp");
-      await bmp.entrypoint.waitForLine(/FEATURE is off: idle until it is enabled/);
-      const idle = performance.now() - t0;
-      await waitUntil(
-        async () => (await health(bmp!.watchdogPort)).body.state === "disabled",
-        5000,
-        "state",
-      );
-      const h = await health(bmp.watchdogPort);
-      if (h.status !== 200 || h.body.probes_skipped !== true) {
-        throw new Error(JSON.stringify(h.body));
-      }
-      return `idle after ${formatMs(idle)}; watchdog: ${h.body.message}`;
-    });
-    if (!bmp) return;
-    const p2 = bmp;
-    await tl.step(
-      "NDM enables bmp: the daemon starts at once, the watchdog turns healthy",
-      async () => {
-        const t0 = performance.now();
-        await redis.setFeatureState("bmp", "enabled");
-        const exec = await waitForExec(p2.entrypoint.pid, t0);
-        await waitForPort(p2.daemonPort, 15_000);
-        const port = performance.now() - t0;
-        await waitUntil(
-          async () => (await health(p2.watchdogPort)).status === 200,
-          10_000,
-          "healthy",
-        );
-        return `HSET -> exec ${formatMs(exec)} (goal <= 250 ms), -> port open ${formatMs(port)} ` +
-          `(supervisord start-up), -> watchdog 200 ${formatMs(performance.now() - t0)}`;
-      },
-    );
-
-    // The --spawn variant follows FEATURE both ways without a container restart.
-    tl.note("--spawn: the entrypoint stays PID 1 and follows FEATURE both ways itself");
-    await redis.setFeatureState("bmp", "disabled");
-    await p2.entrypoint.stop("SIGTERM", 10_000);
-    await p2.watchdog.stop();
-    await tl.step(
-      "ks-entrypoint --spawn: disable stops the daemon, enable starts it again",
-      async () => {
-        const pod3 = await startPod(ctx, "bmp", { spawn: true });
-        await pod3.entrypoint.waitForLine(/idle until it is enabled/);
-        let t0 = performance.now();
-        await redis.setFeatureState("bmp", "enabled");
-        await pod3.entrypoint.waitForLine(/daemon started/);
-        const started = performance.now() - t0;
-        await waitForPort(pod3.daemonPort, 15_000);
-        t0 = performance.now();
-        await redis.setFeatureState("bmp", "disabled");
-        await pod3.entrypoint.waitForLine(/daemon stopped; idle/, 15_000);
-        const stopped = performance.now() - t0;
-        if (!(await portClosed(pod3.daemonPort))) throw new Error("daemon port still open");
-        const code = (await pod3.entrypoint.stop()).code;
-        await pod3.watchdog.stop();
-        return `HSET enabled -> daemon spawned ${formatMs(started)}; HSET disabled -> ` +
-          `daemon stopped ${formatMs(stopped)}; SIGTERM while idle -> exit ${code}`;
-      },
-    );
+    }
   },
 };
+
+async function runScenario(ctx: LabContext): Promise<void> {
+  const { timeline: tl, redis } = ctx;
+
+  // 5.1 FEATURE enabled in the golden config: the pod starts and the daemon runs.
+  tl.note("5.1 telemetry: FEATURE|telemetry state=enabled (as on a real switch)");
+  await redis.setFeatureState("telemetry", "enabled");
+  let pod: Pod | undefined;
+  await tl.step(
+    "telemetry pod starts: ks-entrypoint execs supervisord, the daemon listens",
+    async () => {
+      const t0 = performance.now();
+      pod = await startPod(ctx, "telemetry");
+      const exec = await waitForExec(pod.entrypoint.pid, t0);
+      await waitForPort(pod.daemonPort, 15_000);
+      return `exec after ${formatMs(exec)} (pod start incl. Deno start-up), ` +
+        `daemon port ${pod.daemonPort} open after ${formatMs(performance.now() - t0)}`;
+    },
+  );
+  if (!pod) return;
+  const p1 = pod;
+  await tl.step("ks-watchdog: /readyz 200, every probe passes", async () => {
+    const t0 = performance.now();
+    await waitUntil(async () => (await health(p1.watchdogPort)).status === 200, 10_000, "ready");
+    const h = await health(p1.watchdogPort);
+    return `${h.body.message} (healthy ${formatMs(performance.now() - t0)} after the port opened)`;
+  });
+
+  // 5.3 disable while running: featured stops the stub unit, which restarts the container;
+  // it comes back idle. Here: HSET, then the pod's process restart.
+  tl.note("5.3 NDM sets FEATURE|telemetry disabled while the daemon runs");
+  await tl.step("ks-watchdog sees disabled: 200, probes skipped", async () => {
+    const t0 = performance.now();
+    await redis.setFeatureState("telemetry", "disabled");
+    await waitUntil(
+      async () => (await health(p1.watchdogPort)).body.state === "disabled",
+      5000,
+      "disabled",
+    );
+    const h = await health(p1.watchdogPort);
+    if (h.status !== 200 || h.body.probes_skipped !== true) {
+      throw new Error(JSON.stringify(h.body));
+    }
+    return `HSET -> watchdog answers "disabled" in ${formatMs(performance.now() - t0)}`;
+  });
+  await tl.step(
+    "the stub restarts the container: it comes back idle, the daemon is gone",
+    async () => {
+      const t0 = performance.now();
+      const code = (await p1.entrypoint.stop("SIGTERM", 10_000)).code;
+      const stopped = performance.now() - t0;
+      if (!(await portClosed(p1.daemonPort))) throw new Error("daemon port still open");
+      await p1.watchdog.stop();
+      const t1 = performance.now();
+      const again = await startPod(ctx, "telemetry", {
+        daemonPort: p1.daemonPort,
+        watchdogPort: p1.watchdogPort,
+      });
+      await again.entrypoint.waitForLine(/FEATURE is off: idle until it is enabled/);
+      const idle = performance.now() - t1;
+      await new Promise((r) => setTimeout(r, 300));
+      if (!(await portClosed(p1.daemonPort))) throw new Error("daemon started while disabled");
+      const h = await health(again.watchdogPort);
+      if (h.status !== 200) throw new Error(`watchdog ${h.status}: ${JSON.stringify(h.body)}`);
+      await again.entrypoint.stop();
+      await again.watchdog.stop();
+      return `supervisord stopped on SIGTERM (exit ${code}) in ${formatMs(stopped)}; ` +
+        `restarted pod idle after ${formatMs(idle)}; watchdog 200 skipped`;
+    },
+  );
+
+  // 5.2 FEATURE disabled in the golden config (bmp): idle pod, watchdog OK; enabling starts it.
+  tl.note("5.2 bmp: FEATURE|bmp state=disabled");
+  await redis.setFeatureState("bmp", "disabled");
+  let bmp: Pod | undefined;
+  await tl.step("bmp pod starts idle; ks-watchdog 200 with probes skipped", async () => {
+    const t0 = performance.now();
+    bmp = await startPod(ctx, "bmp");
+    await bmp.entrypoint.waitForLine(/FEATURE is off: idle until it is enabled/);
+    const idle = performance.now() - t0;
+    await waitUntil(
+      async () => (await health(bmp!.watchdogPort)).body.state === "disabled",
+      5000,
+      "state",
+    );
+    const h = await health(bmp.watchdogPort);
+    if (h.status !== 200 || h.body.probes_skipped !== true) {
+      throw new Error(JSON.stringify(h.body));
+    }
+    return `idle after ${formatMs(idle)}; watchdog: ${h.body.message}`;
+  });
+  if (!bmp) return;
+  const p2 = bmp;
+  await tl.step(
+    "NDM enables bmp: the daemon starts at once, the watchdog turns healthy",
+    async () => {
+      const t0 = performance.now();
+      await redis.setFeatureState("bmp", "enabled");
+      const exec = await waitForExec(p2.entrypoint.pid, t0);
+      await waitForPort(p2.daemonPort, 15_000);
+      const port = performance.now() - t0;
+      await waitUntil(
+        async () => (await health(p2.watchdogPort)).status === 200,
+        10_000,
+        "healthy",
+      );
+      return `HSET -> exec ${formatMs(exec)} (goal <= 250 ms), -> port open ${formatMs(port)} ` +
+        `(supervisord start-up), -> watchdog 200 ${formatMs(performance.now() - t0)}`;
+    },
+  );
+
+  // The --spawn variant follows FEATURE both ways without a container restart.
+  tl.note("--spawn: the entrypoint stays PID 1 and follows FEATURE both ways itself");
+  await redis.setFeatureState("bmp", "disabled");
+  await p2.entrypoint.stop("SIGTERM", 10_000);
+  await p2.watchdog.stop();
+  await tl.step(
+    "ks-entrypoint --spawn: disable stops the daemon, enable starts it again",
+    async () => {
+      const pod3 = await startPod(ctx, "bmp", { spawn: true });
+      await pod3.entrypoint.waitForLine(/idle until it is enabled/);
+      let t0 = performance.now();
+      await redis.setFeatureState("bmp", "enabled");
+      await pod3.entrypoint.waitForLine(/daemon started/);
+      const started = performance.now() - t0;
+      await waitForPort(pod3.daemonPort, 15_000);
+      t0 = performance.now();
+      await redis.setFeatureState("bmp", "disabled");
+      await pod3.entrypoint.waitForLine(/daemon stopped; idle/, 15_000);
+      const stopped = performance.now() - t0;
+      if (!(await portClosed(pod3.daemonPort))) throw new Error("daemon port still open");
+      const code = (await pod3.entrypoint.stop()).code;
+      await pod3.watchdog.stop();
+      return `HSET enabled -> daemon spawned ${formatMs(started)}; HSET disabled -> ` +
+        `daemon stopped ${formatMs(stopped)}; SIGTERM while idle -> exit ${code}`;
+    },
+  );
+}
