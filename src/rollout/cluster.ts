@@ -195,7 +195,7 @@ export class RolloutCluster {
       labelSelector: labelSelector(ds.spec.selector.matchLabels),
       resourceVersion,
       allowWatchBookmarks: true,
-      timeoutSeconds: 300,
+      timeoutSeconds: 60,
       signal,
     });
   }
@@ -235,6 +235,8 @@ export class PodCache {
   readonly #pods = new Map<string, PodView>();
   readonly #abort = new AbortController();
   #wake: (() => void) | undefined;
+  /** Some event arrived since the last snapshot. */
+  #dirty = false;
   #loop: Promise<void> | undefined;
   /** The last error of the watch loop, for the runner's log. */
   lastError?: string;
@@ -281,6 +283,7 @@ export class PodCache {
   }
 
   #notify() {
+    this.#dirty = true;
     const wake = this.#wake;
     this.#wake = undefined;
     wake?.();
@@ -288,11 +291,13 @@ export class PodCache {
 
   /** The pods as last seen. */
   snapshot(): PodView[] {
+    this.#dirty = false;
     return [...this.#pods.values()];
   }
 
-  /** Resolves at the next pod event, or after `ms`. */
+  /** Resolves at once if a pod event came since the last snapshot, else at the next, or after `ms`. */
   changed(ms: number): Promise<void> {
+    if (this.#dirty) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.#wake = undefined;
@@ -305,10 +310,19 @@ export class PodCache {
     });
   }
 
-  /** Stops the watch. */
+  /**
+   * Stops the watch. Waits at most a second for the stream to close: an aborted watch was seen
+   * to stay open under load until the server ended it (timeoutSeconds), and a finished rollout
+   * must not wait for that.
+   */
   async stop(): Promise<void> {
     this.#abort.abort();
     this.#notify();
-    await this.#loop?.catch(() => {});
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.#loop?.catch(() => {}),
+      new Promise((r) => (timer = setTimeout(r, 1000))),
+    ]);
+    clearTimeout(timer);
   }
 }
