@@ -366,3 +366,34 @@ Deno.test("bad flags exit 2 with one line naming the input", async () => {
     await redis.stop();
   }
 });
+
+Deno.test("--namespace asic1 answers from that namespace's FEATURE row and names it", async () => {
+  const redis = await startRedis({ namespaces: ["asic0", "asic1"] });
+  const port = freePort();
+  await redis.setFeatureState("bmp", "enabled", "");
+  await redis.setFeatureState("bmp", "disabled", "asic1");
+  const wd = await startTool(TOOL, [
+    "--feature",
+    "bmp",
+    "--namespace",
+    "asic1",
+    "--listen",
+    `127.0.0.1:${port}`,
+    "--tcp",
+    `127.0.0.1:${freePort()}`,
+  ], { env: redis.env });
+  try {
+    await waitForPort(port);
+    await wd.waitForLine(/bmp@asic1: FEATURE state state=disabled/);
+    let a = await get(port, "/readyz");
+    assert.equal(a.status, 200, "asic1 is disabled, whatever the host says");
+    assert.equal(a.body.namespace, "asic1");
+    await redis.setFeatureState("bmp", "enabled", "asic1");
+    await waitUntil(async () => (await get(port, "/readyz")).body.state === "enabled", 2000, "on");
+    a = await get(port, "/readyz");
+    assert.equal(a.status, 503, "on in asic1: the closed port fails");
+  } finally {
+    await wd.stop();
+    await redis.stop();
+  }
+});
