@@ -1,7 +1,6 @@
 // Which pod a `ks-stub` invocation is about: the feature, its ASIC instance, this node's name and
 // the namespace, turned into the label and field selectors the API server filters by. The node
 // name is Kubernetes' (lowercase), not the raw hostname the design's stub used.
-import { hostname } from "node:os";
 import { UsageError } from "../cli.ts";
 
 /** The default namespace of the feature DaemonSets. */
@@ -41,7 +40,7 @@ const NODE_RE = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
  * names are DNS-1123 subdomains; SONiC hostnames are often upper case). Throws UsageError when the
  * result is not a valid node name.
  */
-export function resolveNodeName(flag?: string, host: string = hostname()): string {
+export function resolveNodeName(flag?: string, host: string = Deno.hostname()): string {
   const name = (flag !== undefined && flag !== "" ? flag : host).trim().toLowerCase();
   if (!NODE_RE.test(name)) {
     throw new UsageError(
