@@ -29,8 +29,9 @@ export const scenario: LabScenario = {
       });
       ctx.defer(() => lab!.stop());
       const mem = await Promise.all(lab.switches.map(async (s) => {
-        const bytes = await s.memoryBytes();
-        return `${s.name} ${Math.round(bytes / 1048576)} MiB`;
+        const m = await s.memory();
+        const mib = (n: number) => Math.round(n / 1048576);
+        return `${s.name} ${mib(m.rss)} MiB rss (+${mib(m.cache)} MiB page cache)`;
       }));
       return `warm start ${formatMs(lab.startMs)} (images from the cache); memory: ${
         mem.join(", ")

@@ -73,8 +73,11 @@ export interface SwitchNode {
   configDb(...args: string[]): Promise<string>;
   /** `crictl <args>` inside the switch. */
   crictl(...args: string[]): Promise<DockerResult>;
-  /** The switch's memory usage in bytes (its v1 memory cgroup, nested containers included). */
-  memoryBytes(): Promise<number>;
+  /**
+   * The switch's memory (its v1 memory cgroup, nested containers included): `usage` as the
+   * cgroup counts it (page cache included), `rss` (anonymous memory) and `cache`, in bytes.
+   */
+  memory(): Promise<{ usage: number; rss: number; cache: number }>;
   /** Last `lines` of `journalctl -u unit` (for failure messages). */
   journal(unit: string, lines?: number): Promise<string>;
 }
@@ -459,10 +462,18 @@ export async function startSwitches(opts: SwitchOptions): Promise<SwitchLab> {
           }
           return res.stdout.trim();
         },
-        memoryBytes: async () =>
-          Number(
-            await Deno.readTextFile(join("/sys/fs/cgroup/memory", cgroup, "memory.usage_in_bytes")),
-          ),
+        memory: async () => {
+          const base = join("/sys/fs/cgroup/memory", cgroup);
+          const stat = Object.fromEntries(
+            (await Deno.readTextFile(join(base, "memory.stat"))).trim().split("\n")
+              .map((l) => l.split(" ")).map(([k, v]) => [k, Number(v)]),
+          );
+          return {
+            usage: Number(await Deno.readTextFile(join(base, "memory.usage_in_bytes"))),
+            rss: stat.total_rss ?? 0,
+            cache: stat.total_cache ?? 0,
+          };
+        },
         journal: async (unit, lines = 30) =>
           (await exec(["journalctl", "-u", unit, "-n", String(lines), "--no-pager"])).stdout,
       });

@@ -265,7 +265,16 @@ export const FLOW_STEPS: FlowStep[] = [
         (o) => o !== "none",
       );
       if (owner !== "docker") throw new Error(`50051 is served from ${owner}, expected docker`);
-      return `unit ${u.ActiveState}/${u.SubState}, docker container running, 50051 served by it`;
+      // monit runs SONiC's checks (container_checker, the telemetry memory check).
+      const monit = await waitFor(
+        "monit running SONiC's checks",
+        () => env.sw.exec(["monit", "summary"]),
+        (r) => r.code === 0 && r.stdout.includes("container_checker"),
+        30_000,
+      );
+      const checks = monit.stdout.split("\n").filter((l) => /container_/.test(l)).length;
+      return `unit ${u.ActiveState}/${u.SubState}, docker container running, 50051 served by it; ` +
+        `monit runs ${checks} SONiC checks`;
     },
   },
   {
