@@ -38,8 +38,6 @@ export interface EntrypointOptions {
   stopTimeoutMs: number;
   /** Log a "still waiting for CONFIG_DB" line when no state was read after this long (ms). */
   waitNoticeMs?: number;
-  /** Test hook: use Deno.Command instead of FFI for spawn mode. */
-  withoutFfi?: boolean;
 }
 
 // Not SIGUSR1: Deno turns it into a V8 inspector (see disarmInspectorSignal), so it is ignored.
@@ -219,7 +217,6 @@ async function superviseOnce(
   let daemon: Daemon;
   try {
     daemon = startDaemon(opts.command, {
-      withoutFfi: opts.withoutFfi,
       onOrphanReaped: (pid, info) => log.debug("reaped orphan", { pid, code: exitCodeOf(info) }),
     });
   } catch (error) {

@@ -40,8 +40,6 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** Called for each reaped process that is not the daemon (an orphan). */
   onOrphanReaped?: (pid: number, info: ExitInfo) => void;
-  /** Force the Deno.Command path (tests of the fallback). */
-  withoutFfi?: boolean;
 }
 
 /** The zombie reaper: one SIGCHLD listener plus a slow sweep, shared by every daemon we start. */
@@ -82,7 +80,7 @@ let reaper: Reaper | undefined;
  */
 export function startDaemon(argv: string[], opts: StartOptions = {}): Daemon {
   const env = opts.env ?? Deno.env.toObject();
-  const libc = opts.withoutFfi ? new Error("FFI not used") : openLibc();
+  const libc = openLibc();
   if (!(libc instanceof Error)) {
     reaper ??= new Reaper(libc);
     reaper.onOrphan = opts.onOrphanReaped;
