@@ -15,6 +15,9 @@ import { toolArgv } from "../test/harness/bin.ts";
 import { startTool } from "../test/entrypoint/process.ts";
 
 const FLIPS = Number(Deno.env.get("KS_BENCH_FLIPS") ?? 200);
+/** KS_BENCH_NICE=-15 runs the entrypoints at that niceness: shows how much is CPU contention. */
+const NICE = Deno.env.get("KS_BENCH_NICE");
+const wrap = NICE ? ["nice", "-n", NICE] : [];
 const POLL_SAMPLES = Number(Deno.env.get("KS_BENCH_POLL_SAMPLES") ?? 20);
 const POLL_INTERVAL_S = 10;
 const SCALED_INTERVAL_S = 1;
@@ -57,6 +60,7 @@ const daemon = ["kill", "-USR2", String(Deno.pid)];
 try {
   await toolArgv("ks-entrypoint"); // build once, outside the clock
   console.log(`ks-entrypoint: HSET enabled -> daemon process exists, ${FLIPS} flips each mode`);
+  if (NICE) console.log(`entrypoints run at nice ${NICE}`);
   console.log(`load average at start: ${Deno.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
 
   // exec mode: one fresh idle entrypoint per flip.
@@ -65,6 +69,7 @@ try {
     await redis.setFeatureState("telemetry", "disabled");
     const ep = await startTool("ks-entrypoint", ["--feature", "telemetry", "--", ...daemon], {
       env: redis.env,
+      wrap,
     });
     try {
       await ep.waitForLine(/idle until it is enabled/);
@@ -93,7 +98,7 @@ try {
     "sh",
     "-c",
     `kill -USR2 ${Deno.pid}; exec sleep 600`,
-  ], { env: redis.env });
+  ], { env: redis.env, wrap });
   try {
     await sp.waitForLine(/idle until it is enabled/);
     for (let i = 0; i < FLIPS; i++) {
