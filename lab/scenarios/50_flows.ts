@@ -155,5 +155,32 @@ export const scenario: LabScenario = {
           "no Kubernetes object or process left";
       },
     );
+
+    await timeline.step(
+      "5.2 from v0, FEATURE disabled: v2 idles; enable + restart runs it",
+      async () => {
+        await redis.setFeatureState("telemetry", "disabled");
+        await sw.apply(rendered.v1);
+        await sw.waitPod("the v1 pod", (p) => p.stage === "v1" && p.ready);
+        const t0 = performance.now();
+        const r = await sw.rollout(rendered.v2);
+        if (r.code !== 0) throw new Error(`ks-rollout exit ${r.code}`);
+        const idle = await sw.waitPod("the idle v2 pod", (p) => p.stage === "v2" && p.ready);
+        const wd = await sw.watchdog();
+        if (wd?.status !== 200 || !/disabled/.test(wd.body) || await sw.daemonUp()) {
+          throw new Error(`expected an idle pod and a 200 "disabled" watchdog, got ${wd?.status}`);
+        }
+        const idleAt = performance.now() - t0;
+        await redis.setFeatureState("telemetry", "enabled");
+        const t1 = performance.now();
+        if ((await sw.launcher("stop")).code !== 0 || (await sw.launcher("start")).code !== 0) {
+          throw new Error("restart through the stub failed");
+        }
+        await sw.waitPod("the restarted pod", (p) => p.uid !== idle.uid && p.ready);
+        await until("the daemon listening", () => sw.daemonUp());
+        return `v2 idle and Ready ${formatMs(idleAt)} after the rollout began; daemon listening ` +
+          `${formatMs(performance.now() - t1)} after enable + restart`;
+      },
+    );
   },
 };
