@@ -56,8 +56,9 @@ export function tcpProbe(host: string, port: number): Probe {
 }
 
 /**
- * A process whose name (`/proc/PID/comm`, as `pgrep -x` matches) or argv[0] basename equals
- * `name` (comm is cut at 15 characters by the kernel, so longer names match on the prefix).
+ * A live (not zombie) process whose name (`/proc/PID/comm`, as `pgrep -x` matches) or argv[0]
+ * basename equals `name` (comm is cut at 15 characters by the kernel, so longer names match on
+ * the prefix).
  * Remembers the last match so the common case is one small read, not a /proc scan.
  */
 export function processProbe(name: string, procRoot = "/proc"): Probe {
@@ -66,9 +67,15 @@ export function processProbe(name: string, procRoot = "/proc"): Probe {
   const matches = (pid: string): boolean => {
     try {
       const c = Deno.readTextFileSync(`${procRoot}/${pid}/comm`).trimEnd();
-      if (c === comm) return true;
-      const argv0 = Deno.readTextFileSync(`${procRoot}/${pid}/cmdline`).split("\0")[0];
-      return argv0 !== "" && argv0.slice(argv0.lastIndexOf("/") + 1) === name;
+      let named = c === comm;
+      if (!named) {
+        const argv0 = Deno.readTextFileSync(`${procRoot}/${pid}/cmdline`).split("\0")[0];
+        named = argv0 !== "" && argv0.slice(argv0.lastIndexOf("/") + 1) === name;
+      }
+      if (!named) return false;
+      // A zombie (dead, not yet reaped) still carries its name: it does not count as running.
+      const stat = Deno.readTextFileSync(`${procRoot}/${pid}/stat`);
+      return stat[stat.lastIndexOf(")") + 2] !== "Z";
     } catch {
       return false; // gone, or a kernel thread without cmdline
     }

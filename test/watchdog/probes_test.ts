@@ -55,6 +55,38 @@ Deno.test("process probe: matches /proc comm or argv[0] basename, fails when no 
   }
 });
 
+Deno.test("process probe: a zombie with the name does not count as running", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ks-probe-" });
+  const name = `kszomb${crypto.randomUUID().slice(0, 6)}`;
+  await Deno.symlink("/bin/sleep", join(dir, name));
+  // The shell execs into a long sleep that never waits for its short-lived child: a zombie.
+  const parent = new Deno.Command("sh", {
+    args: ["-c", `${join(dir, name)} 0.05 & exec sleep 30`],
+  }).spawn();
+  try {
+    const zombie = () => {
+      for (const e of Deno.readDirSync("/proc")) {
+        try {
+          const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
+          if (stat.includes(`(${name})`) && stat[stat.lastIndexOf(")") + 2] === "Z") return true;
+        } catch { /* gone */ }
+      }
+      return false;
+    };
+    const deadline = Date.now() + 3000;
+    while (!zombie()) {
+      if (Date.now() > deadline) throw new Error("no zombie appeared");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const [r] = await runProbes([processProbe(name)], 500);
+    assert.deepEqual([r.ok, r.detail], [false, "no such process"]);
+  } finally {
+    parent.kill("SIGKILL");
+    await parent.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("process probe: a long name matches on the kernel's 15-character comm", async () => {
   const dir = await Deno.makeTempDir({ prefix: "ks-probe-" });
   const name = `ks-long-process-name-${crypto.randomUUID().slice(0, 4)}`;
