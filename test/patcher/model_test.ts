@@ -10,7 +10,7 @@
 //
 // Reproduce a run: KS_MODEL_SEED=<printed seed> deno test -A test/patcher/model_test.ts
 // Size: KS_MODEL_SCHEDULES (default 500), KS_MODEL_REAL_KILL (share of schedules with a real
-// process killed, default 0.15), KS_MODEL_CONCURRENCY (schedules at once, default 8).
+// process killed, default 0.25), KS_MODEL_CONCURRENCY (schedules at once, default 8).
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { InjectedCrash, type WritePoint } from "../../src/host/files.ts";
@@ -281,18 +281,31 @@ class Schedule {
 
   async realKill(): Promise<void> {
     const manifest = this.mode === "kube" ? this.sb.manifestPath : this.nativeManifest;
-    const delay = 30 + Math.floor(this.rand() * 220);
+    // The kill lands at a random instant of the pass itself: counted from the process's
+    // "started" line (start-up is ~100+ ms of nothing interesting), 0-35 ms later.
+    const delay = Math.floor(this.rand() * 35);
     const before = this.snapshot();
     const child = (await toolCommand("ks-patcher", [...this.sb.cliArgs(manifest), "--once"], {
       env: { PATH: this.sb.systemctl.path },
       stdout: "null",
-      stderr: "null",
+      stderr: "piped",
     })).spawn();
-    const deadline = performance.now() + delay;
+    let started = false;
+    const reading = (async () => {
+      const dec = new TextDecoder();
+      let text = "";
+      for await (const chunk of child.stderr) {
+        text += dec.decode(chunk);
+        if (!started && text.includes(" started ")) started = true;
+      }
+    })();
     let exited = false;
     child.status.then(() => (exited = true));
+    let deadline = Infinity;
+    const giveUp = performance.now() + 20_000;
     // The torn-file observer: poll the managed files while the real patcher runs.
-    while (performance.now() < deadline && !exited) {
+    while (performance.now() < Math.min(deadline, giveUp) && !exited) {
+      if (started && deadline === Infinity) deadline = performance.now() + delay;
       for (const f of this.files) {
         const content = readOrNull(this.sb.host(f.rel));
         assert.ok(
@@ -302,12 +315,24 @@ class Schedule {
       }
       await new Promise((r) => setTimeout(r, 1));
     }
+    const exitedBeforeKill = exited;
     try {
       child.kill("SIGKILL");
     } catch { /* already exited */ }
     await child.status;
+    await reading;
+    const after = this.snapshot();
+    const touched = after.calls !== before.calls ||
+      this.files.some((_, i) =>
+        after.contents[i] !== before.contents[i] || after.modes[i] !== before.modes[i]
+      );
     this.noteChange(before);
-    this.log.push(`real-kill after ${delay} ms${exited ? " (had exited)" : ""}`);
+    const when = exitedBeforeKill
+      ? "had exited"
+      : touched
+      ? "killed mid-work"
+      : "killed before any effect";
+    this.log.push(`real-kill after ${delay} ms (${when})`);
   }
 
   /** The quiet pass and the final assertions. */
@@ -415,24 +440,31 @@ async function runSchedule(seed: number, index: number, realKillShare: number): 
 Deno.test("model: any interleaving of postupgrade edits, passes, crashes and SIGKILLs converges to the desired files (kube) or the originals (native)", async () => {
   const seed = Number(Deno.env.get("KS_MODEL_SEED") ?? Math.floor(Math.random() * 2 ** 31));
   const schedules = Number(Deno.env.get("KS_MODEL_SCHEDULES") ?? 500);
-  const realKillShare = Number(Deno.env.get("KS_MODEL_REAL_KILL") ?? 0.15);
+  const realKillShare = Number(Deno.env.get("KS_MODEL_REAL_KILL") ?? 0.25);
   const concurrency = Number(Deno.env.get("KS_MODEL_CONCURRENCY") ?? 8);
   console.log(`model test: seed=${seed} schedules=${schedules} (replay: KS_MODEL_SEED=${seed})`);
   const t0 = performance.now();
   let restores = 0;
   let kills = 0;
+  const killOutcomes: Record<string, number> = {};
   // Schedules are independent sandboxes; a few run at once because a pass mostly waits on fsync.
   let next = 0;
   const worker = async () => {
     while (next < schedules) {
       const log = await runSchedule(seed, next++, realKillShare);
       if (log.includes("switch to native")) restores++;
-      if (log.some((l) => l.startsWith("real-kill"))) kills++;
+      const kill = log.find((l) => l.startsWith("real-kill"));
+      if (kill) {
+        kills++;
+        const when = /\((.*)\)$/.exec(kill)![1];
+        killOutcomes[when] = (killOutcomes[when] ?? 0) + 1;
+      }
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   console.log(
     `model test: ${schedules} schedules (${restores} with restore, ${kills} with a real SIGKILL) ` +
-      `in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+      `in ${((performance.now() - t0) / 1000).toFixed(1)} s; SIGKILLs: ` +
+      Object.entries(killOutcomes).map(([k, v]) => `${v} ${k}`).join(", "),
   );
 });
