@@ -397,3 +397,32 @@ Deno.test("--namespace asic1 answers from that namespace's FEATURE row and names
     await redis.stop();
   }
 });
+
+Deno.test("listens on 127.0.0.1:50069 by default (checked in a private network namespace)", async () => {
+  const probe = new Deno.Command("unshare", { args: ["--net", "true"], stderr: "null" })
+    .outputSync();
+  if (!probe.success) {
+    console.error("skipped: cannot create a network namespace here");
+    return;
+  }
+  const redis = await startRedis();
+  // lo comes up inside the new namespace; 50069 there collides with nobody.
+  const wd = await startTool(TOOL, ["--feature", "bmp"], {
+    env: redis.env,
+    wrap: ["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"],
+  });
+  try {
+    const line = await wd.waitForLine(/serving \/, \/livez, \/readyz/);
+    assert.match(line, /listen=127\.0\.0\.1:50069/);
+    // setsid, unshare and sh all exec in place: wd.pid is the watchdog, inside the namespace.
+    const curl = await new Deno.Command("nsenter", {
+      args: ["-t", String(wd.pid), "-n", "curl", "-s", "http://127.0.0.1:50069/readyz"],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(JSON.parse(new TextDecoder().decode(curl.stdout)).feature, "bmp");
+  } finally {
+    await wd.stop();
+    await redis.stop();
+  }
+});
