@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import type { LabScenario } from "../context.ts";
 import { type KubeCluster, startKube } from "../../test/harness/kube.ts";
-import { runTool } from "../../test/harness/bin.ts";
+import { runTool, toolCommand } from "../../test/harness/bin.ts";
 import {
   addFleet,
   createDaemonSet,
@@ -21,17 +21,35 @@ import { formatMs } from "../timeline.ts";
 const FEATURE = "fleet-telemetry";
 const FLEET_LABEL = { "kubesonic.io/lab-fleet": "rollout" };
 
-/** Narrates the tool's wave / gate / rollback log lines as timeline notes. */
-function narrate(note: (text: string) => void, stderr: string) {
-  for (const line of stderr.split("\n")) {
-    const m = /ks-rollout\[\d+\]: [^:]+: (?:WARN: )?(.*)$/.exec(line);
-    if (!m) continue;
-    if (
-      /^(rollout started|wave |rollout stopped|rollback |rollout complete|node failed)/.test(m[1])
-    ) {
-      note(`ks-rollout: ${m[1].replace(/ id=\w+/, "")}`);
+/** Narrates one of the tool's log lines as a timeline note when it is a wave/gate/rollback event. */
+function narrate(note: (text: string) => void, line: string) {
+  const m = /ks-rollout\[\d+\]: [^:]+: (?:WARN: )?(.*)$/.exec(line);
+  if (!m) return;
+  if (
+    /^(rollout started|wave |rollout stopped|rollback |rollout complete|node failed)/.test(m[1])
+  ) {
+    note(`ks-rollout: ${m[1].replace(/ id=\w+/, "")}`);
+  }
+}
+
+/** Runs the bundled ks-rollout, narrating its events as they happen; returns code and stdout. */
+async function rollout(args: string[], note: (text: string) => void) {
+  const child = (await toolCommand("ks-rollout", args, { stdout: "piped", stderr: "piped" }))
+    .spawn();
+  const stdout = new Response(child.stdout).text();
+  let last = "";
+  let buffer = "";
+  for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+    buffer += chunk;
+    let nl: number;
+    while ((nl = buffer.indexOf("\n")) >= 0) {
+      last = buffer.slice(0, nl);
+      buffer = buffer.slice(nl + 1);
+      narrate(note, last);
     }
   }
+  const { code } = await child.status;
+  return { code, stdout: await stdout, lastLine: last };
 }
 
 export const scenario: LabScenario = {
@@ -96,9 +114,8 @@ export const scenario: LabScenario = {
         "v2",
         daemonSet(FEATURE, { ...tpl, image: "kubesonic/telemetry:v2" }),
       );
-      const r = await runTool("ks-rollout", args(v2));
-      narrate((t) => timeline.note(t), r.stderr);
-      if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.stderr.trim().split("\n").pop()}`);
+      const r = await rollout(args(v2), (t) => timeline.note(t));
+      if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.lastLine}`);
       const report: RolloutReport = JSON.parse(r.stdout);
       v2Hash = report.progress!.targetHash;
       return `${report.progress!.done}/${n} switches on v2 in ${formatMs(report.durationMs)}, ` +
@@ -131,8 +148,7 @@ export const scenario: LabScenario = {
             annotations: { "kubesonic.test/ready": "false" },
           }),
         );
-        const r = await runTool("ks-rollout", args(v3));
-        narrate((t) => timeline.note(t), r.stderr);
+        const r = await rollout(args(v3), (t) => timeline.note(t));
         if (r.code !== 4) throw new Error(`expected exit 4 (rolled back), got ${r.code}`);
         const report: RolloutReport = JSON.parse(r.stdout);
         const p = report.progress!;
