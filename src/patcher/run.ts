@@ -6,7 +6,8 @@ import { dirname } from "node:path";
 import { createHostCommands, type NsenterMode } from "../host/commands.ts";
 import { HostPaths } from "../host/paths.ts";
 import type { Logger } from "../log.ts";
-import { loadManifest, ManifestError } from "./manifest.ts";
+import { sameBytes } from "./hash.ts";
+import { loadManifest, type Manifest, ManifestError } from "./manifest.ts";
 import {
   createPatcherContext,
   type PassResult,
@@ -92,6 +93,18 @@ export async function runPatcher(options: PatcherOptions): Promise<number> {
   }
   await new PatcherLoop(ctx, options).run();
   return 0;
+}
+
+/** Whether two manifests want the same state (content compared by hash, native bytes directly). */
+function sameManifest(a: Manifest, b: Manifest): boolean {
+  const key = (m: Manifest) =>
+    JSON.stringify([
+      m.feature,
+      m.mode,
+      m.files.map((f) => [f.path, f.sha256, f.mode, f.uid, f.gid, f.actions]),
+    ]);
+  return key(a) === key(b) &&
+    a.files.every((f, i) => sameBytes(f.nativeContent ?? null, b.files[i].nativeContent ?? null));
 }
 
 const MIN_BACKOFF_MS = 200;
@@ -208,7 +221,7 @@ class PatcherLoop {
   async #reloadManifest(): Promise<void> {
     try {
       const manifest = await loadManifest(this.#options.manifestPath);
-      if (JSON.stringify(manifest) !== JSON.stringify(this.#ctx.manifest)) {
+      if (!sameManifest(manifest, this.#ctx.manifest)) {
         if (manifest.feature !== this.#ctx.manifest.feature) {
           throw new ManifestError(
             `manifest ${this.#options.manifestPath}: feature: changed from ` +
