@@ -55,6 +55,8 @@ export interface FlowSwitch {
   rollout(manifest: string, readyTimeout?: string): Promise<ToolResult>;
   /** Runs the installed launcher as systemd would (`telemetry.sh <verb>`), as root with the stub's kubeconfig. */
   launcher(verb: string): Promise<ToolResult>;
+  /** Starts the installed launcher in the background (systemd's ExecStart=… wait). */
+  spawnLauncher(verb: string): Promise<Deno.ChildProcess>;
   /** Reads a host file (relative to the host root); undefined when absent. */
   hostFile(path: string): Promise<string | undefined>;
   /** True when the daemon accepts TCP connections. */
@@ -221,15 +223,17 @@ export async function createFlowSwitch(opts: FlowSwitchOptions): Promise<FlowSwi
         kube.kubeconfigPath,
       ], { env: kubeEnv });
     },
-    async launcher(verb) {
+    async spawnLauncher(verb) {
       const kubeconfig = await sw.stubKubeconfig();
-      const child = new Deno.Command("sh", {
+      return new Deno.Command("sh", {
         args: [join(hostRoot, LAUNCHER), ...verb.split(" ")],
         env: { KUBECONFIG: kubeconfig, KS_NODE_NAME: node, PATH: path, HOME: dir },
         stdout: "piped",
         stderr: "piped",
-      });
-      const out = await child.output();
+      }).spawn();
+    },
+    async launcher(verb) {
+      const out = await (await sw.spawnLauncher(verb)).output();
       const dec = new TextDecoder();
       return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
     },

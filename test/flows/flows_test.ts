@@ -44,11 +44,17 @@ Deno.test({
   const redis = await startRedis({ dir: `${dir}/db` });
   const kube = await startKube();
   let sw: FlowSwitch | undefined;
+  // systemd's ExecStart=telemetry.sh wait, started once v2 runs: it must hold through every pod
+  // replacement below and return by itself only when Kubernetes no longer runs the feature.
+  let waiter: Deno.ChildProcess | undefined;
+  let waited: Promise<Deno.CommandOutput> | undefined;
+  let waitEnded = false;
   try {
     await redis.setFeatureState("telemetry", "enabled");
     sw = await createFlowSwitch({ kube, redis, dir });
     const s = sw;
     let v2: Rendered;
+    const waitAlive = () => assert.equal(waitEnded, false, "telemetry.sh wait returned early");
 
     await t.step("5.1 v1 rolls out: the sidecar keeps the native launcher", async () => {
       v2 = await s.render("v2");
@@ -91,6 +97,10 @@ Deno.test({
         const status = await s.launcher("status");
         assert.equal(status.code, 0, status.stdout + status.stderr);
         assert.match(status.stdout, new RegExp(`sonic/${pod.name}`));
+        waiter = await s.spawnLauncher("wait");
+        waited = waiter.output().finally(() => (waitEnded = true));
+        await new Promise((r) => setTimeout(r, 1500));
+        waitAlive();
       },
     );
 
@@ -124,6 +134,7 @@ Deno.test({
     await t.step(
       "5.2 (after 5.3) enabled + restart through the stub: the daemon runs",
       async () => {
+        waitAlive();
         const before = await s.waitPod("the idle v2 pod", (p) => p.stage === "v2" && p.ready);
         assert.equal(await s.daemonUp(), false);
         await redis.setFeatureState("telemetry", "enabled");
@@ -141,6 +152,7 @@ Deno.test({
     );
 
     await t.step("5.4 v2+ -> v2: a release the watchdog fails is undone", async () => {
+      waitAlive();
       const v2plus = await s.render("v2plus");
       await s.apply(v2plus.common);
       const r = await s.rollout(v2plus.v2, "15s");
@@ -174,6 +186,12 @@ Deno.test({
             s.systemctl.calls().slice(before).some((c) => /^systemctl restart telemetry/.test(c)),
         );
         assert.equal(await s.daemonUp(), false, "no daemon from Kubernetes any more");
+        // No feature pod any more (v1 pods run only the sidecar): wait returns after its grace.
+        const out = await waited!;
+        const err = new TextDecoder().decode(out.stderr);
+        assert.equal(out.code, 0, err);
+        assert.match(err, /following the replacement pod/);
+        assert.match(err, /the pod is gone; returning/);
         // v0: nothing of the feature left in Kubernetes.
         const del = await kube.kubectl(["delete", "daemonset", "-n", "sonic", "telemetry"]);
         assert.equal(del.code, 0, del.stderr);
@@ -215,6 +233,12 @@ Deno.test({
       },
     );
   } finally {
+    if (waiter && !waitEnded) {
+      try {
+        waiter.kill("SIGKILL");
+      } catch { /* gone */ }
+      await waited;
+    }
     await sw?.stop();
     await kube.stop();
     await redis.stop();
