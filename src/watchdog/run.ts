@@ -34,15 +34,6 @@ export interface WatchdogOptions {
 /** Time kept back from the deadline for building and sending the answer (ms). */
 const ANSWER_MARGIN_MS = 25;
 
-function resolveOrUsage(location: DbLocation): RedisTarget {
-  try {
-    return resolveRedisTarget(location);
-  } catch (error) {
-    if (error instanceof DbConfigError) throw new UsageError(error.message);
-    throw error;
-  }
-}
-
 /** The target, or the not-found error to wait on; throws UsageError for a config that is wrong. */
 function tryResolve(location: DbLocation): RedisTarget | DbConfigError {
   try {
@@ -198,24 +189,26 @@ export async function runWatchdog(
  * report; an unreachable CONFIG_DB counts as "never read" (livez skips, readyz fails).
  */
 export async function probeOnce(opts: WatchdogOptions, check: HealthCheck): Promise<HealthReport> {
-  const target = resolveOrUsage(opts.location);
   const t0 = Date.now();
-  const client = createConfigDbClient(target, { commandTimeoutMs: opts.deadlineMs });
-  client.on("error", () => {});
   let view: DbView = { state: undefined, connected: false, unreachableMs: 0 };
-  try {
-    const budget = Math.max(1, opts.deadlineMs / 2);
-    await withTimeout(connectInBackground(client), budget, "connecting to CONFIG_DB");
-    const raw = await readFeatureStateField(client, opts.feature, budget);
-    view = { state: interpretFeatureState(raw), connected: true, unreachableMs: 0 };
-  } catch (error) {
-    opts.log.debug("FEATURE read failed", { reason: (error as Error).message });
-    view.unreachableMs = Date.now() - t0;
-  } finally {
+  const target = tryResolve(opts.location); // absent config = not read (livez 0, readyz 1)
+  if (!(target instanceof Error)) {
+    const client = createConfigDbClient(target, { commandTimeoutMs: opts.deadlineMs });
+    client.on("error", () => {});
     try {
-      client.destroy();
-    } catch { /* closed */ }
+      const budget = Math.max(1, opts.deadlineMs / 2);
+      await withTimeout(connectInBackground(client), budget, "connecting to CONFIG_DB");
+      const raw = await readFeatureStateField(client, opts.feature, budget);
+      view = { state: interpretFeatureState(raw), connected: true, unreachableMs: 0 };
+    } catch (error) {
+      opts.log.debug("FEATURE read failed", { reason: (error as Error).message });
+    } finally {
+      try {
+        client.destroy();
+      } catch { /* closed */ }
+    }
   }
+  if (!view.connected) view.unreachableMs = Date.now() - t0;
   const remaining = Math.max(1, opts.deadlineMs - (Date.now() - t0) - ANSWER_MARGIN_MS);
   const health = new HealthEvaluator({ ...evaluator(opts).opts, probeBudgetMs: remaining });
   return await health.evaluate(check, view);

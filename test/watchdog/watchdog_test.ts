@@ -426,3 +426,13 @@ Deno.test("listens on 127.0.0.1:50069 by default (checked in a private network n
     await redis.stop();
   }
 });
+
+Deno.test("probe subcommand with the database config absent: livez exits 0, readyz exits 1 (not a usage error)", async () => {
+  const env = { KS_DB_CONFIG: "/nonexistent/database_config.json" };
+  const base = ["probe", "--feature", "telemetry", "--tcp", `127.0.0.1:${freePort()}`];
+  const live = await runTool(TOOL, base, { env });
+  assert.equal(live.code, 0, live.stdout + live.stderr);
+  assert.match(live.stdout, /not read yet/);
+  const ready = await runTool(TOOL, [...base, "--check", "readyz"], { env });
+  assert.equal(ready.code, 1, ready.stdout + ready.stderr);
+});
