@@ -30,8 +30,10 @@ Options:
 Pods are selected by labels app=<feature> and raw_container_name (feature pods only; its value
 names the feature container), asic (per-ASIC) and field spec.nodeName.
 
-Example (what /usr/local/bin/telemetry.sh runs for telemetry.service):
-  ks-stub telemetry status --output json`;
+Example:
+  ks-stub telemetry status --output json
+telemetry.service's launcher /usr/local/bin/telemetry.sh runs
+  exec ks-stub telemetry --namespace sonic "$@"      (start, wait, stop; restart, status)`;
 
 if (import.meta.main) {
   // An unexpected failure of status is "unknown" (4) to LSB callers, of any other verb 1.
