@@ -200,11 +200,23 @@ export class RolloutCluster {
     });
   }
 
-  /** Nodes, optionally filtered by a label selector. */
+  /** Nodes (name and labels only), optionally filtered by a label selector; read in pages. */
   async listNodes(selector?: string): Promise<NodeLike[]> {
-    this.requests++;
-    const list = await this.rest.list<NodeLike>("/api/v1/nodes", { labelSelector: selector });
-    return list.items;
+    const nodes: NodeLike[] = [];
+    let cont: string | undefined;
+    do {
+      this.requests++;
+      const page = await this.rest.list<NodeLike>("/api/v1/nodes", {
+        labelSelector: selector,
+        limit: LIST_PAGE,
+        continue: cont,
+      });
+      for (const n of page.items) {
+        nodes.push({ metadata: { name: n.metadata.name, labels: n.metadata.labels } });
+      }
+      cont = page.metadata.continue || undefined;
+    } while (cont);
+    return nodes;
   }
 
   /**
