@@ -17,6 +17,8 @@ Usage: ks-patcher --manifest M [--host-root DIR] [--state-dir DIR] --allow-root 
   --dry-run           print the plan and touch nothing (exit 0, or 1 on errors)
   --interval D        periodic re-check, jittered ±10 % (default 60s)          env KS_PATCHER_INTERVAL
   --debounce D        quiet time after a file event before a pass (default 20ms)
+  --stale-claim D     another feature's ownership claim not confirmed for this long no longer
+                      blocks a different content (default 15m or 3 x --interval if longer)
   --nsenter MODE      run host commands through nsenter into PID 1: auto|always|never
                       (default auto: when our mount namespace is not PID 1's)  env KS_NSENTER
   --output FORMAT     text|json for the --once/--dry-run result (default text)
@@ -40,6 +42,7 @@ async function main(): Promise<number> {
       "dry-run": { type: "boolean", default: false },
       interval: { type: "string" },
       debounce: { type: "string", default: "20ms" },
+      "stale-claim": { type: "string" },
       nsenter: { type: "string" },
       output: { type: "string", default: "text" },
     },
@@ -66,6 +69,15 @@ async function main(): Promise<number> {
     "--interval",
   );
   if (intervalMs < 100) throw new UsageError("--interval: must be at least 100ms");
+  // A live patcher confirms its claims at least once per interval: stale must be well above it.
+  const staleClaimMs = values["stale-claim"] === undefined
+    ? Math.max(15 * 60_000, 3 * intervalMs)
+    : parseDuration(values["stale-claim"], "--stale-claim");
+  if (staleClaimMs < 2 * intervalMs) {
+    throw new UsageError(
+      "--stale-claim: must be at least 2 x --interval (live claims are confirmed each pass)",
+    );
+  }
   const stop = new AbortController();
   for (const sig of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(sig, () => stop.abort());
   return await runPatcher({
@@ -77,6 +89,7 @@ async function main(): Promise<number> {
     dryRun: values["dry-run"] ?? false,
     intervalMs,
     debounceMs: parseDuration(values.debounce ?? "20ms", "--debounce"),
+    staleClaimMs,
     nsenter: nsenter as NsenterMode,
     output: values.output,
     log: createLogger("ks-patcher"),

@@ -1,13 +1,22 @@
 // The ownership registry in the state directory: which feature owns which host path, with the
-// SHA-256 it wants there. A feature may claim a path another feature already owns only with the
-// same content (shared ownership); a different content is refused naming both owners — this is
-// what stops two sidecars from overwriting each other's `container_checker` forever. Updates are
-// serialised across processes by an exclusive lock on `<state>/owners.lock`.
+// SHA-256 it wants there and when its patcher last confirmed the claim. A feature may claim a path
+// another feature already owns only with the same content (shared ownership); a different content
+// is refused naming both owners — this is what stops two sidecars from overwriting each other's
+// `container_checker` forever. A claim not confirmed for `staleMs` (its sidecar is gone without a
+// rollback) no longer blocks anyone: the next claimant takes the path over and says so. Updates
+// are serialised across processes by an exclusive lock on `<state>/owners.lock`.
 import { join } from "node:path";
 import { stateFileMeta, writeFileAtomic } from "../host/files.ts";
 
-/** path -> feature -> sha256 */
-export type Registry = Record<string, Record<string, string>>;
+/** One feature's claim on a path. */
+export interface Claim {
+  sha256: string;
+  /** When its patcher last confirmed it (ISO time). */
+  seen: string;
+}
+
+/** path -> feature -> claim */
+export type Registry = Record<string, Record<string, Claim>>;
 
 /** A refused claim. */
 export interface OwnershipConflict {
@@ -18,6 +27,16 @@ export interface OwnershipConflict {
   otherSha256: string;
 }
 
+/** A stale claim of another feature that a claim replaced. */
+export interface TakeOver {
+  path: string;
+  other: string;
+  seen: string;
+}
+
+/** Default age after which an unconfirmed claim stops blocking others (15 minutes). */
+export const DEFAULT_STALE_MS = 15 * 60_000;
+
 /** Formats a conflict as a one-line error naming both owners. */
 export function conflictMessage(c: OwnershipConflict): string {
   return `${c.path} is owned by feature "${c.other}" with different content ` +
@@ -25,14 +44,48 @@ export function conflictMessage(c: OwnershipConflict): string {
     `${c.sha256.slice(0, 12)}…: refused, give both features the same file or one owner`;
 }
 
+/** Whether `claim` was not confirmed within `staleMs` before `now`. */
+export function isStale(claim: Claim, now: number, staleMs: number): boolean {
+  return now - Date.parse(claim.seen) > staleMs;
+}
+
+/** The live claims of features other than `feature` on `path`. */
+export function otherOwners(
+  registry: Registry,
+  path: string,
+  feature: string,
+  now: number,
+  staleMs: number,
+): [string, Claim][] {
+  return Object.entries(registry[path] ?? {})
+    .filter(([other, claim]) => other !== feature && !isStale(claim, now, staleMs));
+}
+
+/** The conflicts `feature` claiming `wants` would meet (pure; used by claims and dry runs). */
+export function findConflicts(
+  registry: Registry,
+  feature: string,
+  wants: { path: string; sha256: string }[],
+  now: number,
+  staleMs: number,
+): OwnershipConflict[] {
+  return wants.flatMap(({ path, sha256 }) =>
+    otherOwners(registry, path, feature, now, staleMs)
+      .filter(([, claim]) => claim.sha256 !== sha256)
+      .map(([other, claim]) => ({ path, feature, other, sha256, otherSha256: claim.sha256 }))
+  );
+}
+
 /** The registry of one state directory. */
 export class OwnershipRegistry {
   readonly path: string;
   readonly lockPath: string;
+  readonly staleMs: number;
 
-  constructor(stateDir: string) {
+  constructor(stateDir: string, staleMs = DEFAULT_STALE_MS) {
     this.path = join(stateDir, "owners.json");
     this.lockPath = join(stateDir, "owners.lock");
+    this.staleMs = staleMs;
   }
 
   /** Reads the registry without locking (for reports). */
@@ -45,7 +98,7 @@ export class OwnershipRegistry {
     }
   }
 
-  /** Runs `fn` on the registry under the exclusive lock; writes it back when fn returns true. */
+  /** Runs `fn` on the registry under the exclusive lock; writes it back when fn says so. */
   async update<T>(fn: (registry: Registry) => { write: boolean; value: T }): Promise<T> {
     await Deno.mkdir(join(this.path, ".."), { recursive: true, mode: 0o700 });
     const lock = await Deno.open(this.lockPath, { create: true, write: true, mode: 0o600 });
@@ -68,32 +121,44 @@ export class OwnershipRegistry {
 
   /**
    * Claims every `path -> sha256` for `feature`, all or nothing: when any path is owned by another
-   * feature with a different sha256, nothing is recorded and the conflicts are returned.
+   * live feature with a different sha256, nothing is recorded and the conflicts are returned.
+   * Stale claims of others on those paths are removed (returned in `takenOver`). Our own claims
+   * are re-confirmed when older than a tenth of the stale age (so the file is not rewritten on
+   * every pass).
    */
   async claim(
     feature: string,
     wants: { path: string; sha256: string }[],
-  ): Promise<OwnershipConflict[]> {
-    return await this.update((registry) => {
-      const conflicts: OwnershipConflict[] = [];
-      for (const { path, sha256 } of wants) {
-        for (const [other, otherSha256] of Object.entries(registry[path] ?? {})) {
-          if (other !== feature && otherSha256 !== sha256) {
-            conflicts.push({ path, feature, other, sha256, otherSha256 });
+    now = Date.now(),
+  ): Promise<{ conflicts: OwnershipConflict[]; takenOver: TakeOver[] }> {
+    return await this.update<{ conflicts: OwnershipConflict[]; takenOver: TakeOver[] }>(
+      (registry) => {
+        const conflicts = findConflicts(registry, feature, wants, now, this.staleMs);
+        if (conflicts.length > 0) return { write: false, value: { conflicts, takenOver: [] } };
+        const takenOver: TakeOver[] = [];
+        let changed = false;
+        const seen = new Date(now).toISOString();
+        for (const { path, sha256 } of wants) {
+          const owners = registry[path] ??= {};
+          for (const [other, claim] of Object.entries(owners)) {
+            if (other !== feature && isStale(claim, now, this.staleMs)) {
+              takenOver.push({ path, other, seen: claim.seen });
+              delete owners[other];
+              changed = true;
+            }
+          }
+          const mine = owners[feature];
+          if (
+            mine === undefined || mine.sha256 !== sha256 ||
+            now - Date.parse(mine.seen) > this.staleMs / 10
+          ) {
+            owners[feature] = { sha256, seen };
+            changed = true;
           }
         }
-      }
-      if (conflicts.length > 0) return { write: false, value: conflicts };
-      let changed = false;
-      for (const { path, sha256 } of wants) {
-        const owners = registry[path] ??= {};
-        if (owners[feature] !== sha256) {
-          owners[feature] = sha256;
-          changed = true;
-        }
-      }
-      return { write: changed, value: [] };
-    });
+        return { write: changed, value: { conflicts: [], takenOver } };
+      },
+    );
   }
 
   /** Releases `feature`'s claim on `paths`. */

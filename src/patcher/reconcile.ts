@@ -22,7 +22,14 @@ import { type Backup, BackupStore } from "./backup.ts";
 import { sameBytes, sha256Hex } from "./hash.ts";
 import { Journal } from "./journal.ts";
 import type { ManagedFile, Manifest } from "./manifest.ts";
-import { conflictMessage, OwnershipRegistry } from "./ownership.ts";
+import {
+  conflictMessage,
+  findConflicts,
+  otherOwners,
+  type OwnershipConflict,
+  OwnershipRegistry,
+  type Registry,
+} from "./ownership.ts";
 
 /** Everything a pass needs; built once by run() (or a test) and reused across passes. */
 export interface PatcherContext {
@@ -44,6 +51,8 @@ export function createPatcherContext(options: {
   host: HostCommands;
   stateDir: string;
   log: Logger;
+  /** Age after which another feature's unconfirmed claim stops blocking (default 15 min). */
+  staleClaimMs?: number;
   fault?: FaultHook;
 }): PatcherContext {
   return {
@@ -52,7 +61,7 @@ export function createPatcherContext(options: {
     host: options.host,
     backups: new BackupStore(options.stateDir),
     journal: new Journal(options.stateDir, options.manifest.feature),
-    owners: new OwnershipRegistry(options.stateDir),
+    owners: new OwnershipRegistry(options.stateDir, options.staleClaimMs),
     log: options.log,
     fault: options.fault,
   };
@@ -212,35 +221,33 @@ async function pass(ctx: PatcherContext, dryRun: boolean): Promise<PassResult> {
 
   // Ownership: kube claims every path (all or nothing); native looks for other owners.
   const sharedWithOthers = new Set<string>();
-  let registry: Record<string, Record<string, string>> = {};
+  let registry: Registry = {};
   try {
     registry = await ctx.owners.read();
   } catch (error) {
     fail((error as Error).message);
     return finish(result, pending);
   }
+  const now = Date.now();
   if (manifest.mode === "kube") {
     const wants = manifest.files.map((f) => ({ path: f.path, sha256: f.sha256 }));
-    const conflicts = dryRun
-      ? wants.flatMap(({ path, sha256 }) =>
-        Object.entries(registry[path] ?? {})
-          .filter(([other, sha]) => other !== manifest.feature && sha !== sha256)
-          .map(([other, otherSha256]) => ({
-            path,
-            feature: manifest.feature,
-            other,
-            sha256,
-            otherSha256,
-          }))
-      )
-      : await ctx.owners.claim(manifest.feature, wants);
+    let conflicts: OwnershipConflict[];
+    if (dryRun) {
+      conflicts = findConflicts(registry, manifest.feature, wants, now, ctx.owners.staleMs);
+    } else {
+      const claimed = await ctx.owners.claim(manifest.feature, wants, now);
+      conflicts = claimed.conflicts;
+      for (const t of claimed.takenOver) {
+        log.warn("took over a stale claim", { path: t.path, from: t.other, last_seen: t.seen });
+      }
+    }
     for (const conflict of conflicts) fail(conflictMessage(conflict), { path: conflict.path });
     if (conflicts.length > 0) {
       return finish(result, dryRun ? pending : await runOwed(ctx, pending, result, fail));
     }
   } else {
     for (const file of manifest.files) {
-      const others = Object.keys(registry[file.path] ?? {}).filter((f) => f !== manifest.feature);
+      const others = otherOwners(registry, file.path, manifest.feature, now, ctx.owners.staleMs);
       if (others.length > 0) sharedWithOthers.add(file.path);
     }
   }

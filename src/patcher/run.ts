@@ -27,6 +27,8 @@ export interface PatcherOptions {
   intervalMs: number;
   /** Quiet time after a file-system event before the pass runs (ms). */
   debounceMs: number;
+  /** Age after which another feature's unconfirmed ownership claim stops blocking (ms). */
+  staleClaimMs?: number;
   nsenter: NsenterMode;
   output: "text" | "json";
   log: Logger;
@@ -74,7 +76,14 @@ export async function runPatcher(options: PatcherOptions): Promise<number> {
     const paths = new HostPaths({ hostRoot: options.hostRoot, allowRoots: options.allowRoots });
     const host = createHostCommands({ nsenter: options.nsenter, hostRoot: options.hostRoot });
     log = log.withFeature(manifest.feature);
-    ctx = createPatcherContext({ manifest, paths, host, stateDir: options.stateDir, log });
+    ctx = createPatcherContext({
+      manifest,
+      paths,
+      host,
+      stateDir: options.stateDir,
+      log,
+      staleClaimMs: options.staleClaimMs,
+    });
   } catch (error) {
     log.error((error as Error).message.split("\n")[0]);
     return EXIT_BAD_INPUT;
@@ -194,10 +203,22 @@ class PatcherLoop {
       (async () => {
         try {
           for await (const event of watcher) {
+            if (event.kind === "remove" && event.paths.includes(dir)) {
+              // The watched directory itself is gone: this watcher is dead even if a new
+              // directory appears under the same name (and maybe the same inode number).
+              watcher.close();
+              break;
+            }
             if (event.paths.some((p) => this.#relevant(p))) this.#onFsEvent();
           }
         } catch { /* watcher closed or directory gone */ }
-        if (this.#watchers.get(dir)?.watcher === watcher) this.#watchers.delete(dir);
+        // Ended on its own (its directory was removed): forget it and check again; that pass
+        // re-arms a watcher on whatever is there now (an inode number may have been reused, so
+        // the inode check alone cannot be trusted to notice).
+        if (this.#watchers.get(dir)?.watcher === watcher) {
+          this.#watchers.delete(dir);
+          if (!this.#stopped) this.#trigger("watch-lost");
+        }
       })();
     }
     return armed;
@@ -257,6 +278,10 @@ class PatcherLoop {
           continue;
         }
         const reasons = [...new Set(this.#triggers.splice(0))];
+        this.#ctx.log.debug("pass", {
+          trigger: reasons.join("+"),
+          watching: [...this.#watchers.keys()].join(","),
+        });
         if (reasons.includes("periodic")) {
           await this.#reloadManifest();
           this.#schedulePeriodic();

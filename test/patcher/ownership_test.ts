@@ -87,3 +87,37 @@ Deno.test("actions owed by an earlier change still run in a pass that an ownersh
     await sb.cleanup();
   }
 });
+
+Deno.test("a claim its sidecar stopped confirming (stale) is taken over with a warning, and no longer blocks a rollback", async () => {
+  const sb = await createPatcherSandbox();
+  try {
+    await Deno.writeTextFile(`${sb.sidecarDir}/checker_202411`, KUBE_CHECKER + "\n");
+    const b = await sb.writeManifest(checkerManifest("restapi", "checker_202411"), "b.yaml");
+    const restapi = await sb.context({ path: b });
+    // restapi's sidecar claimed the checker 20 minutes ago and was deleted without a rollback.
+    const old = Date.now() - 20 * 60_000;
+    const claimed = await restapi.owners.claim("restapi", [{
+      path: "/bin/container_checker",
+      sha256: restapi.manifest.files[0].sha256,
+    }], old);
+    assert.deepEqual(claimed.conflicts, []);
+    const lines: string[] = [];
+    const a = await sb.writeManifest(
+      checkerManifest("telemetry", "files/container_checker"),
+      "a.yaml",
+    );
+    const result = await reconcileOnce(await sb.context({ path: a, sink: (l) => lines.push(l) }));
+    assert.ok(result.converged, result.errors.join("; "));
+    assert.equal(Deno.readTextFileSync(sb.host("usr/bin/container_checker")), KUBE_CHECKER);
+    assert.ok(
+      lines.some((l) =>
+        /WARN: took over a stale claim path=\/bin\/container_checker from=restapi/.test(l)
+      ),
+      lines.join("\n"),
+    );
+    const owners = await restapi.owners.read();
+    assert.deepEqual(Object.keys(owners["/bin/container_checker"]), ["telemetry"]);
+  } finally {
+    await sb.cleanup();
+  }
+});
