@@ -359,6 +359,24 @@ Deno.test({
           const { state: left } = await rolloutState(cluster, feature);
           assert.equal(left?.phase, "rolling", "the killed run left a rollout in progress");
           assert.ok(killedAt.includes("d") && killedAt.includes("."), killedAt);
+          // status shows the interrupted rollout from the record alone: waves, counts, time left.
+          const status = await runTool("ks-rollout", [
+            "status",
+            feature,
+            "--kubeconfig",
+            cluster.kubeconfigPath,
+            "--output",
+            "json",
+          ]);
+          assert.equal(status.code, 0, status.stderr);
+          const progress = JSON.parse(status.stdout).progress;
+          assert.equal(progress.phase, "rolling");
+          assert.ok(progress.wave >= 3, `wave ${progress.wave}`);
+          const statuses = progress.waves.map((w: { status: string }) => w.status);
+          assert.equal(statuses[progress.wave - 1], "rolling");
+          assert.ok(statuses.slice(0, progress.wave - 1).every((x: string) => x === "passed"));
+          assert.ok(progress.done > 0 && progress.pending > 0, JSON.stringify(progress));
+          assert.equal(typeof progress.etaMs, "number");
           const rerun = await runTool("ks-rollout", args);
           await recorder.stop();
           const report = parseReport(rerun.stdout, rerun.stderr);
