@@ -143,6 +143,12 @@ Deno.test("a patcher SIGKILLed with failing actions leaves them journaled; a res
     );
     child.kill("SIGKILL");
     await child.status;
+    // A systemctl the killed patcher had started may still be running: let it finish first.
+    let last = -1;
+    while (sb.systemctl.calls().length !== last) {
+      last = sb.systemctl.calls().length;
+      await new Promise((r) => setTimeout(r, 200));
+    }
     sb.systemctl.failNext(0);
     const before = sb.systemctl.calls().length;
     const out = await runTool("ks-patcher", [...sb.cliArgs(), "--once"], {
