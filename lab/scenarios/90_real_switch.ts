@@ -55,6 +55,13 @@ export const scenario: LabScenario = {
       }
       const ok = await timeline.step(step.name, () => step.run(env));
       if (!ok) failed = `after "${step.name}" failed`;
+      if (step.name.startsWith("5.1 v2")) {
+        const m = await sw.memory();
+        timeline.note(
+          `${sw.name} with the v2 pod running: ${Math.round(m.rss / 1048576)} MiB rss ` +
+            `(+${Math.round(m.cache / 1048576)} MiB page cache)`,
+        );
+      }
     }
   },
 };

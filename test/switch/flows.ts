@@ -358,7 +358,23 @@ export const FLOW_STEPS: FlowStep[] = [
         (o) => o === "none",
         20_000,
       );
-      return `status 3 after stop; new pod ${pod.name} Ready while idle; 50051 ${owner}`;
+      // What the kubelet's readiness probe gets from the watchdog while the feature is off.
+      const wd = await env.sw.exec([
+        "curl",
+        "-s",
+        "-w",
+        "\\n%{http_code}",
+        "http://127.0.0.1:50080/readyz",
+      ]);
+      const [body, http] = [
+        wd.stdout.slice(0, wd.stdout.lastIndexOf("\n")),
+        wd.stdout.split("\n").pop(),
+      ];
+      if (http !== "200" || !/disabled/.test(body)) {
+        throw new Error(`watchdog /readyz while disabled: HTTP ${http} ${body}`);
+      }
+      return `status 3 after stop; new pod ${pod.name} Ready while idle (watchdog /readyz 200, ` +
+        `feature disabled); 50051 ${owner}`;
     },
   },
   {
