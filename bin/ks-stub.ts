@@ -58,10 +58,14 @@ if (import.meta.main) {
     if (output !== "text" && output !== "json") {
       throw new UsageError(`--output: "${output}" is not text or json`);
     }
+    // Only `wait` ends gracefully on SIGTERM (systemd stopping the unit: exit 0); the bounded
+    // verbs keep the default action, so systemd's own timeouts still kill them at once.
     const stopping = new AbortController();
-    const onSignal = () => stopping.abort();
-    Deno.addSignalListener("SIGTERM", onSignal);
-    Deno.addSignalListener("SIGINT", onSignal);
+    if (positionals[1] === "wait") {
+      const onSignal = () => stopping.abort();
+      Deno.addSignalListener("SIGTERM", onSignal);
+      Deno.addSignalListener("SIGINT", onSignal);
+    }
     return await run({
       feature: positionals[0],
       verb: positionals[1],

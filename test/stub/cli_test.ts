@@ -1,7 +1,7 @@
 // ks-stub's command line, run as the bundled tool: help with an example, version, usage errors as
 // one line with exit 2, and a kubeconfig that cannot be used as one line (status: 4, others: 1).
 import assert from "node:assert/strict";
-import { runTool } from "../harness/bin.ts";
+import { runTool, toolCommand } from "../harness/bin.ts";
 
 Deno.test("--help shows the verbs and an example; --version prints the version", async () => {
   const help = await runTool("ks-stub", ["--help"]);
@@ -60,6 +60,54 @@ Deno.test("an unusable kubeconfig is one line: status says unknown (4), stop fai
     assert.equal(lines.length, 1, stop.stderr);
     assert.match(lines[0], /ks-stub\[\d+\]: telemetry: ERROR: cannot use the kubeconfig/);
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a bounded verb dies at once on SIGTERM (systemd's start timeout)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ks-stub-cli-" });
+  // A server that accepts and never answers: start keeps retrying within its 20 s bound.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const held: Deno.Conn[] = [];
+  (async () => {
+    for await (const c of listener) held.push(c);
+  })().catch(() => {});
+  try {
+    await Deno.writeTextFile(
+      `${dir}/kubeconfig`,
+      `apiVersion: v1
+kind: Config
+clusters:
+- name: c
+  cluster: {server: "http://127.0.0.1:${port}"}
+users:
+- name: u
+  user: {token: t}
+contexts:
+- name: x
+  context: {cluster: c, user: u}
+current-context: x
+`,
+    );
+    const cmd = await toolCommand("ks-stub", [
+      "telemetry",
+      "start",
+      "--node",
+      "sw1",
+      "--kubeconfig",
+      `${dir}/kubeconfig`,
+    ], { stdout: "null", stderr: "null" });
+    const child = cmd.spawn();
+    await new Promise((r) => setTimeout(r, 1500));
+    const t0 = Date.now();
+    child.kill("SIGTERM");
+    const status = await child.status;
+    assert.equal(status.signal, "SIGTERM");
+    assert.ok(Date.now() - t0 < 2000, `took ${Date.now() - t0} ms to die`);
+  } finally {
+    listener.close();
+    for (const c of held) c.close();
     await Deno.remove(dir, { recursive: true });
   }
 });
