@@ -321,6 +321,11 @@ class Schedule {
     } catch { /* already exited */ }
     await child.status;
     await reading;
+    // A systemctl the killed patcher had started may still be running: let it finish first.
+    for (let last = -1; this.sb.systemctl.calls().length !== last;) {
+      last = this.sb.systemctl.calls().length;
+      await new Promise((r) => setTimeout(r, 30));
+    }
     const after = this.snapshot();
     const touched = after.calls !== before.calls ||
       this.files.some((_, i) =>
