@@ -159,10 +159,9 @@ export async function deleteDaemonSet(cluster: KubeCluster, feature: string): Pr
 export async function podsByNode(
   cluster: KubeCluster,
   feature: string,
+  selector = `raw_container_name=${feature}`,
 ): Promise<Map<string, { hash: string; ready: boolean; uid: string }>> {
-  const list = await cluster.rest.list<PodLite>(podsPath, {
-    labelSelector: `raw_container_name=${feature}`,
-  });
+  const list = await cluster.rest.list<PodLite>(podsPath, { labelSelector: selector });
   const out = new Map<string, { hash: string; ready: boolean; uid: string }>();
   for (const p of list.items) {
     if (p.metadata.deletionTimestamp || !p.spec.nodeName) continue;
@@ -185,14 +184,14 @@ export class PodRecorder {
   #abort = new AbortController();
   #done: Promise<void>;
 
-  constructor(cluster: KubeCluster, feature: string, resourceVersion: string) {
+  constructor(cluster: KubeCluster, selector: string, resourceVersion: string) {
     this.#done = (async () => {
       let rv = resourceVersion;
       while (!this.#abort.signal.aborted) {
         try {
           for await (
             const ev of cluster.rest.watch<PodLite>(podsPath, {
-              labelSelector: `raw_container_name=${feature}`,
+              labelSelector: selector,
               resourceVersion: rv,
               timeoutSeconds: 300,
               signal: this.#abort.signal,
@@ -216,11 +215,13 @@ export class PodRecorder {
   }
 
   /** Starts recording from the current state of the pod list. */
-  static async start(cluster: KubeCluster, feature: string): Promise<PodRecorder> {
-    const list = await cluster.rest.list<PodLite>(podsPath, {
-      labelSelector: `raw_container_name=${feature}`,
-    });
-    return new PodRecorder(cluster, feature, list.metadata.resourceVersion ?? "0");
+  static async start(
+    cluster: KubeCluster,
+    feature: string,
+    selector = `raw_container_name=${feature}`,
+  ): Promise<PodRecorder> {
+    const list = await cluster.rest.list<PodLite>(podsPath, { labelSelector: selector });
+    return new PodRecorder(cluster, selector, list.metadata.resourceVersion ?? "0");
   }
 
   async stop(): Promise<void> {
