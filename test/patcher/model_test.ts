@@ -10,7 +10,7 @@
 //
 // Reproduce a run: KS_MODEL_SEED=<printed seed> deno test -A test/patcher/model_test.ts
 // Size: KS_MODEL_SCHEDULES (default 500), KS_MODEL_REAL_KILL (share of schedules with a real
-// process killed, default 0.25), KS_MODEL_CONCURRENCY (schedules at once, default 8).
+// process killed, default 0.2), KS_MODEL_CONCURRENCY (schedules at once, default 8).
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { InjectedCrash, type WritePoint } from "../../src/host/files.ts";
@@ -405,7 +405,7 @@ async function runSchedule(seed: number, index: number, realKillShare: number): 
   const nativeManifest = await sb.writeManifest(telemetryManifest("native"), "native.yaml");
   const s = new Schedule(sb, rand, nativeManifest);
   const restore = rand() < 0.35;
-  const steps = 4 + Math.floor(rand() * 9);
+  const steps = 3 + Math.floor(rand() * 8);
   const switchAt = restore ? 1 + Math.floor(rand() * (steps - 1)) : -1;
   const realKillAt = rand() < realKillShare ? Math.floor(rand() * steps) : -1;
   try {
@@ -445,7 +445,7 @@ async function runSchedule(seed: number, index: number, realKillShare: number): 
 Deno.test("model: any interleaving of postupgrade edits, passes, crashes and SIGKILLs converges to the desired files (kube) or the originals (native)", async () => {
   const seed = Number(Deno.env.get("KS_MODEL_SEED") ?? Math.floor(Math.random() * 2 ** 31));
   const schedules = Number(Deno.env.get("KS_MODEL_SCHEDULES") ?? 500);
-  const realKillShare = Number(Deno.env.get("KS_MODEL_REAL_KILL") ?? 0.25);
+  const realKillShare = Number(Deno.env.get("KS_MODEL_REAL_KILL") ?? 0.2);
   const concurrency = Number(Deno.env.get("KS_MODEL_CONCURRENCY") ?? 8);
   console.log(`model test: seed=${seed} schedules=${schedules} (replay: KS_MODEL_SEED=${seed})`);
   const t0 = performance.now();
