@@ -64,6 +64,24 @@ export class StateConflict extends Error {
   override name = "StateConflict";
 }
 
+/**
+ * Outer bound of one logical call (the REST client's attempts, timeouts and back-offs included):
+ * a last resort should a call's own timeout ever fail to fire, so a rollout never hangs on the API.
+ */
+export const CALL_DEADLINE_MS = 120_000;
+
+/** Rejects when `call` has not settled within {@link CALL_DEADLINE_MS}. */
+function bounded<T>(call: Promise<T>, ms = CALL_DEADLINE_MS): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`no answer from the API server within ${ms} ms`)),
+      ms,
+    );
+  });
+  return Promise.race([call, deadline]).finally(() => clearTimeout(timer));
+}
+
 /** Escapes a key for a JSON Pointer (RFC 6901). */
 function pointer(key: string): string {
   return key.replaceAll("~", "~0").replaceAll("/", "~1");
@@ -97,7 +115,7 @@ export class RolloutCluster {
   async getDaemonSet(): Promise<DaemonSet> {
     this.requests++;
     try {
-      return await this.rest.get<DaemonSet>(this.#dsPath);
+      return await bounded(this.rest.get<DaemonSet>(this.#dsPath));
     } catch (error) {
       if (isNotFound(error)) {
         throw new Error(`daemonset ${this.namespace}/${this.name} not found`);
@@ -110,7 +128,7 @@ export class RolloutCluster {
   async replaceDaemonSet(ds: DaemonSet): Promise<DaemonSet> {
     this.requests++;
     try {
-      return await this.rest.replace<DaemonSet>(this.#dsPath, ds);
+      return await bounded(this.rest.replace<DaemonSet>(this.#dsPath, ds));
     } catch (error) {
       if (isConflict(error)) {
         throw new WriteConflict(`daemonset ${this.namespace}/${this.name} changed since read`);
@@ -139,7 +157,7 @@ export class RolloutCluster {
     ];
     if (template) ops.push({ op: "replace", path: "/spec/template", value: template });
     try {
-      return await this.rest.patch<DaemonSet>(this.#dsPath, ops, { type: "json" });
+      return await bounded(this.rest.patch<DaemonSet>(this.#dsPath, ops, { type: "json" }));
     } catch (error) {
       if (error instanceof KubeApiError && (error.status === 422 || error.status === 409)) {
         throw new StateConflict(
@@ -153,9 +171,11 @@ export class RolloutCluster {
   /** The DaemonSet's ControllerRevisions (owned by its uid), oldest revision first. */
   async listRevisions(ds: DaemonSet): Promise<ControllerRevision[]> {
     this.requests++;
-    const list = await this.rest.list<ControllerRevision>(`${this.#nsApps}/controllerrevisions`, {
-      labelSelector: labelSelector(ds.spec.selector.matchLabels),
-    });
+    const list = await bounded(
+      this.rest.list<ControllerRevision>(`${this.#nsApps}/controllerrevisions`, {
+        labelSelector: labelSelector(ds.spec.selector.matchLabels),
+      }),
+    );
     return list.items
       .filter((cr) => cr.metadata.ownerReferences?.some((o) => o.uid === ds.metadata.uid))
       .sort((a, b) => a.revision - b.revision);
@@ -164,8 +184,10 @@ export class RolloutCluster {
   /** Reads one ControllerRevision by name. */
   async getRevision(name: string): Promise<ControllerRevision> {
     this.requests++;
-    return await this.rest.get<ControllerRevision>(
-      `${this.#nsApps}/controllerrevisions/${encodeURIComponent(name)}`,
+    return await bounded(
+      this.rest.get<ControllerRevision>(
+        `${this.#nsApps}/controllerrevisions/${encodeURIComponent(name)}`,
+      ),
     );
   }
 
@@ -176,11 +198,11 @@ export class RolloutCluster {
     let resourceVersion = "";
     do {
       this.requests++;
-      const page = await this.rest.list<PodLike>(`${this.#nsCore}/pods`, {
+      const page = await bounded(this.rest.list<PodLike>(`${this.#nsCore}/pods`, {
         labelSelector: labelSelector(ds.spec.selector.matchLabels),
         limit: LIST_PAGE,
         continue: cont,
-      });
+      }));
       for (const pod of page.items) pods.push(podView(pod));
       cont = page.metadata.continue || undefined;
       resourceVersion = page.metadata.resourceVersion ?? "";
@@ -206,11 +228,11 @@ export class RolloutCluster {
     let cont: string | undefined;
     do {
       this.requests++;
-      const page = await this.rest.list<NodeLike>("/api/v1/nodes", {
+      const page = await bounded(this.rest.list<NodeLike>("/api/v1/nodes", {
         labelSelector: selector,
         limit: LIST_PAGE,
         continue: cont,
-      });
+      }));
       for (const n of page.items) {
         nodes.push({ metadata: { name: n.metadata.name, labels: n.metadata.labels } });
       }
@@ -226,9 +248,9 @@ export class RolloutCluster {
   async deletePod(name: string, uid: string): Promise<boolean> {
     this.requests++;
     try {
-      await this.rest.delete(`${this.#nsCore}/pods/${encodeURIComponent(name)}`, {
+      await bounded(this.rest.delete(`${this.#nsCore}/pods/${encodeURIComponent(name)}`, {
         preconditions: uid ? { uid } : undefined,
-      });
+      }));
       return true;
     } catch (error) {
       if (isNotFound(error) || isConflict(error)) return false;
