@@ -149,9 +149,21 @@ exec kill -USR2 ${Deno.pid}`;
       } catch { /* exited */ }
     }
   }
-  // One poll's fixed cost: the loop's latency when the HSET lands just before a poll is the
-  // minimum observed; the model adds it to the uniform wait.
-  const c = Math.min(...pollLat);
+  // One poll's fixed cost (redis-cli HGET + the exec of the daemon): the loop started with the
+  // state already enabled, from spawn to the daemon's signal (median of 10); the model adds it to
+  // the uniform wait.
+  await redis.setFeatureState("restapi", "enabled");
+  const costs: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    const sig = nextSignal();
+    const t0 = performance.now();
+    const loop = new Deno.Command("bash", { args: ["-c", script], stdout: "null", stderr: "null" })
+      .spawn();
+    costs.push((await timed(sig.promise, `poll cost ${i}`, 5000)) - t0);
+    sig.cancel();
+    await loop.status;
+  }
+  const c = quantile(costs, 0.5);
   const model = (q: number) => q * POLL_INTERVAL_S * 1000 + c;
 
   const rows: [string, number, number][] = [
