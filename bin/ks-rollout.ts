@@ -20,6 +20,8 @@ const HELP = `ks-rollout — roll a feature's DaemonSet across the fleet in heal
 
 Usage: ks-rollout <feature> --to <manifest|revision> [options]
        ks-rollout status <feature> [--output json]
+       ks-rollout abort <feature>      stop an unfinished rollout (its run gone or killed first)
+                                       and roll every touched switch back
 
 The DaemonSet (updateStrategy OnDelete) gets the new template; then per wave its nodes' old pods
 are deleted (at most --max-in-flight at once) and each new pod must turn Ready within
@@ -57,7 +59,8 @@ another run holds it), 4 stopped and rolled back, 5 rolled back incompletely.
 Example:
   ks-rollout telemetry --to out/telemetry-v2.yaml --waves 1,1%,10%,50%,100% \\
     --failure-budget 2% --bake 5m --max-in-flight 20
-  ks-rollout status telemetry`;
+  ks-rollout status telemetry
+  ks-rollout abort telemetry`;
 
 function positiveInt(text: string, what: string): number {
   if (!/^\d+$/.test(text) || Number(text) < 1) {
@@ -94,11 +97,14 @@ if (import.meta.main) {
     if (output !== "text" && output !== "json") {
       throw new UsageError(`--output: "${output}" is not text or json`);
     }
-    const isStatus = positionals[0] === "status";
-    const feature = isStatus ? positionals[1] : positionals[0];
+    const verb = positionals[0] === "status" || positionals[0] === "abort"
+      ? positionals[0]
+      : undefined;
+    const isStatus = verb === "status";
+    const feature = verb ? positionals[1] : positionals[0];
     if (!feature) throw new UsageError("missing <feature>");
-    if (positionals.length > (isStatus ? 2 : 1)) {
-      throw new UsageError(`unexpected argument "${positionals[isStatus ? 2 : 1]}"`);
+    if (positionals.length > (verb ? 2 : 1)) {
+      throw new UsageError(`unexpected argument "${positionals[verb ? 2 : 1]}"`);
     }
     if (!/^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$/.test(feature)) {
       throw new UsageError(`<feature>: "${feature}" is not a feature name`);
@@ -121,11 +127,13 @@ if (import.meta.main) {
       }
     }
 
-    if (!values.to) throw new UsageError("--to is required (a manifest or a revision)");
+    const abort = verb === "abort";
+    if (!values.to && !abort) throw new UsageError("--to is required (a manifest or a revision)");
     const opts = {
       feature,
       namespace,
-      to: values.to,
+      to: values.to ?? "",
+      abort,
       waves: parseWaves(values.waves),
       budget: parseBudget(values["failure-budget"]),
       bakeMs: parseDuration(values.bake, "--bake"),

@@ -330,3 +330,18 @@ export function step(state: RolloutState, obs: Observation): StepResult {
   if (s.phase === "rolling-back") stepBack(s, obs, byNode, deletes, events);
   return { state: s, deletes, events, restoreTemplate: false };
 }
+
+/**
+ * Stops a rollout in `rolling` or `baking` on an operator's request: the same rollback as over
+ * budget (every touched node restored, the previous template first). Returns the state unchanged
+ * (restoreTemplate false) in any other phase.
+ */
+export function abortRollout(state: RolloutState, obs: Observation, reason: string): StepResult {
+  const s = cloneState(state);
+  const events: StepEvent[] = [];
+  if (s.phase !== "rolling" && s.phase !== "baking") {
+    return { state: s, deletes: [], events, restoreTemplate: false };
+  }
+  enterRollback(s, podsByNode(obs.pods), reason, events, obs.now);
+  return { state: s, deletes: [], events, restoreTemplate: true };
+}

@@ -9,13 +9,15 @@ import { type Budget, formatBudget } from "./gate.ts";
 import {
   type DaemonSet,
   PodCache,
+  type PodTemplate,
   RolloutCluster,
   StateConflict,
   WriteConflict,
 } from "./cluster.ts";
-import { type Deletion, step } from "./machine.ts";
+import { abortRollout, type Deletion, step } from "./machine.ts";
 import { progressLine, type RolloutProgress, summarize } from "./progress.ts";
 import {
+  decideAbort,
   decideClaim,
   decodeState,
   encodeState,
@@ -65,6 +67,8 @@ export interface RolloutOptions {
   leaseMs: number;
   /** Pause between observations. */
   pollMs: number;
+  /** Stop the unfinished rollout and roll it back (`ks-rollout abort`); `to` is ignored. */
+  abort?: boolean;
   logger: Logger;
   /** Called after every step with the current progress. */
   onProgress?: (progress: RolloutProgress) => void;
@@ -151,6 +155,38 @@ async function claim(cluster: RolloutCluster, opts: RolloutOptions, me: string):
     }
     const annotations = ds.metadata.annotations ?? {};
     const existing = decodeState(annotations[STATE_ANNOTATION]);
+    if (opts.abort) {
+      const now = Date.now();
+      const decision = decideAbort(existing, me, now, opts.leaseMs);
+      if (decision.action === "refuse") return { kind: "refused", reason: decision.reason };
+      let state: RolloutState = { ...existing!, holder: me, heartbeat: now };
+      let template: PodTemplate | undefined;
+      if (state.phase === "rolling" || state.phase === "baking") {
+        const { pods } = await cluster.listPods(ds);
+        const stopped = abortRollout(state, { now, pods }, "aborted by the operator");
+        state = stopped.state;
+        template = revisionTemplate(await cluster.getRevision(state.previous.revision));
+      }
+      const written = encodeState(state);
+      try {
+        await cluster.patchState(
+          STATE_ANNOTATION,
+          annotations[STATE_ANNOTATION],
+          written,
+          template,
+        );
+      } catch (error) {
+        if (error instanceof StateConflict) continue;
+        throw error;
+      }
+      log.warn("rollout stopped, rolling back", {
+        id: state.id,
+        reason: "aborted by the operator",
+        previous_holder: existing!.holder,
+        revision: state.previous.revision,
+      });
+      return { kind: "run", state, written };
+    }
     const sameAsExisting = existing !== undefined && !isFinal(existing) &&
       (opts.to === existing.target.to || opts.to === existing.target.hash);
     let target: Target | undefined;

@@ -205,3 +205,31 @@ export function decideClaim(
       `it resumes here once that run is gone or its lease (${Math.round(leaseMs / 1000)}s) expires`,
   };
 }
+
+/**
+ * Decides whether `ks-rollout abort` may take a rollout over: only an unfinished one, and only
+ * from a holder that is us, known dead, or past its lease (a live run would fight the abort:
+ * stop it first). `rollback` = the rollout is rolling back already (resume that).
+ */
+export function decideAbort(
+  state: RolloutState | undefined,
+  me: string,
+  now: number,
+  leaseMs: number,
+  holderDead: (holder: string) => boolean = holderIsDeadHere,
+): ClaimDecision {
+  if (!state || isFinal(state)) {
+    return { action: "refuse", reason: "no rollout in progress to abort" };
+  }
+  const gone = state.holder === me || holderDead(state.holder) ||
+    now - state.heartbeat > leaseMs;
+  if (!gone) {
+    const age = Math.max(0, Math.round((now - state.heartbeat) / 1000));
+    return {
+      action: "refuse",
+      reason: `rollout ${state.id} is driven by a live run (${state.holder}, last heartbeat ` +
+        `${age}s ago): stop that run first, or wait ${Math.round(leaseMs / 1000)}s for its lease`,
+    };
+  }
+  return { action: "resume", takeover: state.holder !== me };
+}

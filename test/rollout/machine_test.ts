@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { step } from "../../src/rollout/machine.ts";
+import { abortRollout, step } from "../../src/rollout/machine.ts";
 import { countMarks, countUndo, type RolloutState } from "../../src/rollout/state.ts";
 import { parseWaves, waveCounts } from "../../src/rollout/waves.ts";
 import { FleetSim, freshState } from "./machine_sim.ts";
@@ -149,4 +149,19 @@ Deno.test("machine: a run that crashed after deleting resumes without deleting t
   const run = drive(sim, resumed.state);
   assert.equal(run.state.phase, "done");
   assert.equal(sim.deletedUids.length, 8);
+});
+
+Deno.test("machine: an operator's abort mid-bake restores the touched nodes only", () => {
+  const sim = new FleetSim({ nodes: 10 });
+  const baking = drive(sim, freshState(sim.nodes, [3, 10], { bakeMs: 60_000 }), 100, 6);
+  assert.equal(baking.state.phase, "baking");
+  const stopped = abortRollout(baking.state, { now: 10_000, pods: sim.observe() }, "operator");
+  assert.equal(stopped.restoreTemplate, true);
+  assert.equal(stopped.state.stopReason, "operator");
+  assert.equal(stopped.state.undo, "ppp.......");
+  const run = drive(sim, stopped.state);
+  assert.equal(run.state.phase, "rolled-back");
+  assert.ok(sim.observe().every((p) => p.hash === "old" && p.ready));
+  // Nothing to abort once final.
+  assert.equal(abortRollout(run.state, { now: 0, pods: [] }, "x").restoreTemplate, false);
 });

@@ -393,6 +393,62 @@ Deno.test({
         },
       );
 
+      await t.step(
+        "abort: refused while the run lives; after kill -9 it rolls back the touched switches",
+        async () => {
+          const feature = "teamd";
+          await createDaemonSet(cluster, feature, FLEET);
+          const v2 = await writeManifest(
+            dir,
+            "teamd-v2",
+            daemonSet(feature, { image: "teamd:v2" }),
+          );
+          const oldHash = [...(await podsByNode(cluster, feature)).values()][0].hash;
+          const recorder = await PodRecorder.start(cluster, feature);
+          const args = rolloutArgs(cluster, feature, v2, ["--waves", "2,100%", "--bake", "120s"]);
+          const run = (await toolCommand("ks-rollout", args, { stdout: "null", stderr: "null" }))
+            .spawn();
+          try {
+            await waitUntil(
+              async () => (await rolloutState(cluster, feature)).state?.phase === "baking",
+              60_000,
+              "the first wave baking",
+              100,
+            );
+            const refused = await runTool("ks-rollout", [
+              "abort",
+              feature,
+              "--kubeconfig",
+              cluster.kubeconfigPath,
+            ]);
+            assert.equal(refused.code, 3, refused.stderr);
+            assert.match(refused.stderr, /driven by a live run/);
+          } finally {
+            try {
+              run.kill("SIGKILL");
+            } catch { /* gone */ }
+            await run.status;
+          }
+          const abort = await runTool("ks-rollout", [
+            "abort",
+            feature,
+            "--kubeconfig",
+            cluster.kubeconfigPath,
+            "--output",
+            "json",
+          ]);
+          await recorder.stop();
+          assert.equal(abort.code, 4, abort.stderr.slice(-2000));
+          const report = parseReport(abort.stdout, abort.stderr);
+          assert.equal(report.progress!.stopReason, "aborted by the operator");
+          assert.equal(report.progress!.rollback!.done, 2);
+          assert.equal(recorder.nodesByHash.get(report.progress!.targetHash)?.size, 2);
+          const after = await podsByNode(cluster, feature);
+          assert.ok([...after.values()].every((p) => p.hash === oldHash && p.ready));
+          await deleteDaemonSet(cluster, feature);
+        },
+      );
+
       await t.step("two rollouts racing: one wins, the other is refused", async () => {
         const feature = "snmp";
         await createDaemonSet(cluster, feature, FLEET);

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  decideAbort,
   decideClaim,
   decodeState,
   encodeState,
@@ -70,4 +71,20 @@ Deno.test("state: a holder on this host is dead when its process is gone", async
     await child.status;
   }
   assert.equal(holderIsDeadHere(`${host}/${child.pid}`), true);
+});
+
+Deno.test("state: abort takes over only a rollout whose run is gone, and only an unfinished one", () => {
+  const state = freshState(["a"], [1]);
+  state.heartbeat = 1000;
+  assert.equal(decideAbort(state, "host/2", 2000, 30_000, () => false).action, "refuse");
+  assert.deepEqual(decideAbort(state, "host/2", 2000, 30_000, () => true), {
+    action: "resume",
+    takeover: true,
+  });
+  assert.equal(decideAbort(state, "host/2", 40_000, 30_000, () => false).action, "resume");
+  state.phase = "done";
+  assert.match(
+    (decideAbort(state, "host/2", 2000, 30_000, () => true) as { reason: string }).reason,
+    /no rollout in progress/,
+  );
 });
