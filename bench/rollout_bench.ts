@@ -1,6 +1,7 @@
 // `deno task bench rollout`: rolls a kwok fleet (KS_BENCH_FLEET, default 1000 switches) with the
 // bundled ks-rollout (zero bake, --max-in-flight 10% of the fleet) and reports wall time, API
-// requests per node and the tool's peak RSS; beside it, `kubectl rollout status` of a RollingUpdate
+// requests per node and the tool's peak RSS; then a revision not Ready on a random 5% of the
+// switches: where it stopped, how many switches ever ran it, how long the rollback took; beside it, `kubectl rollout status` of a RollingUpdate
 // DaemonSet (maxUnavailable 10%, the same unavailability) after `kubectl set image`, on the same
 // fleet and control plane. Also prints how long the fleet and the first DaemonSet took.
 import { toolArgv } from "../test/harness/bin.ts";
@@ -11,6 +12,7 @@ import {
   daemonSet,
   deleteDaemonSet,
   fleetNames,
+  PodRecorder,
   waitReady,
   writeManifest,
 } from "../test/rollout/fleet.ts";
@@ -90,6 +92,49 @@ async function main() {
       }, zero bake, --max-in-flight ${inFlight}); ${report.requests} API requests = ` +
         `${report.requestsPerNode} per node; peak RSS ${run.rssMb.toFixed(0)} MB`,
     );
+    // The same fleet, a revision whose readiness fails on a random 5% of the switches.
+    const flaky = fleetNames(FLEET).sort(() => Math.random() - 0.5).slice(0, Math.ceil(FLEET / 20));
+    const v3 = await writeManifest(
+      dir,
+      "telemetry-v3",
+      daemonSet("telemetry", {
+        image: "kubesonic/telemetry:v3",
+        annotations: { "kubesonic.test/not-ready-nodes": flaky.join(",") },
+      }),
+    );
+    const recorder = await PodRecorder.start(kube, "telemetry");
+    t0 = performance.now();
+    const bad = await timed([
+      ...argv,
+      "telemetry",
+      "--to",
+      v3,
+      "--kubeconfig",
+      kube.kubeconfigPath,
+      "--bake",
+      "0s",
+      "--max-in-flight",
+      String(inFlight),
+      "--ready-timeout",
+      "20s",
+      "--output",
+      "json",
+    ]);
+    const badMs = performance.now() - t0;
+    await recorder.stop();
+    if (bad.code !== 4) {
+      throw new Error(`ks-rollout (5% bad) exited ${bad.code}: ${bad.stderr.slice(-1500)}`);
+    }
+    const badReport: RolloutReport = JSON.parse(bad.stdout);
+    const stopped = badReport.progress!.waves.find((w) => w.status === "stopped")!;
+    const onBad = recorder.nodesByHash.get(badReport.progress!.targetHash)?.size ?? 0;
+    console.log(
+      `ks-rollout, not Ready on a random 5% (${flaky.length} switches): stopped in wave ` +
+        `${stopped.wave} (up to ${stopped.upTo} switches) with ${badReport.progress!.failed} ` +
+        `failed; ${onBad} switches ever ran it; rolled back, in ${s(badMs)} overall ` +
+        `(--ready-timeout 20s); ${badReport.requestsPerNode} requests per node`,
+    );
+    if (onBad > stopped.upTo) throw new Error(`${onBad} switches ran the bad revision`);
     await deleteDaemonSet(kube, "telemetry");
     await waitUntil(
       async () => {
