@@ -43,7 +43,13 @@ export const scenario: LabScenario = {
       `inspect: DOCKER_HOST=${lab.docker.env.DOCKER_HOST} docker exec -it ${sw.name} bash; ` +
         `KUBECONFIG=${cluster.kubeconfigPath}`,
     );
-    const env = { cluster, sw, dir: ctx.dir, note: (t: string) => timeline.note(t) };
+    const env = {
+      cluster,
+      sw,
+      others: lab.switches.slice(1),
+      dir: ctx.dir,
+      note: (t: string) => timeline.note(t),
+    };
     let failed = "";
     for (const step of FLOW_STEPS) {
       const missing = missingTools(step);

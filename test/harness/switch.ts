@@ -26,6 +26,8 @@ const RUNC_ALLCAPS = join(REPO, "scripts", "switch", "runc-allcaps");
 export interface SwitchClusterRef {
   dir: string;
   server: string;
+  /** Admin kubeconfig (host side), for tools the flows run from the host. */
+  kubeconfigPath: string;
   kubectl(
     args: string[],
     opts?: { stdin?: string },

@@ -16,6 +16,8 @@ const EXAMPLE_SPEC = join(REPO, "examples", "telemetry", "feature.yaml");
 export interface FlowEnv {
   cluster: SwitchClusterRef;
   sw: SwitchNode;
+  /** The lab's other switches (not labelled for the feature): they must stay untouched. */
+  others?: SwitchNode[];
   /** Scratch directory for rendered manifests. */
   dir: string;
   /** Narration (the lab's timeline note, or the test's log). */
@@ -490,38 +492,49 @@ export const FLOW_STEPS: FlowStep[] = [
   },
   {
     part: "5.4",
-    name: "5.4 a v3 whose watchdog fails is rolled back to v2",
-    tools: ["ks-render", "ks-watchdog"],
+    name: "5.4 ks-rollout of a v3 whose watchdog fails: never Ready, rolled back to v2",
+    tools: ["ks-render", "ks-watchdog", "ks-rollout"],
     async run(env) {
       // v3 listens on the wrong port: its watchdog's TCP probe of 50051 fails.
-      await rollTo(env, await render(env, "v3", { TELEMETRY_PORT: "50052" }), "v2");
-      await waitFor(
-        "v3 pod not Ready (watchdog failing)",
-        () => podsOnNode(env),
-        (ps) =>
-          ps.some((p) =>
-            !p.deleting && p.stage === "v2" && p.containers.telemetry?.running && !p.ready
-          ),
-        90_000,
-      );
-      const rb = await env.cluster.kubectl([
-        "rollout",
-        "undo",
-        "daemonset/telemetry",
+      const out = await render(env, "v3", { TELEMETRY_PORT: "50052" });
+      await kubectlOk(env, ["apply", "-f", join(out, "common")]);
+      const r = await runTool("ks-rollout", [
+        "telemetry",
+        "--to",
+        join(out, "v2", "30-daemonset.yaml"),
+        "--waves",
+        "100%",
+        "--failure-budget",
+        "0",
+        "--bake",
+        "0s",
+        "--ready-timeout",
+        "40s",
+        "--kubeconfig",
+        env.cluster.kubeconfigPath,
+      ]);
+      if (r.code !== 4) {
+        const tail = r.stderr.trim().split("\n").slice(-4).join(" | ");
+        throw new Error(`ks-rollout exit ${r.code}, expected 4 (rolled back): ${tail}`);
+      }
+      const image = await kubectlOk(env, [
+        "get",
+        "daemonset",
+        "telemetry",
         "-n",
         "sonic",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
       ]);
-      if (rb.code !== 0) throw new Error(`rollout undo: ${rb.stderr.trim()}`);
-      for (const p of await podsOnNode(env)) {
-        await env.cluster.kubectl(["delete", "pod", "-n", "sonic", p.name, "--wait=false"]);
-      }
+      if (image !== "kubesonic/telemetry:v2") throw new Error(`template after rollback: ${image}`);
       const pod = await waitPodReady(env, "v2");
       const owner = await waitFor(
         "the daemon on 50051",
         () => portOwner(env.sw),
         (o) => o === "kubernetes",
       );
-      return `v3 not Ready, undone; pod ${pod.name} Ready again, 50051 from ${owner}`;
+      return `ks-rollout exit 4 (v3 not Ready in 40 s, rolled back); template ${image}; ` +
+        `pod ${pod.name} Ready, 50051 from ${owner}`;
     },
   },
   {
@@ -552,6 +565,32 @@ export const FLOW_STEPS: FlowStep[] = [
         (o) => o === "docker",
       );
       return `launcher restored, unit ${u.ActiveState}, 50051 from ${owner}`;
+    },
+  },
+  {
+    part: "isolation",
+    name: "the other switches were untouched: own CONFIG_DB, own 127.0.0.1:50051, no pod",
+    tools: [],
+    async run(env) {
+      const others = env.others ?? [];
+      if (others.length === 0) return "no other switch in this lab";
+      for (const o of others) {
+        const u = await unitState(o, "telemetry");
+        const owner = await portOwner(o);
+        const native = await nativeContainer(o);
+        const cri = await criContainers(o);
+        const state = await o.configDb("HGET", "FEATURE|telemetry", "state");
+        if (u.ActiveState !== "active" || native !== "running" || owner !== "docker") {
+          throw new Error(`${o.name}: unit ${u.ActiveState}, native ${native}, 50051 ${owner}`);
+        }
+        if (Object.keys(cri).some((n) => n.startsWith("telemetry"))) {
+          throw new Error(`${o.name} runs telemetry pods: ${JSON.stringify(cri)}`);
+        }
+        if (u.NRestarts !== "0") throw new Error(`${o.name}: telemetry restarted ${u.NRestarts}x`);
+        if (state !== "enabled") throw new Error(`${o.name}: FEATURE|telemetry state ${state}`);
+      }
+      return `${others.map((o) => o.name).join(", ")}: native v0 active since boot (0 restarts), ` +
+        `serving their own 127.0.0.1:50051, no pods`;
     },
   },
 ];

@@ -20,11 +20,14 @@ Deno.test({
     const dir = await Deno.makeTempDir({ prefix: "ks-switch-flows-" });
     const cluster = await startKube({ dir: `${dir}/kube` });
     try {
-      const lab = await startSwitches({ cluster, count: 1, dir: `${dir}/switches` });
+      // Two switches: the flows run on sw1; sw2 shows that switches stay apart.
+      const lab = await startSwitches({ cluster, count: 2, dir: `${dir}/switches` });
+      const cgroups = lab.switches.map((s) => `/sys/fs/cgroup/memory${s.cgroup}`);
       try {
         const env = {
           cluster,
           sw: lab.switches[0],
+          others: lab.switches.slice(1),
           dir,
           note: (text: string) => console.error(`   ${text}`),
         };
@@ -50,6 +53,14 @@ Deno.test({
       } finally {
         await lab.stop();
       }
+      await t.step("stop() leaves no switch cgroup and no engine behind", async () => {
+        for (const cg of cgroups) {
+          const left = await Deno.stat(cg).then(() => true, () => false);
+          if (left) throw new Error(`${cg} still exists after stop()`);
+        }
+        const engine = await Deno.stat(lab.docker.socketPath).then(() => true, () => false);
+        if (engine) throw new Error(`${lab.docker.socketPath} still exists after stop()`);
+      });
     } finally {
       await cluster.stop();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
