@@ -156,6 +156,8 @@ R="$WORK/switch"
 mkdir -p "$R"
 tar -C "$R" -xf "$BASE_DIR/switch-base-$SWITCH_BASE_KEY.tar"
 cp -a "$ROOT/scripts/switch/rootfs/." "$R/"
+# git keeps only the executable bit: monit refuses a control file readable by others.
+chmod 600 "$R/etc/monit/monitrc"
 install -m 755 "$KUBE_BIN/kubelet" "$KUBE_BIN/crictl" "$R/usr/local/bin/"
 install_tools "$R"
 printf 'runtime-endpoint: unix:///run/containerd/containerd.sock\nimage-endpoint: unix:///run/containerd/containerd.sock\ntimeout: 10\n' >"$R/etc/crictl.yaml"
