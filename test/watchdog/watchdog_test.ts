@@ -245,7 +245,11 @@ Deno.test("redis down: /livez keeps the last known state, /readyz fails after th
       await wd.waitForLine(/CONFIG_DB unreachable/);
       let live = await get(port, "/livez");
       assert.equal(live.status, 200, "within the grace");
-      assert.equal((await get(port, "/readyz")).status, 200, "within the grace");
+      // Within the grace readiness still passes; on a loaded machine this answer may already be
+      // past it, so the check is that status and the reported outage agree.
+      const early = await get(port, "/readyz");
+      const downMs = (early.body.config_db as { unreachable_ms: number }).unreachable_ms;
+      assert.equal(early.status, downMs <= 1000 ? 200 : 503, `unreachable ${downMs} ms`);
       await new Promise((r) => setTimeout(r, 1300));
       live = await get(port, "/livez");
       assert.equal(live.status, 200, "liveness never fails for a database outage");
