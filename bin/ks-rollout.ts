@@ -2,7 +2,7 @@
 // health, rolling back automatically over the failure budget; `status` shows a recorded rollout.
 // Parses flags, builds the API client and calls src/rollout/run.ts; exit codes live here.
 import { parseCli, parseDuration, runCli, setting, UsageError } from "../src/cli.ts";
-import { createLogger } from "../src/log.ts";
+import { createLogger, stderrSink } from "../src/log.ts";
 import { KubeRest } from "../src/kube/rest.ts";
 import { parseBudget } from "../src/rollout/gate.ts";
 import { progressLine, type RolloutProgress, statusText } from "../src/rollout/progress.ts";
@@ -110,7 +110,15 @@ if (import.meta.main) {
       throw new UsageError(`<feature>: "${feature}" is not a feature name`);
     }
     const namespace = setting(values.namespace, "KS_NAMESPACE", "sonic");
-    const logger = createLogger("ks-rollout", feature);
+    // On a terminal the progress line is redrawn in place; log lines are printed above it.
+    const tty = output === "text" && !isStatus && Deno.stderr.isTerminal();
+    const encoder = new TextEncoder();
+    let lastLine = "";
+    const logger = createLogger("ks-rollout", feature, (line) => {
+      if (tty && lastLine) Deno.stderr.writeSync(encoder.encode("\r\x1b[K"));
+      stderrSink(line);
+      if (tty && lastLine) Deno.stderr.writeSync(encoder.encode(lastLine));
+    });
 
     if (isStatus) {
       const rest = await KubeRest.connect({ path: values.kubeconfig }, { logger });
@@ -152,14 +160,13 @@ if (import.meta.main) {
       timeoutMs: 15_000,
       retries: 4,
     });
-    const tty = output === "text" && Deno.stderr.isTerminal();
-    let lastLine = "";
     let lastLogged = 0;
     const onProgress = (p: RolloutProgress) => {
       const line = progressLine(p);
+      if (line === lastLine) return;
       if (tty) {
-        Deno.stderr.writeSync(new TextEncoder().encode(`\r\x1b[K${line}`));
-      } else if (line !== lastLine && Date.now() - lastLogged > 5000) {
+        Deno.stderr.writeSync(encoder.encode(`\r\x1b[K${line}`));
+      } else if (Date.now() - lastLogged > 5000) {
         logger.info("progress", { line });
         lastLogged = Date.now();
       }
@@ -171,7 +178,7 @@ if (import.meta.main) {
       report = await runRollout(rest, { ...opts, daemonset, onProgress });
     } finally {
       rest.close();
-      if (tty && lastLine) Deno.stderr.writeSync(new TextEncoder().encode("\n"));
+      if (tty && lastLine) Deno.stderr.writeSync(encoder.encode("\n"));
     }
     if (output === "json") console.log(JSON.stringify(report, null, 2));
     else if (report.result === "dry-run") {

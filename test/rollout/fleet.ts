@@ -193,7 +193,7 @@ export class PodRecorder {
             const ev of cluster.rest.watch<PodLite>(podsPath, {
               labelSelector: selector,
               resourceVersion: rv,
-              timeoutSeconds: 300,
+              timeoutSeconds: 60,
               signal: this.#abort.signal,
             })
           ) {
@@ -224,8 +224,17 @@ export class PodRecorder {
     return new PodRecorder(cluster, selector, list.metadata.resourceVersion ?? "0");
   }
 
+  /**
+   * Stops the watch. Waits at most a second: an aborted watch can stay open until the server ends
+   * it (src/kube/rest.ts's abort signal can be garbage-collected; see docs/rollout.md).
+   */
   async stop(): Promise<void> {
     this.#abort.abort();
-    await this.#done.catch(() => {});
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.#done.catch(() => {}),
+      new Promise((r) => (timer = setTimeout(r, 1000))),
+    ]);
+    clearTimeout(timer);
   }
 }
