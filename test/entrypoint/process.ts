@@ -3,6 +3,7 @@
 // stopped by `stop()` (SIGKILL after a grace), which tests call in `finally`.
 import { toolArgv } from "../harness/bin.ts";
 import { waitUntil } from "../harness/net.ts";
+import { stopChild } from "../harness/process.ts";
 
 /** A running tool with collected output. */
 export interface RunningTool {
@@ -99,14 +100,7 @@ export async function startTool(
           Deno.kill(-child.pid, "SIGKILL");
         } catch { /* group gone */ }
       };
-      if (!exited) {
-        try {
-          child.kill(signal);
-        } catch { /* gone */ }
-        const timer = setTimeout(killGroup, graceMs);
-        await status;
-        clearTimeout(timer);
-      }
+      if (!exited) await stopChild(child, status, graceMs, { signal, escalate: killGroup });
       killGroup(); // leftovers (a daemon of a killed entrypoint, orphans)
       return await status;
     },

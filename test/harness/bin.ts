@@ -3,6 +3,7 @@
 // the images and the lab run it.
 import { bundlePath, bundleTools, DIST_DIR } from "../../src/build/bundle.ts";
 import { join } from "node:path";
+import { runCommand } from "./process.ts";
 
 const built = new Set<string>();
 
@@ -44,20 +45,6 @@ export async function runTool(
   args: string[],
   options: { env?: Record<string, string>; stdin?: string; cwd?: string } = {},
 ): Promise<ToolResult> {
-  const cmd = await toolCommand(tool, args, {
-    env: options.env,
-    cwd: options.cwd,
-    stdin: options.stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  });
-  const child = cmd.spawn();
-  if (options.stdin !== undefined) {
-    const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(options.stdin));
-    await writer.close();
-  }
-  const out = await child.output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+  const [exe, ...prefix] = await toolArgv(tool);
+  return await runCommand(exe, [...prefix, ...args], options);
 }

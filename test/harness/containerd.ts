@@ -6,6 +6,10 @@
 import { join } from "node:path";
 import { cgroupDirsOf, killCgroups, killPids, pidsMentioning, unmountUnder } from "./docker.ts";
 import { BUSYBOX_CRI_REF, importBusyboxContainerd, PAUSE_CRI_REF } from "./images.ts";
+import { drainToFile, logTail, runCommand, stopChild, trackExit } from "./process.ts";
+
+/** How long containerd gets after SIGTERM before SIGKILL. */
+const STOP_GRACE_MS = 10_000;
 
 /** Options for a private containerd. */
 export interface ContainerdOptions {
@@ -171,14 +175,6 @@ oom_score = 0
 `;
 }
 
-async function decode(out: Deno.CommandOutput): Promise<CliResult> {
-  return await Promise.resolve({
-    code: out.code,
-    stdout: new TextDecoder().decode(out.stdout),
-    stderr: new TextDecoder().decode(out.stderr),
-  });
-}
-
 /**
  * Starts a private containerd and waits until `ctr version` answers; imports the busybox and
  * pause images unless told not to. Throws with the tail of its log if it does not come up.
@@ -215,40 +211,16 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Con
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  const logWriter = log.writable.getWriter();
-  const drain = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const chunk of stream) await logWriter.write(chunk).catch(() => {});
-  };
-  const drained = Promise.all([drain(child.stdout), drain(child.stderr)]).finally(() =>
-    logWriter.close().catch(() => {})
-  );
-  let exited = false;
-  const status = child.status.then((s) => {
-    exited = true;
-    return s;
-  });
+  const drained = drainToFile(child, log);
+  const daemon = trackExit(child);
 
   const ctrBin = findBinary("ctr")!;
-  const ctr = async (args: string[]) =>
-    decode(
-      await new Deno.Command(ctrBin, {
-        args: ["--address", socketPath, ...args],
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-      }).output(),
-    );
-  const crictl = async (args: string[], o: { crictlPath?: string } = {}) => {
+  const ctr = (args: string[]): Promise<CliResult> =>
+    runCommand(ctrBin, ["--address", socketPath, ...args]);
+  const crictl = async (args: string[], o: { crictlPath?: string } = {}): Promise<CliResult> => {
     const bin = o.crictlPath ?? crictlPath();
     if (!bin) throw new Error("crictl is not built: run scripts/build-kube.sh");
-    return decode(
-      await new Deno.Command(bin, {
-        args: ["--config", crictlConfig, ...args],
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-      }).output(),
-    );
+    return await runCommand(bin, ["--config", crictlConfig, ...args]);
   };
 
   const runPod = async (spec: PodSpec): Promise<RunningPod> => {
@@ -309,7 +281,7 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Con
     // Record every task's cgroups, kill and delete tasks; pods via the CRI; then containerd;
     // then whatever is left (shims by our paths, container processes by their cgroups).
     const cgroups: string[] = [];
-    if (!exited) {
+    if (!daemon.exited) {
       const nss = (await ctr(["namespaces", "ls", "-q"]).catch(() => undefined))?.stdout ?? "";
       for (const ns of nss.split("\n").filter((s) => s)) {
         const tasks = (await ctr(["-n", ns, "tasks", "ls"]).catch(() => undefined))?.stdout ?? "";
@@ -322,26 +294,15 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Con
       }
     }
     const bin = crictlPath();
-    if (!exited && bin) {
+    if (!daemon.exited && bin) {
       const pods = await crictl(["pods", "-q"], { crictlPath: bin }).catch(() => undefined);
       for (const id of pods?.stdout.split("\n").filter((s) => s) ?? []) {
         await crictl(["stopp", id], { crictlPath: bin }).catch(() => {});
         await crictl(["rmp", "-f", id], { crictlPath: bin }).catch(() => {});
       }
     }
-    if (!exited) {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* gone */ }
-      const t = setTimeout(() => {
-        try {
-          child.kill("SIGKILL");
-        } catch { /* gone */ }
-      }, 10_000);
-      await status;
-      clearTimeout(t);
-    }
-    await drained.catch(() => {});
+    if (!daemon.exited) await stopChild(child, daemon.status, STOP_GRACE_MS);
+    await drained;
     // Shims mention our socket (`-address`) and state paths: only those go.
     const leftovers = [...await pidsMentioning(short), ...await pidsMentioning(root)];
     await killPids([...new Set(leftovers)]);
@@ -361,18 +322,11 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Con
       ok = (await ctr(["version"])).code === 0;
     } catch { /* not yet */ }
     if (ok) break;
-    if (exited || Date.now() > deadline) {
-      if (!exited) {
-        try {
-          child.kill("SIGTERM");
-        } catch { /* gone */ }
-        await status;
-      }
-      await drained.catch(() => {});
-      let tail = "";
-      try {
-        tail = (await Deno.readTextFile(logPath)).trim().split("\n").slice(-5).join(" | ");
-      } catch { /* no log */ }
+    if (daemon.exited || Date.now() > deadline) {
+      const exited = daemon.exited;
+      if (!exited) await stopChild(child, daemon.status, STOP_GRACE_MS);
+      await drained;
+      const tail = await logTail(logPath, 5, " | ");
       await stop();
       throw new Error(
         `containerd ${exited ? "exited" : "did not answer"} on ${socketPath}: ${tail || "no log"}`,

@@ -4,6 +4,10 @@
 // Docker. `stop()` ends the daemon (SIGTERM, then SIGKILL), then any shim it left, unmounts what
 // it mounted under its directories and removes them; safe to call twice.
 import { basename, dirname, join } from "node:path";
+import { drainToFile, logTail, runCommand, stopChild, trackExit } from "./process.ts";
+
+/** How long dockerd gets after SIGTERM before SIGKILL. */
+const STOP_GRACE_MS = 20_000;
 
 /** Options for a private dockerd. */
 export interface DockerOptions {
@@ -250,18 +254,8 @@ export async function startDocker(opts: DockerOptions = {}): Promise<DockerEngin
     stderr: "piped",
   }).spawn();
   // Both streams into one log file; the pipes close when the daemon exits.
-  const logWriter = log.writable.getWriter();
-  const drain = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const chunk of stream) await logWriter.write(chunk).catch(() => {});
-  };
-  const drained = Promise.all([drain(child.stdout), drain(child.stderr)]).finally(() =>
-    logWriter.close().catch(() => {})
-  );
-  let exited = false;
-  const status = child.status.then((s) => {
-    exited = true;
-    return s;
-  });
+  const drained = drainToFile(child, log);
+  const daemon = trackExit(child);
 
   const env = { DOCKER_HOST: `unix://${socketPath}`, DOCKER_CONFIG: cliConfig };
   const cli = dockerCliPath();
@@ -282,19 +276,8 @@ export async function startDocker(opts: DockerOptions = {}): Promise<DockerEngin
     } catch { /* none */ }
     // Killing the containers first makes the daemon's own shutdown quick (about 1 s, not 11).
     await killCgroups(cgroups);
-    if (!exited) {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* gone */ }
-      const t = setTimeout(() => {
-        try {
-          child.kill("SIGKILL");
-        } catch { /* gone */ }
-      }, 20_000);
-      await status;
-      clearTimeout(t);
-    }
-    await drained.catch(() => {});
+    if (!daemon.exited) await stopChild(child, daemon.status, STOP_GRACE_MS);
+    await drained;
     // Shims and containerd that outlived the daemon mention our private paths: only those go.
     const leftovers = [
       ...await pidsMentioning(execRoot),
@@ -309,41 +292,16 @@ export async function startDocker(opts: DockerOptions = {}): Promise<DockerEngin
     else await Deno.remove(dataRoot, { recursive: true }).catch(() => {});
   };
 
-  const docker = async (cliArgs: string[], o: { stdin?: string } = {}): Promise<DockerResult> => {
-    const c = new Deno.Command(cli, {
-      args: cliArgs,
-      env,
-      stdin: o.stdin === undefined ? "null" : "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    if (o.stdin !== undefined) {
-      const w = c.stdin.getWriter();
-      await w.write(new TextEncoder().encode(o.stdin));
-      await w.close();
-    }
-    const out = await c.output();
-    return {
-      code: out.code,
-      stdout: new TextDecoder().decode(out.stdout),
-      stderr: new TextDecoder().decode(out.stderr),
-    };
-  };
+  const docker = (cliArgs: string[], o: { stdin?: string } = {}): Promise<DockerResult> =>
+    runCommand(cli, cliArgs, { env, stdin: o.stdin });
 
   const deadline = Date.now() + (opts.startTimeoutMs ?? 30_000);
   while (!await pingUnix(socketPath)) {
-    if (exited || Date.now() > deadline) {
-      if (!exited) {
-        try {
-          child.kill("SIGTERM");
-        } catch { /* gone */ }
-        await status;
-      }
-      await drained.catch(() => {});
-      let tail = "";
-      try {
-        tail = (await Deno.readTextFile(logPath)).trim().split("\n").slice(-5).join(" | ");
-      } catch { /* no log */ }
+    if (daemon.exited || Date.now() > deadline) {
+      const exited = daemon.exited;
+      if (!exited) await stopChild(child, daemon.status, STOP_GRACE_MS);
+      await drained;
+      const tail = await logTail(logPath, 5, " | ");
       await stop();
       throw new Error(
         `dockerd ${exited ? "exited" : "did not answer"} on ${socketPath}: ${tail || "no log"}`,

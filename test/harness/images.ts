@@ -4,6 +4,7 @@
 // machine into a cache directory, atomically (temp file + rename), so parallel suites share them.
 import { createHash } from "node:crypto";
 import { join } from "node:path";
+import { runChecked } from "./process.ts";
 
 /** The reference tests use for the busybox image in Docker and in containerd. */
 export const BUSYBOX_REF = "ks-busybox:latest";
@@ -25,19 +26,6 @@ async function sha256File(path: string): Promise<string> {
   return hash.digest("hex");
 }
 
-async function run(cmd: string, args: string[], cwd?: string): Promise<string> {
-  const out = await new Deno.Command(cmd, { args, cwd, stdout: "piped", stderr: "piped" })
-    .output();
-  if (!out.success) {
-    throw new Error(
-      `${cmd} ${args.join(" ")} failed (${out.code}): ${
-        new TextDecoder().decode(out.stderr).trim()
-      }`,
-    );
-  }
-  return new TextDecoder().decode(out.stdout);
-}
-
 async function exists(path: string): Promise<boolean> {
   try {
     await Deno.stat(path);
@@ -49,7 +37,7 @@ async function exists(path: string): Promise<boolean> {
 
 /** Tars `dir` reproducibly (sorted, root-owned, fixed mtime) into `out`. */
 async function tarDir(dir: string, out: string): Promise<void> {
-  await run("tar", [
+  await runChecked("tar", [
     "--sort=name",
     "--owner=0",
     "--group=0",
@@ -70,9 +58,9 @@ async function buildRootfs(root: string): Promise<void> {
   await Deno.chmod(join(root, "tmp"), 0o1777);
   await Deno.copyFile(BUSYBOX, join(root, "bin/busybox"));
   await Deno.chmod(join(root, "bin/busybox"), 0o755);
-  const applets = (await run(BUSYBOX, ["--list"])).split("\n").map((s) => s.trim()).filter((s) =>
-    s !== "" && s !== "busybox"
-  );
+  const applets = (await runChecked(BUSYBOX, ["--list"])).split("\n").map((s) => s.trim()).filter((
+    s,
+  ) => s !== "" && s !== "busybox");
   for (const applet of applets) await Deno.symlink("busybox", join(root, "bin", applet));
   await Deno.writeTextFile(join(root, "etc/passwd"), "root:x:0:0:root:/:/bin/sh\n");
   await Deno.writeTextFile(join(root, "etc/group"), "root:x:0:\n");

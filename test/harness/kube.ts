@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { KubeApiError, KubeRest, resourcePath } from "../../src/kube/rest.ts";
 import type { KubeConfig } from "../../src/kube/kubeconfig.ts";
 import { freePort } from "./net.ts";
+import { drainToFile, logTail, runChecked, runCommand } from "./process.ts";
 
 const HARNESS_DIR = dirname(fileURLToPath(import.meta.url));
 const REPO = join(HARNESS_DIR, "..", "..");
@@ -119,17 +120,6 @@ export function kubeBinDir(): string | undefined {
 
 const NODE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
-async function run(cmd: string, args: string[], cwd?: string): Promise<string> {
-  const out = await new Deno.Command(cmd, { args, cwd, stdout: "piped", stderr: "piped" })
-    .output();
-  if (!out.success) {
-    throw new Error(
-      `${cmd} ${args.join(" ")} failed: ${new TextDecoder().decode(out.stderr).trim()}`,
-    );
-  }
-  return new TextDecoder().decode(out.stdout);
-}
-
 const b64 = (text: string) => btoa(String.fromCharCode(...new TextEncoder().encode(text)));
 
 /** Generates the cluster PKI with openssl: EC P-256 keys, X.509 v3 certificates. */
@@ -137,7 +127,7 @@ async function makePki(pki: string): Promise<void> {
   await Deno.mkdir(pki, { recursive: true });
   const p = (f: string) => join(pki, f);
   const key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-  await run("openssl", [
+  await runChecked("openssl", [
     "req",
     "-x509",
     ...key,
@@ -155,7 +145,7 @@ async function makePki(pki: string): Promise<void> {
     "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
   ]);
   const leaf = (name: string, subj: string, ext: string[]) =>
-    run("openssl", [
+    runChecked("openssl", [
       "req",
       "-x509",
       ...key,
@@ -190,7 +180,7 @@ async function makePki(pki: string): Promise<void> {
     // controller service-account tokens would cost seconds of start-up, so: system:masters.
     leaf("controller-manager", "/O=system:masters/CN=system:kube-controller-manager", client),
     leaf("scheduler", "/CN=system:kube-scheduler", client),
-    run("openssl", [
+    runChecked("openssl", [
       "genpkey",
       "-algorithm",
       "EC",
@@ -198,7 +188,9 @@ async function makePki(pki: string): Promise<void> {
       "ec_paramgen_curve:P-256",
       "-out",
       p("sa.key"),
-    ]).then(() => run("openssl", ["pkey", "-in", p("sa.key"), "-pubout", "-out", p("sa.pub")])),
+    ]).then(() =>
+      runChecked("openssl", ["pkey", "-in", p("sa.key"), "-pubout", "-out", p("sa.pub")])
+    ),
   ]);
 }
 
@@ -237,12 +229,7 @@ interface Proc {
 }
 
 async function tail(path: string, lines = 15): Promise<string> {
-  try {
-    const text = await Deno.readTextFile(path);
-    return text.trimEnd().split("\n").slice(-lines).join("\n");
-  } catch {
-    return "(no log)";
-  }
+  return await logTail(path, lines) ?? "(no log)";
 }
 
 /**
@@ -317,21 +304,12 @@ async function startOnce(opts: StartKubeOptions, t0: number): Promise<KubeCluste
       stderr: "piped",
       cwd: dir,
     }).spawn();
-    // Both streams into one log file; the writer closes when both end.
-    const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
-    const w = writable.getWriter();
-    const pump = async (s: ReadableStream<Uint8Array>) => {
-      for await (const chunk of s) await w.write(chunk);
-    };
-    const streamsDone = Promise.all([pump(child.stdout), pump(child.stderr)])
-      .catch(() => {})
-      .finally(() => w.close().catch(() => {}));
-    const written = readable.pipeTo(file.writable).catch(() => {});
+    // Both streams into one log file; the file closes when both end.
     const proc: Proc = {
       name,
       child,
       log,
-      done: Promise.all([child.status, streamsDone, written]).then(() => {}),
+      done: Promise.all([child.status, drainToFile(child, file)]).then(() => {}),
     };
     procs.push(proc);
     return proc;
@@ -517,22 +495,11 @@ async function startOnce(opts: StartKubeOptions, t0: number): Promise<KubeCluste
       rest: admin,
       startMs: performance.now() - t0,
       addNodes,
-      async kubectl(args, kopts = {}) {
-        const child = new Deno.Command(join(binDir, "kubectl"), {
-          args: [`--kubeconfig=${kubeconfigPath}`, ...args],
-          stdin: kopts.stdin !== undefined ? "piped" : "null",
-          stdout: "piped",
-          stderr: "piped",
+      kubectl(args, kopts = {}) {
+        return runCommand(join(binDir, "kubectl"), [`--kubeconfig=${kubeconfigPath}`, ...args], {
           env: { KUBECONFIG: kubeconfigPath },
-        }).spawn();
-        if (kopts.stdin !== undefined) {
-          const w = child.stdin.getWriter();
-          await w.write(new TextEncoder().encode(kopts.stdin));
-          await w.close();
-        }
-        const out = await child.output();
-        const dec = new TextDecoder();
-        return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+          stdin: kopts.stdin,
+        });
       },
       async serviceAccountKubeconfig(namespace, name) {
         await ensure(admin, resourcePath({ resource: "namespaces" }), {

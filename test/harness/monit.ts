@@ -3,6 +3,7 @@
 // socket so `monit status` can be asked what it saw. `stop()` ends it and removes its files.
 import { join } from "node:path";
 import { waitUntil } from "./net.ts";
+import { runCommand, stopChild, trackExit } from "./process.ts";
 
 /** Options for a private monit. */
 export interface MonitOptions {
@@ -45,18 +46,8 @@ export function monitUnavailableReason(): string | undefined {
   }
 }
 
-async function runMonit(args: string[]): Promise<MonitResult> {
-  const out = await new Deno.Command("monit", {
-    args,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: out.code,
-    stdout: new TextDecoder().decode(out.stdout),
-    stderr: new TextDecoder().decode(out.stderr),
-  };
+function runMonit(args: string[]): Promise<MonitResult> {
+  return runCommand("monit", args);
 }
 
 /** Writes a control file (mode 600) for `stanzas` in `dir` and returns its path. */
@@ -102,11 +93,7 @@ export async function startMonit(opts: MonitOptions): Promise<Monit> {
     stdout: "null",
     stderr: "null",
   }).spawn();
-  let exited = false;
-  const status = child.status.then((s) => {
-    exited = true;
-    return s;
-  });
+  const daemon = trackExit(child);
   const log = async () => {
     try {
       return await Deno.readTextFile(logPath);
@@ -118,28 +105,17 @@ export async function startMonit(opts: MonitOptions): Promise<Monit> {
   const stop = async () => {
     if (stopped) return;
     stopped = true;
-    if (!exited) {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* gone */ }
-      const t = setTimeout(() => {
-        try {
-          child.kill("SIGKILL");
-        } catch { /* gone */ }
-      }, 5000);
-      await status;
-      clearTimeout(t);
-    }
+    if (!daemon.exited) await stopChild(child, daemon.status, 5000);
     if (!opts.dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
   try {
     await waitUntil(
-      async () => exited || /started/.test(await log()),
+      async () => daemon.exited || /started/.test(await log()),
       10_000,
       "monit to start",
       50,
     );
-    if (exited) throw new Error(`monit exited at start: ${(await log()).trim()}`);
+    if (daemon.exited) throw new Error(`monit exited at start: ${(await log()).trim()}`);
   } catch (e) {
     await stop();
     throw e;

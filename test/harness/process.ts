@@ -1,0 +1,147 @@
+// Child-process plumbing shared by the harnesses: run a command to completion and capture
+// `{ code, stdout, stderr }` (optionally feeding stdin), track whether a spawned daemon has
+// exited, copy its stdout+stderr into one log file, stop it (a signal, SIGKILL after a grace,
+// status awaited) and read the tail of its log for an error message. Nothing here knows which
+// daemon it runs; the harnesses (docker, containerd, monit, kube, bin) own that.
+
+/** Exit code and decoded output of one finished command. */
+export interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Options for runCommand. */
+export interface RunCommandOptions {
+  env?: Record<string, string>;
+  cwd?: string;
+  /** Text written to the command's stdin (then closed); without it stdin is /dev/null. */
+  stdin?: string;
+}
+
+/** Runs `cmd args` to completion and returns its exit code and decoded stdout and stderr. */
+export async function runCommand(
+  cmd: string,
+  args: string[],
+  options: RunCommandOptions = {},
+): Promise<CommandResult> {
+  const child = new Deno.Command(cmd, {
+    args,
+    env: options.env,
+    cwd: options.cwd,
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (options.stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(options.stdin));
+    await writer.close();
+  }
+  const out = await child.output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/**
+ * Runs `cmd args` (in `cwd`) and returns its stdout; throws `<cmd> <args> failed (<code>):
+ * <stderr>` when it exits non-zero.
+ */
+export async function runChecked(cmd: string, args: string[], cwd?: string): Promise<string> {
+  const out = await runCommand(cmd, args, { cwd });
+  if (out.code !== 0) {
+    throw new Error(`${cmd} ${args.join(" ")} failed (${out.code}): ${out.stderr.trim()}`);
+  }
+  return out.stdout;
+}
+
+/** A spawned child whose exit is tracked. */
+export interface TrackedChild {
+  /** Resolves with the exit status (the child's own `status`, observed). */
+  readonly status: Promise<Deno.CommandStatus>;
+  /** true once the child has exited. */
+  readonly exited: boolean;
+}
+
+/** Starts tracking `child`'s exit, so callers can ask `exited` synchronously. */
+export function trackExit(child: Deno.ChildProcess): TrackedChild {
+  let exited = false;
+  const status = child.status.then((s) => {
+    exited = true;
+    return s;
+  });
+  return {
+    status,
+    get exited() {
+      return exited;
+    },
+  };
+}
+
+/**
+ * Copies `child`'s stdout and stderr, as they come, into `file` (one log for both) and closes
+ * the file when both streams end (the daemon exited). Write errors are ignored so the pipes keep
+ * draining. The returned promise never rejects.
+ */
+export function drainToFile(
+  child: { stdout: ReadableStream<Uint8Array>; stderr: ReadableStream<Uint8Array> },
+  file: Deno.FsFile,
+): Promise<void> {
+  const writer = file.writable.getWriter();
+  const drain = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream) await writer.write(chunk).catch(() => {});
+  };
+  return Promise.all([drain(child.stdout), drain(child.stderr)])
+    .then(() => {}, () => {})
+    .finally(() => writer.close().catch(() => {}));
+}
+
+/** Options for stopChild. */
+export interface StopChildOptions {
+  /** The first signal (default SIGTERM). */
+  signal?: Deno.Signal;
+  /** What to do once the grace is over (default: SIGKILL the child, ignoring "already gone"). */
+  escalate?: () => void;
+}
+
+/**
+ * Sends `signal` (default SIGTERM) to `child`, escalates (SIGKILL) if `status` has not resolved
+ * after `graceMs`, and resolves with the status. "Already gone" errors are ignored.
+ */
+export async function stopChild<T>(
+  child: { kill(signal?: Deno.Signal): void },
+  status: Promise<T>,
+  graceMs: number,
+  options: StopChildOptions = {},
+): Promise<T> {
+  try {
+    child.kill(options.signal ?? "SIGTERM");
+  } catch { /* gone */ }
+  const escalate = options.escalate ?? (() => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+  });
+  const timer = setTimeout(escalate, graceMs);
+  try {
+    return await status;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * The last `lines` lines of the log at `path` (trimmed), joined with `joiner`; undefined when it
+ * cannot be read. For error messages about a daemon that did not come up.
+ */
+export async function logTail(
+  path: string,
+  lines: number,
+  joiner = "\n",
+): Promise<string | undefined> {
+  try {
+    return (await Deno.readTextFile(path)).trim().split("\n").slice(-lines).join(joiner);
+  } catch {
+    return undefined;
+  }
+}
