@@ -112,7 +112,7 @@ async function main() {
       "--kubeconfig",
       kube.kubeconfigPath,
       "--bake",
-      "0s",
+      "10s",
       "--max-in-flight",
       String(inFlight),
       "--ready-timeout",
@@ -132,7 +132,7 @@ async function main() {
       `ks-rollout, not Ready on a random 5% (${flaky.length} switches): stopped in wave ` +
         `${stopped.wave} (up to ${stopped.upTo} switches) with ${badReport.progress!.failed} ` +
         `failed; ${onBad} switches ever ran it; rolled back, in ${s(badMs)} overall ` +
-        `(--ready-timeout 20s); ${badReport.requestsPerNode} requests per node`,
+        `(--bake 10s, --ready-timeout 20s); ${badReport.requestsPerNode} requests per node`,
     );
     if (onBad > stopped.upTo) throw new Error(`${onBad} switches ran the bad revision`);
     await deleteDaemonSet(kube, "telemetry");
