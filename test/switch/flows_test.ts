@@ -12,7 +12,7 @@ const reason = switchUnavailableReason() ??
 
 Deno.test({
   name:
-    "real switch: v0 -> 5.1 -> 5.3 -> 5.2 -> OOM -> faults -> 5.4, checked via systemd, API server and CRI",
+    "real switches: on sw1 v0 -> 5.1 -> 5.3 -> 5.2 -> OOM -> faults -> 5.4 (sw2 untouched), checked via systemd, API server and CRI",
   ignore: reason !== undefined,
   sanitizeOps: false,
   sanitizeResources: false,
