@@ -8,9 +8,13 @@
 //
 // Run: deno run -A bench/patcher_bench.ts [--edits N] [--idle-seconds S]
 import { parseArgs } from "node:util";
-import { toolCommand } from "../test/harness/bin.ts";
 import { waitUntil } from "../test/harness/net.ts";
-import { createPatcherSandbox, KUBE_CHECKER, KUBE_LAUNCHER } from "../test/patcher/fixture.ts";
+import {
+  createPatcherSandbox,
+  KUBE_CHECKER,
+  KUBE_LAUNCHER,
+  spawnPatcherLoop,
+} from "../test/patcher/fixture.ts";
 
 const { values } = parseArgs({
   options: {
@@ -38,11 +42,7 @@ function rssKiB(pid: number): number {
 
 const enc = new TextEncoder();
 const sb = await createPatcherSandbox();
-const child = (await toolCommand("ks-patcher", [...sb.cliArgs(), "--interval", "10m"], {
-  env: { PATH: sb.systemctl.path },
-  stdout: "null",
-  stderr: "null",
-})).spawn();
+const child = await spawnPatcherLoop(sb, "10m");
 try {
   const targets = [
     { path: sb.host("usr/local/bin/telemetry.sh"), desired: KUBE_LAUNCHER, mode: 0o755 },

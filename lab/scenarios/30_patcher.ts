@@ -4,7 +4,7 @@
 // (no ping-pong), and native mode puts the exact original bytes back.
 import { join } from "node:path";
 import type { LabScenario } from "../context.ts";
-import { runTool, toolCommand } from "../../test/harness/bin.ts";
+import { runTool } from "../../test/harness/bin.ts";
 import { waitUntil } from "../../test/harness/net.ts";
 import { formatMs } from "../timeline.ts";
 import {
@@ -13,6 +13,7 @@ import {
   KUBE_LAUNCHER,
   NATIVE_CHECKER,
   NATIVE_LAUNCHER,
+  spawnPatcherLoop,
   telemetryManifest,
 } from "../../test/patcher/fixture.ts";
 
@@ -29,11 +30,7 @@ export const scenario: LabScenario = {
       `host root ${sb.hostRoot} (systemctl is the recording fake: ${sb.systemctl.logPath})`,
     );
 
-    const child = (await toolCommand("ks-patcher", [...sb.cliArgs(), "--interval", "60s"], {
-      env,
-      stdout: "null",
-      stderr: "piped",
-    })).spawn();
+    const child = await spawnPatcherLoop(sb, "60s", "piped");
     const stderr: string[] = [];
     (async () => {
       const dec = new TextDecoder();

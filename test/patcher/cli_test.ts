@@ -1,7 +1,7 @@
 // End-to-end through the bundled `ks-patcher` (test/harness/bin.ts), with the recording systemctl
 // first on PATH.
 import assert from "node:assert/strict";
-import { runTool, toolCommand } from "../harness/bin.ts";
+import { runTool } from "../harness/bin.ts";
 import { waitUntil } from "../harness/net.ts";
 import {
   createPatcherSandbox,
@@ -9,6 +9,7 @@ import {
   KUBE_CHECKER,
   KUBE_LAUNCHER,
   NATIVE_LAUNCHER,
+  spawnPatcherLoop,
 } from "./fixture.ts";
 
 Deno.test("ks-patcher --once converges (exit 0), prints JSON, and a second run changes nothing", async () => {
@@ -85,11 +86,7 @@ Deno.test("ks-patcher --dry-run prints the plan and touches nothing", async () =
 
 Deno.test("the ks-patcher loop undoes a postupgrade sed -i on inotify and stops cleanly on SIGTERM", async () => {
   const sb = await createPatcherSandbox();
-  const child = (await toolCommand("ks-patcher", [...sb.cliArgs(), "--interval", "10m"], {
-    env: { PATH: sb.systemctl.path },
-    stdout: "null",
-    stderr: "piped",
-  })).spawn();
+  const child = await spawnPatcherLoop(sb, "10m", "piped");
   try {
     const checker = sb.host("usr/bin/container_checker");
     await waitUntil(() => Deno.readTextFileSync(checker) === KUBE_CHECKER, 20_000, "first pass");
@@ -123,11 +120,7 @@ Deno.test("the ks-patcher loop undoes a postupgrade sed -i on inotify and stops 
 Deno.test("a patcher SIGKILLed with failing actions leaves them journaled; a restarted patcher runs them", async () => {
   const sb = await createPatcherSandbox();
   sb.systemctl.failNext(1000);
-  const child = (await toolCommand("ks-patcher", [...sb.cliArgs(), "--interval", "10m"], {
-    env: { PATH: sb.systemctl.path },
-    stdout: "null",
-    stderr: "null",
-  })).spawn();
+  const child = await spawnPatcherLoop(sb, "10m");
   try {
     const journal = `${sb.stateDir}/journal/telemetry.json`;
     await waitUntil(
@@ -173,11 +166,7 @@ Deno.test("a patcher SIGKILLed with failing actions leaves them journaled; a res
 
 Deno.test("the loop repairs a drop-in whose directory was removed and keeps watching the recreated directory", async () => {
   const sb = await createPatcherSandbox();
-  const child = (await toolCommand("ks-patcher", [...sb.cliArgs(), "--interval", "10m"], {
-    env: { PATH: sb.systemctl.path },
-    stdout: "null",
-    stderr: "null",
-  })).spawn();
+  const child = await spawnPatcherLoop(sb, "10m");
   try {
     const dir = sb.host("etc/systemd/system/telemetry.service.d");
     const dropin = `${dir}/kubesonic.conf`;
@@ -209,11 +198,7 @@ Deno.test("the loop repairs a drop-in whose directory was removed and keeps watc
 
 Deno.test("the periodic re-check reloads a changed manifest (ConfigMap update) and installs the new content", async () => {
   const sb = await createPatcherSandbox();
-  const child = (await toolCommand("ks-patcher", [...sb.cliArgs(), "--interval", "300ms"], {
-    env: { PATH: sb.systemctl.path },
-    stdout: "null",
-    stderr: "piped",
-  })).spawn();
+  const child = await spawnPatcherLoop(sb, "300ms", "piped");
   const stderr: string[] = [];
   const reading = (async () => {
     const dec = new TextDecoder();

@@ -13,6 +13,7 @@ import {
   createRecordingSystemctl,
   type RecordingSystemctl,
 } from "../harness/recording_systemctl.ts";
+import { toolCommand } from "../harness/bin.ts";
 
 export const NATIVE_LAUNCHER =
   '#!/bin/bash\n# native telemetry.sh\nexec /usr/bin/telemetry.sh "$@"\n';
@@ -135,4 +136,31 @@ export async function createPatcherSandbox(): Promise<PatcherSandbox> {
   };
   await sandbox.writeManifest(telemetryManifest());
   return sandbox;
+}
+
+/**
+ * Starts the bundled `ks-patcher` loop on `sb` (`--interval interval`), the recording systemctl
+ * first on PATH, stdout discarded and stderr `piped` or discarded (default). The caller stops it.
+ */
+export async function spawnPatcherLoop(
+  sb: PatcherSandbox,
+  interval: string,
+  stderr: "piped" | "null" = "null",
+): Promise<Deno.ChildProcess> {
+  const cmd = await toolCommand("ks-patcher", [...sb.cliArgs(), "--interval", interval], {
+    env: { PATH: sb.systemctl.path },
+    stdout: "null",
+    stderr,
+  });
+  return cmd.spawn();
+}
+
+/** Runs `fn` on a fresh sandbox (createPatcherSandbox) and cleans the sandbox up afterwards. */
+export async function withPatcherSandbox(fn: (sb: PatcherSandbox) => Promise<void>): Promise<void> {
+  const sb = await createPatcherSandbox();
+  try {
+    await fn(sb);
+  } finally {
+    await sb.cleanup();
+  }
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { reconcileOnce } from "../../src/patcher/reconcile.ts";
-import { createPatcherSandbox, KUBE_CHECKER } from "./fixture.ts";
+import { KUBE_CHECKER, type PatcherSandbox, withPatcherSandbox } from "./fixture.ts";
 
 function checkerManifest(feature: string, source: string) {
   return {
@@ -12,16 +12,24 @@ function checkerManifest(feature: string, source: string) {
   };
 }
 
-Deno.test("a second feature claiming container_checker with different content is refused naming both owners, and nothing is written", async () => {
-  const sb = await createPatcherSandbox();
-  try {
-    await Deno.writeTextFile(`${sb.sidecarDir}/checker_202411`, KUBE_CHECKER + "\n");
-    const a = await sb.writeManifest(
-      checkerManifest("telemetry", "files/container_checker"),
-      "a.yaml",
-    );
-    const b = await sb.writeManifest(checkerManifest("restapi", "checker_202411"), "b.yaml");
-    assert.ok((await reconcileOnce(await sb.context({ path: a }))).converged);
+/**
+ * telemetry installs (and owns) container_checker; returns the path of a restapi manifest that
+ * claims the same file with different content (one more newline).
+ */
+async function telemetryOwnsRestapiConflicts(sb: PatcherSandbox): Promise<string> {
+  await Deno.writeTextFile(`${sb.sidecarDir}/checker_202411`, KUBE_CHECKER + "\n");
+  const a = await sb.writeManifest(
+    checkerManifest("telemetry", "files/container_checker"),
+    "a.yaml",
+  );
+  const b = await sb.writeManifest(checkerManifest("restapi", "checker_202411"), "b.yaml");
+  assert.ok((await reconcileOnce(await sb.context({ path: a }))).converged);
+  return b;
+}
+
+Deno.test("a second feature claiming container_checker with different content is refused naming both owners, and nothing is written", () =>
+  withPatcherSandbox(async (sb) => {
+    const b = await telemetryOwnsRestapiConflicts(sb);
     const calls = sb.systemctl.calls().length;
     const refused = await reconcileOnce(await sb.context({ path: b }));
     assert.equal(refused.converged, false);
@@ -32,14 +40,10 @@ Deno.test("a second feature claiming container_checker with different content is
     );
     assert.equal(Deno.readTextFileSync(sb.host("usr/bin/container_checker")), KUBE_CHECKER);
     assert.equal(sb.systemctl.calls().length, calls, "no monit restart ping-pong");
-  } finally {
-    await sb.cleanup();
-  }
-});
+  }));
 
-Deno.test("the same content claimed by two features is shared; native mode of one leaves the file to the other", async () => {
-  const sb = await createPatcherSandbox();
-  try {
+Deno.test("the same content claimed by two features is shared; native mode of one leaves the file to the other", () =>
+  withPatcherSandbox(async (sb) => {
     const a = await sb.writeManifest(
       checkerManifest("telemetry", "files/container_checker"),
       "a.yaml",
@@ -62,35 +66,21 @@ Deno.test("the same content claimed by two features is shared; native mode of on
     assert.deepEqual(Object.keys((await ctx.owners.read())["/bin/container_checker"]), [
       "telemetry",
     ]);
-  } finally {
-    await sb.cleanup();
-  }
-});
+  }));
 
-Deno.test("actions owed by an earlier change still run in a pass that an ownership conflict blocks", async () => {
-  const sb = await createPatcherSandbox();
-  try {
-    await Deno.writeTextFile(`${sb.sidecarDir}/checker_202411`, KUBE_CHECKER + "\n");
-    const a = await sb.writeManifest(
-      checkerManifest("telemetry", "files/container_checker"),
-      "a.yaml",
-    );
-    const b = await sb.writeManifest(checkerManifest("restapi", "checker_202411"), "b.yaml");
-    assert.ok((await reconcileOnce(await sb.context({ path: a }))).converged);
+Deno.test("actions owed by an earlier change still run in a pass that an ownership conflict blocks", () =>
+  withPatcherSandbox(async (sb) => {
+    const b = await telemetryOwnsRestapiConflicts(sb);
     const ctx = await sb.context({ path: b });
     await ctx.journal.set(["restart monit"]); // what a killed restapi patcher left owed
     const result = await reconcileOnce(ctx);
     assert.equal(result.converged, false);
     assert.deepEqual(result.actionsRun, ["restart monit"]);
     assert.deepEqual(await ctx.journal.pending(), []);
-  } finally {
-    await sb.cleanup();
-  }
-});
+  }));
 
-Deno.test("a claim its sidecar stopped confirming (stale) is taken over with a warning, and no longer blocks a rollback", async () => {
-  const sb = await createPatcherSandbox();
-  try {
+Deno.test("a claim its sidecar stopped confirming (stale) is taken over with a warning, and no longer blocks a rollback", () =>
+  withPatcherSandbox(async (sb) => {
     await Deno.writeTextFile(`${sb.sidecarDir}/checker_202411`, KUBE_CHECKER + "\n");
     const b = await sb.writeManifest(checkerManifest("restapi", "checker_202411"), "b.yaml");
     const restapi = await sb.context({ path: b });
@@ -117,7 +107,4 @@ Deno.test("a claim its sidecar stopped confirming (stale) is taken over with a w
     );
     const owners = await restapi.owners.read();
     assert.deepEqual(Object.keys(owners["/bin/container_checker"]), ["telemetry"]);
-  } finally {
-    await sb.cleanup();
-  }
-});
+  }));

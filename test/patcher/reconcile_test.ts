@@ -1,23 +1,33 @@
 import assert from "node:assert/strict";
 import { reconcileOnce } from "../../src/patcher/reconcile.ts";
 import { BackupStore } from "../../src/patcher/backup.ts";
-import { InjectedCrash } from "../../src/host/files.ts";
+import { InjectedCrash, type WritePoint } from "../../src/host/files.ts";
 import {
-  createPatcherSandbox,
   DROPIN,
   KUBE_CHECKER,
   KUBE_LAUNCHER,
   NATIVE_CHECKER,
   NATIVE_LAUNCHER,
+  type PatcherSandbox,
   telemetryManifest,
+  withPatcherSandbox,
 } from "./fixture.ts";
 
 const text = (p: string) => Deno.readTextFileSync(p);
 const mode = (p: string) => (Deno.statSync(p).mode ?? 0) & 0o7777;
 
-Deno.test("a first pass installs the desired files, backs up originals and runs each action once, in order", async () => {
-  const sb = await createPatcherSandbox();
-  try {
+/** Runs a pass that crashes (InjectedCrash) at the write point `at`; asserts that it did. */
+async function crashingPass(sb: PatcherSandbox, at: WritePoint): Promise<void> {
+  const crashing = await sb.context({
+    fault: (point) => {
+      if (point === at) throw new InjectedCrash("simulated crash");
+    },
+  });
+  await assert.rejects(reconcileOnce(crashing), InjectedCrash);
+}
+
+Deno.test("a first pass installs the desired files, backs up originals and runs each action once, in order", () =>
+  withPatcherSandbox(async (sb) => {
     const ctx = await sb.context();
     const result = await reconcileOnce(ctx);
     assert.deepEqual(result.errors, []);
@@ -45,14 +55,10 @@ Deno.test("a first pass installs the desired files, backs up originals and runs 
       new TextDecoder().decode((await backups.get("/bin/container_checker"))!.content!),
       NATIVE_CHECKER,
     );
-  } finally {
-    await sb.cleanup();
-  }
-});
+  }));
 
-Deno.test("a pass with nothing changed runs no action and writes nothing", async () => {
-  const sb = await createPatcherSandbox();
-  try {
+Deno.test("a pass with nothing changed runs no action and writes nothing", () =>
+  withPatcherSandbox(async (sb) => {
     const ctx = await sb.context();
     await reconcileOnce(ctx);
     const before = sb.systemctl.calls().length;
@@ -62,14 +68,10 @@ Deno.test("a pass with nothing changed runs no action and writes nothing", async
     assert.deepEqual(result.changed, []);
     assert.equal(sb.systemctl.calls().length, before);
     assert.equal(Deno.statSync(sb.host("usr/local/bin/telemetry.sh")).ino, inode);
-  } finally {
-    await sb.cleanup();
-  }
-});
+  }));
 
-Deno.test("a postupgrade edit is undone, only its file's actions run, and the backup keeps the original", async () => {
-  const sb = await createPatcherSandbox();
-  try {
+Deno.test("a postupgrade edit is undone, only its file's actions run, and the backup keeps the original", () =>
+  withPatcherSandbox(async (sb) => {
     const ctx = await sb.context();
     await reconcileOnce(ctx);
     const sed = await new Deno.Command("sed", {
@@ -86,28 +88,20 @@ Deno.test("a postupgrade edit is undone, only its file's actions run, and the ba
     ]);
     const backup = await new BackupStore(sb.stateDir).get("/bin/container_checker");
     assert.equal(new TextDecoder().decode(backup!.content!), NATIVE_CHECKER);
-  } finally {
-    await sb.cleanup();
-  }
-});
+  }));
 
-Deno.test("a mode change alone is repaired (chmod -x of the launcher)", async () => {
-  const sb = await createPatcherSandbox();
-  try {
+Deno.test("a mode change alone is repaired (chmod -x of the launcher)", () =>
+  withPatcherSandbox(async (sb) => {
     const ctx = await sb.context();
     await reconcileOnce(ctx);
     await Deno.chmod(sb.host("usr/local/bin/telemetry.sh"), 0o644);
     const result = await reconcileOnce(ctx);
     assert.equal(result.plan.find((p) => p.path === "/usr/local/bin/telemetry.sh")!.op, "meta");
     assert.equal(mode(sb.host("usr/local/bin/telemetry.sh")), 0o755);
-  } finally {
-    await sb.cleanup();
-  }
-});
+  }));
 
-Deno.test("failed actions stay journaled and are retried by the next pass until they succeed", async () => {
-  const sb = await createPatcherSandbox();
-  try {
+Deno.test("failed actions stay journaled and are retried by the next pass until they succeed", () =>
+  withPatcherSandbox(async (sb) => {
     const ctx = await sb.context();
     sb.systemctl.failNext(2);
     const first = await reconcileOnce(ctx);
@@ -121,20 +115,11 @@ Deno.test("failed actions stay journaled and are retried by the next pass until 
     assert.deepEqual(third.actionsRun, ["daemon-reload", "restart telemetry", "restart monit"]);
     assert.deepEqual(await ctx.journal.pending(), []);
     assert.deepEqual(third.changed, [], "the files were already right; only the actions were owed");
-  } finally {
-    await sb.cleanup();
-  }
-});
+  }));
 
-Deno.test("a crash after the rename leaves the actions journaled; the next pass runs them", async () => {
-  const sb = await createPatcherSandbox();
-  try {
-    const crashing = await sb.context({
-      fault: (point) => {
-        if (point === "renamed") throw new InjectedCrash("simulated crash");
-      },
-    });
-    await assert.rejects(reconcileOnce(crashing), InjectedCrash);
+Deno.test("a crash after the rename leaves the actions journaled; the next pass runs them", () =>
+  withPatcherSandbox(async (sb) => {
+    await crashingPass(sb, "renamed");
     assert.equal(sb.systemctl.calls().length, 0);
     const ctx = await sb.context();
     const second = await reconcileOnce(ctx);
@@ -144,20 +129,11 @@ Deno.test("a crash after the rename leaves the actions journaled; the next pass 
       "systemctl restart telemetry",
       "systemctl restart monit",
     ]);
-  } finally {
-    await sb.cleanup();
-  }
-});
+  }));
 
-Deno.test("a crash before the rename leaves the old file whole and no temp file behind after the next pass", async () => {
-  const sb = await createPatcherSandbox();
-  try {
-    const crashing = await sb.context({
-      fault: (point) => {
-        if (point === "temp-written") throw new InjectedCrash("simulated crash");
-      },
-    });
-    await assert.rejects(reconcileOnce(crashing), InjectedCrash);
+Deno.test("a crash before the rename leaves the old file whole and no temp file behind after the next pass", () =>
+  withPatcherSandbox(async (sb) => {
+    await crashingPass(sb, "temp-written");
     assert.equal(text(sb.host("usr/local/bin/telemetry.sh")), NATIVE_LAUNCHER);
     // What a SIGKILL between write and rename leaves behind:
     await Deno.writeTextFile(
@@ -169,28 +145,20 @@ Deno.test("a crash before the rename leaves the old file whole and no temp file 
     await reconcileOnce(await sb.context());
     const leftovers = [...Deno.readDirSync(sb.host("usr/local/bin"))].map((e) => e.name);
     assert.deepEqual(leftovers.sort(), [".telemetry.sh.ks-tmp-restapi.77", "telemetry.sh"]);
-  } finally {
-    await sb.cleanup();
-  }
-});
+  }));
 
-Deno.test("dry run prints the plan and touches nothing (no file, no state, no action)", async () => {
-  const sb = await createPatcherSandbox();
-  try {
+Deno.test("dry run prints the plan and touches nothing (no file, no state, no action)", () =>
+  withPatcherSandbox(async (sb) => {
     const ctx = await sb.context();
     const result = await reconcileOnce(ctx, { dryRun: true });
     assert.deepEqual(result.plan.map((p) => p.op), ["write", "write", "write"]);
     assert.equal(text(sb.host("usr/local/bin/telemetry.sh")), NATIVE_LAUNCHER);
     assert.throws(() => Deno.statSync(sb.stateDir));
     assert.equal(sb.systemctl.calls().length, 0);
-  } finally {
-    await sb.cleanup();
-  }
-});
+  }));
 
-Deno.test("native mode restores the exact originals, removes files that were absent, and releases ownership", async () => {
-  const sb = await createPatcherSandbox();
-  try {
+Deno.test("native mode restores the exact originals, removes files that were absent, and releases ownership", () =>
+  withPatcherSandbox(async (sb) => {
     await reconcileOnce(await sb.context());
     const nativePath = await sb.writeManifest(telemetryManifest("native"), "native.yaml");
     const native = await sb.context({ path: nativePath });
@@ -209,14 +177,10 @@ Deno.test("native mode restores the exact originals, removes files that were abs
       "systemctl restart monit",
     ]);
     assert.deepEqual(await native.owners.read(), {});
-  } finally {
-    await sb.cleanup();
-  }
-});
+  }));
 
-Deno.test("native mode uses nativeSource when no backup exists", async () => {
-  const sb = await createPatcherSandbox();
-  try {
+Deno.test("native mode uses nativeSource when no backup exists", () =>
+  withPatcherSandbox(async (sb) => {
     await Deno.writeTextFile(sb.host("usr/local/bin/telemetry.sh"), "something else\n");
     await Deno.writeTextFile(`${sb.sidecarDir}/native.sh`, NATIVE_LAUNCHER);
     const doc = telemetryManifest("native");
@@ -226,14 +190,10 @@ Deno.test("native mode uses nativeSource when no backup exists", async () => {
     const result = await reconcileOnce(await sb.context({ path }));
     assert.ok(result.converged, result.errors.join("; "));
     assert.equal(text(sb.host("usr/local/bin/telemetry.sh")), NATIVE_LAUNCHER);
-  } finally {
-    await sb.cleanup();
-  }
-});
+  }));
 
-Deno.test("two passes of one feature at once are serialised: the change and its actions happen once", async () => {
-  const sb = await createPatcherSandbox();
-  try {
+Deno.test("two passes of one feature at once are serialised: the change and its actions happen once", () =>
+  withPatcherSandbox(async (sb) => {
     const [a, b] = await Promise.all([sb.context(), sb.context()]);
     const results = await Promise.all([reconcileOnce(a), reconcileOnce(b)]);
     assert.ok(results.every((r) => r.converged));
@@ -243,14 +203,10 @@ Deno.test("two passes of one feature at once are serialised: the change and its 
       "systemctl restart telemetry",
       "systemctl restart monit",
     ]);
-  } finally {
-    await sb.cleanup();
-  }
-});
+  }));
 
-Deno.test("with the state directory lost, our own content is never recorded as the original", async () => {
-  const sb = await createPatcherSandbox();
-  try {
+Deno.test("with the state directory lost, our own content is never recorded as the original", () =>
+  withPatcherSandbox(async (sb) => {
     await reconcileOnce(await sb.context());
     await Deno.remove(sb.stateDir, { recursive: true });
     await Deno.chmod(sb.host("usr/local/bin/telemetry.sh"), 0o600);
@@ -272,14 +228,10 @@ Deno.test("with the state directory lost, our own content is never recorded as t
       KUBE_LAUNCHER,
       "left as is, not guessed",
     );
-  } finally {
-    await sb.cleanup();
-  }
-});
+  }));
 
-Deno.test("a rollback restores every original it can when one file has no backup, and keeps owning only that one", async () => {
-  const sb = await createPatcherSandbox();
-  try {
+Deno.test("a rollback restores every original it can when one file has no backup, and keeps owning only that one", () =>
+  withPatcherSandbox(async (sb) => {
     await reconcileOnce(await sb.context());
     const key = encodeURIComponent("/usr/local/bin/telemetry.sh");
     await Deno.remove(`${sb.stateDir}/backups/${key}.json`);
@@ -293,7 +245,4 @@ Deno.test("a rollback restores every original it can when one file has no backup
       Deno.statSync(sb.host("etc/systemd/system/telemetry.service.d/kubesonic.conf"))
     );
     assert.deepEqual(Object.keys(await ctx.owners.read()), ["/usr/local/bin/telemetry.sh"]);
-  } finally {
-    await sb.cleanup();
-  }
-});
+  }));
