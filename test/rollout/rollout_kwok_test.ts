@@ -286,7 +286,15 @@ Deno.test({
           const recorder = await PodRecorder.start(cluster, feature);
           const run = await runTool(
             "ks-rollout",
-            rolloutArgs(cluster, feature, bad, ["--ready-timeout", "4s", "--max-in-flight", "8"]),
+            // A short bake: under load kwok may report a flaky pod Ready for a moment first.
+            rolloutArgs(cluster, feature, bad, [
+              "--ready-timeout",
+              "4s",
+              "--max-in-flight",
+              "8",
+              "--bake",
+              "2s",
+            ]),
           );
           await recorder.stop();
           const report = parseReport(run.stdout, run.stderr);
