@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import { cgroupDirsOf, killCgroups, killPids, pidsMentioning, unmountUnder } from "./docker.ts";
 import { BUSYBOX_CRI_REF, importBusyboxContainerd, PAUSE_CRI_REF } from "./images.ts";
-import { drainToFile, logTail, runCommand, stopChild, trackExit } from "./process.ts";
+import { logTail, runCommand, spawnLogged } from "./process.ts";
 
 /** How long containerd gets after SIGTERM before SIGKILL. */
 const STOP_GRACE_MS = 10_000;
@@ -204,15 +204,7 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Con
     crictlConfig,
     `runtime-endpoint: unix://${socketPath}\nimage-endpoint: unix://${socketPath}\ntimeout: 20\n`,
   );
-  const log = await Deno.open(logPath, { write: true, create: true, truncate: true });
-  const child = new Deno.Command(findBinary("containerd")!, {
-    args: ["--config", configPath],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const drained = drainToFile(child, log);
-  const daemon = trackExit(child);
+  const daemon = await spawnLogged(findBinary("containerd")!, ["--config", configPath], logPath);
 
   const ctrBin = findBinary("ctr")!;
   const ctr = (args: string[]): Promise<CliResult> =>
@@ -301,8 +293,7 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Con
         await crictl(["rmp", "-f", id], { crictlPath: bin }).catch(() => {});
       }
     }
-    if (!daemon.exited) await stopChild(child, daemon.status, STOP_GRACE_MS);
-    await drained;
+    await daemon.stop(STOP_GRACE_MS);
     // Shims mention our socket (`-address`) and state paths: only those go.
     const leftovers = [...await pidsMentioning(short), ...await pidsMentioning(root)];
     await killPids([...new Set(leftovers)]);
@@ -324,8 +315,7 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Con
     if (ok) break;
     if (daemon.exited || Date.now() > deadline) {
       const exited = daemon.exited;
-      if (!exited) await stopChild(child, daemon.status, STOP_GRACE_MS);
-      await drained;
+      await daemon.stop(STOP_GRACE_MS);
       const tail = await logTail(logPath, 5, " | ");
       await stop();
       throw new Error(
@@ -344,7 +334,7 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Con
     runcRoot: join(state, "runc"),
     configPath,
     logPath,
-    pid: child.pid,
+    pid: daemon.pid,
     ctr,
     crictl,
     runPod,

@@ -4,7 +4,7 @@
 // Docker. `stop()` ends the daemon (SIGTERM, then SIGKILL), then any shim it left, unmounts what
 // it mounted under its directories and removes them; safe to call twice.
 import { basename, dirname, join } from "node:path";
-import { drainToFile, logTail, runCommand, stopChild, trackExit } from "./process.ts";
+import { logTail, runCommand, spawnLogged } from "./process.ts";
 
 /** How long dockerd gets after SIGTERM before SIGKILL. */
 const STOP_GRACE_MS = 20_000;
@@ -246,16 +246,8 @@ export async function startDocker(opts: DockerOptions = {}): Promise<DockerEngin
     "--log-level=warn",
     ...(opts.extraArgs ?? []),
   ];
-  const log = await Deno.open(logPath, { write: true, create: true, truncate: true });
-  const child = new Deno.Command(which("dockerd")!, {
-    args,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
   // Both streams into one log file; the pipes close when the daemon exits.
-  const drained = drainToFile(child, log);
-  const daemon = trackExit(child);
+  const daemon = await spawnLogged(which("dockerd")!, args, logPath);
 
   const env = { DOCKER_HOST: `unix://${socketPath}`, DOCKER_CONFIG: cliConfig };
   const cli = dockerCliPath();
@@ -276,8 +268,7 @@ export async function startDocker(opts: DockerOptions = {}): Promise<DockerEngin
     } catch { /* none */ }
     // Killing the containers first makes the daemon's own shutdown quick (about 1 s, not 11).
     await killCgroups(cgroups);
-    if (!daemon.exited) await stopChild(child, daemon.status, STOP_GRACE_MS);
-    await drained;
+    await daemon.stop(STOP_GRACE_MS);
     // Shims and containerd that outlived the daemon mention our private paths: only those go.
     const leftovers = [
       ...await pidsMentioning(execRoot),
@@ -299,8 +290,7 @@ export async function startDocker(opts: DockerOptions = {}): Promise<DockerEngin
   while (!await pingUnix(socketPath)) {
     if (daemon.exited || Date.now() > deadline) {
       const exited = daemon.exited;
-      if (!exited) await stopChild(child, daemon.status, STOP_GRACE_MS);
-      await drained;
+      await daemon.stop(STOP_GRACE_MS);
       const tail = await logTail(logPath, 5, " | ");
       await stop();
       throw new Error(
@@ -317,7 +307,7 @@ export async function startDocker(opts: DockerOptions = {}): Promise<DockerEngin
     env,
     dataRoot,
     execRoot,
-    pid: child.pid,
+    pid: daemon.pid,
     logPath,
     docker,
     stop,

@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import { KubeApiError, KubeRest, resourcePath } from "../../src/kube/rest.ts";
 import type { KubeConfig } from "../../src/kube/kubeconfig.ts";
 import { freePort } from "./net.ts";
-import { drainToFile, logTail, runChecked, runCommand } from "./process.ts";
+import { logTail, runChecked, runCommand, spawnLogged } from "./process.ts";
 
 const HARNESS_DIR = dirname(fileURLToPath(import.meta.url));
 const REPO = join(HARNESS_DIR, "..", "..");
@@ -296,20 +296,15 @@ async function startOnce(opts: StartKubeOptions, t0: number): Promise<KubeCluste
 
   const spawn = async (name: string, args: string[]): Promise<Proc> => {
     const log = join(logs, `${name}.log`);
-    const file = await Deno.open(log, { create: true, write: true, truncate: true });
-    const child = new Deno.Command(join(binDir, name), {
-      args,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      cwd: dir,
-    }).spawn();
     // Both streams into one log file; the file closes when both end.
+    const { child, status, logged } = await spawnLogged(join(binDir, name), args, log, {
+      cwd: dir,
+    });
     const proc: Proc = {
       name,
       child,
       log,
-      done: Promise.all([child.status, drainToFile(child, file)]).then(() => {}),
+      done: Promise.all([status, logged]).then(() => {}),
     };
     procs.push(proc);
     return proc;

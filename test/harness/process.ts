@@ -96,6 +96,54 @@ export function drainToFile(
     .finally(() => writer.close().catch(() => {}));
 }
 
+/** A daemon started by spawnLogged: its stdout and stderr go to one log file. */
+export interface LoggedChild extends TrackedChild {
+  child: Deno.ChildProcess;
+  pid: number;
+  /** Resolves once both streams are in the log file (the daemon exited). Never rejects. */
+  logged: Promise<void>;
+  /**
+   * Unless it already exited: SIGTERM, SIGKILL after `graceMs`, status awaited (stopChild).
+   * Then waits until its output is in the log.
+   */
+  stop(graceMs: number): Promise<void>;
+}
+
+/**
+ * Spawns `cmd args` (stdin /dev/null, in `cwd`) with stdout and stderr copied into `logPath`
+ * (created or truncated first), and tracks its exit.
+ */
+export async function spawnLogged(
+  cmd: string,
+  args: string[],
+  logPath: string,
+  options: { cwd?: string } = {},
+): Promise<LoggedChild> {
+  const log = await Deno.open(logPath, { write: true, create: true, truncate: true });
+  const child = new Deno.Command(cmd, {
+    args,
+    cwd: options.cwd,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const logged = drainToFile(child, log);
+  const tracked = trackExit(child);
+  return {
+    child,
+    pid: child.pid,
+    logged,
+    status: tracked.status,
+    get exited() {
+      return tracked.exited;
+    },
+    async stop(graceMs: number) {
+      if (!tracked.exited) await stopChild(child, tracked.status, graceMs);
+      await logged;
+    },
+  };
+}
+
 /** Options for stopChild. */
 export interface StopChildOptions {
   /** The first signal (default SIGTERM). */
