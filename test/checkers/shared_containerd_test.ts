@@ -3,13 +3,34 @@
 // containerd with the CRI plugin disabled (as Docker ships it) that must be skipped, not alarmed.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { startRedis } from "../harness/redis.ts";
+import { type RedisSandbox, startRedis } from "../harness/redis.ts";
 import { dockerUnavailableReason, startDocker } from "../harness/docker.ts";
 import { containerdUnavailableReason, crictlPath, startContainerd } from "../harness/containerd.ts";
 import { importBusyboxDocker } from "../harness/images.ts";
-import { runTool } from "../harness/bin.ts";
+import { runTool, type ToolResult } from "../harness/bin.ts";
 
 const TOOL = "ks-container-checker";
+/**
+ * Runs the checker against the given Docker and CRI sockets, with CONFIG_DB from `redis` and no
+ * ASIC config (single-ASIC), each runtime given 10 s.
+ */
+function check(
+  redis: RedisSandbox,
+  dockerSocket: string,
+  criSocket: string,
+  extra: string[] = [],
+): Promise<ToolResult> {
+  return runTool(TOOL, [
+    "--docker-socket",
+    dockerSocket,
+    "--cri-socket",
+    criSocket,
+    "--asic-conf",
+    join(redis.dir, "none.conf"),
+    ...extra,
+  ], { env: { ...redis.env, KS_CHECK_TIMEOUT: "10s" } });
+}
+
 const skip = dockerUnavailableReason() ?? containerdUnavailableReason() ??
   (crictlPath() ? undefined : "crictl not built (scripts/build-kube.sh)");
 
@@ -46,16 +67,7 @@ Deno.test({
         name: "telemetry-sw1",
         containers: [{ name: "telemetry", command: ["sleep", "600"] }],
       });
-      const r = await runTool(TOOL, [
-        "--docker-socket",
-        docker.socketPath,
-        "--cri-socket",
-        containerd.socketPath,
-        "--asic-conf",
-        join(redis.dir, "none.conf"),
-        "--output",
-        "json",
-      ], { env: { ...redis.env, KS_CHECK_TIMEOUT: "10s" } });
+      const r = await check(redis, docker.socketPath, containerd.socketPath, ["--output", "json"]);
       assert.equal(r.code, 0, r.stdout + r.stderr);
       const out = JSON.parse(r.stdout);
       assert.deepEqual(out.running, ["lldp", "telemetry"]);
@@ -86,29 +98,13 @@ Deno.test({
       },
     );
     try {
-      const r = await runTool(TOOL, [
-        "--docker-socket",
-        "none",
-        "--cri-socket",
-        containerd.socketPath,
-        "--asic-conf",
-        join(redis.dir, "none.conf"),
-        "--output",
-        "json",
-      ], { env: { ...redis.env, KS_CHECK_TIMEOUT: "10s" } });
+      const r = await check(redis, "none", containerd.socketPath, ["--output", "json"]);
       const out = JSON.parse(r.stdout);
       assert.equal(out.runtimes[1].status, "absent", r.stdout);
       assert.match(out.runtimes[1].error, /unknown service runtime\.v1\.RuntimeService/);
       // Nothing runs lldp here: the verdict is the missing container, not a runtime alarm.
       assert.equal(r.code, 3);
-      const text = await runTool(TOOL, [
-        "--docker-socket",
-        "none",
-        "--cri-socket",
-        containerd.socketPath,
-        "--asic-conf",
-        join(redis.dir, "none.conf"),
-      ], { env: { ...redis.env, KS_CHECK_TIMEOUT: "10s" } });
+      const text = await check(redis, "none", containerd.socketPath);
       assert.equal(text.stdout, "Expected containers not running: lldp\n");
     } finally {
       await containerd.stop();

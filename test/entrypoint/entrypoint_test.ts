@@ -29,6 +29,29 @@ async function readMarker(path: string): Promise<string | undefined> {
   }
 }
 
+/**
+ * Starts the entrypoint for telemetry (with `flags` before `--`) on the marker daemon writing
+ * `marker`, against `redis`, and registers it in `running` so the sandbox stops it.
+ */
+async function startOnMarker(
+  redis: RedisSandbox,
+  running: RunningTool[],
+  marker: string,
+  flags: string[] = [],
+): Promise<RunningTool> {
+  const ep = await startTool(TOOL, [
+    "--feature",
+    "telemetry",
+    ...flags,
+    "--",
+    ...markerDaemon(marker),
+  ], {
+    env: redis.env,
+  });
+  running.push(ep);
+  return ep;
+}
+
 async function withSandbox(
   fn: (redis: RedisSandbox, dir: string, stops: RunningTool[]) => Promise<void>,
   redisOpts: Parameters<typeof startRedis>[0] = {},
@@ -57,10 +80,7 @@ Deno.test("stays idle for every off value (disabled, always_disabled, missing ro
       if (value === null) await redis.command(["DEL", "FEATURE|telemetry"]);
       else await redis.setFeatureState("telemetry", value);
       const marker = join(dir, `m${i}`);
-      const ep = await startTool(TOOL, ["--feature", "telemetry", "--", ...markerDaemon(marker)], {
-        env: redis.env,
-      });
-      running.push(ep);
+      const ep = await startOnMarker(redis, running, marker);
       const line = await ep.waitForLine(IDLE);
       assert.match(
         line,
@@ -115,16 +135,7 @@ Deno.test("--spawn follows FEATURE both ways: stops the daemon on disable, idles
   await withSandbox(async (redis, dir, running) => {
     await redis.setFeatureState("telemetry", "enabled");
     const marker = join(dir, "m");
-    const ep = await startTool(TOOL, [
-      "--feature",
-      "telemetry",
-      "--spawn",
-      "--",
-      ...markerDaemon(marker),
-    ], {
-      env: redis.env,
-    });
-    running.push(ep);
+    const ep = await startOnMarker(redis, running, marker, ["--spawn"]);
     await waitUntil(async () => (await readMarker(marker)) !== undefined, 10_000, "first start");
     const first = Number(await readMarker(marker));
     assert.notEqual(first, ep.pid, "spawn: a child, not the entrypoint itself");
@@ -207,10 +218,7 @@ Deno.test("redis unreachable at start: says so once, keeps waiting, starts the d
     await redis.setFeatureState("telemetry", "disabled");
     await redis.kill();
     const marker = join(dir, "m");
-    const ep = await startTool(TOOL, ["--feature", "telemetry", "--", ...markerDaemon(marker)], {
-      env: redis.env,
-    });
-    running.push(ep);
+    const ep = await startOnMarker(redis, running, marker);
     await ep.waitForLine(/CONFIG_DB not reachable yet; waiting/, 5000);
     await new Promise((r) => setTimeout(r, 1500));
     assert.equal(processExists(ep.pid), true, "never exits while redis is down");
@@ -230,10 +238,7 @@ Deno.test("redis restart while idle: keeps the state, picks up an enable made wh
   await withSandbox(async (redis, dir, running) => {
     await redis.setFeatureState("telemetry", "disabled");
     const marker = join(dir, "m");
-    const ep = await startTool(TOOL, ["--feature", "telemetry", "--", ...markerDaemon(marker)], {
-      env: redis.env,
-    });
-    running.push(ep);
+    const ep = await startOnMarker(redis, running, marker);
     await ep.waitForLine(IDLE);
     await redis.kill();
     await ep.waitForLine(/CONFIG_DB unreachable; keeping the last known state/);
@@ -249,16 +254,7 @@ Deno.test("--spawn: a redis restart while the daemon runs leaves the daemon runn
   await withSandbox(async (redis, dir, running) => {
     await redis.setFeatureState("telemetry", "enabled");
     const marker = join(dir, "m");
-    const ep = await startTool(TOOL, [
-      "--feature",
-      "telemetry",
-      "--spawn",
-      "--",
-      ...markerDaemon(marker),
-    ], {
-      env: redis.env,
-    });
-    running.push(ep);
+    const ep = await startOnMarker(redis, running, marker, ["--spawn"]);
     await waitUntil(async () => (await readMarker(marker)) !== undefined, 10_000, "daemon started");
     const pid = Number(await readMarker(marker));
     await redis.kill();
@@ -393,17 +389,7 @@ Deno.test("--namespace asic1 follows that namespace's CONFIG_DB, not the host's"
     await redis.setFeatureState("telemetry", "disabled", "asic1");
     await redis.setFeatureState("telemetry", "enabled", "");
     const marker = join(dir, "m");
-    const ep = await startTool(TOOL, [
-      "--feature",
-      "telemetry",
-      "--namespace",
-      "asic1",
-      "--",
-      ...markerDaemon(marker),
-    ], {
-      env: redis.env,
-    });
-    running.push(ep);
+    const ep = await startOnMarker(redis, running, marker, ["--namespace", "asic1"]);
     const line = await ep.waitForLine(IDLE);
     assert.match(line, /telemetry@asic1:/);
     await redis.setFeatureState("telemetry", "enabled", "asic0");

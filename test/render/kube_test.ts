@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { parseAllDocuments } from "yaml";
 import { kubeBinDir, type KubeCluster, startKube } from "../harness/kube.ts";
-import { runTool } from "../harness/bin.ts";
+import { runTool, type ToolResult } from "../harness/bin.ts";
 import { waitUntil } from "../harness/net.ts";
 import { baseSpec, writeSpec } from "../feature/spec_fixture.ts";
 
@@ -32,6 +32,27 @@ async function kubectlOk(kube: KubeCluster, args: string[], stdin?: string): Pro
   const r = await kube.kubectl(args, stdin === undefined ? {} : { stdin });
   assert.equal(r.code, 0, `kubectl ${args.join(" ")}: ${r.stderr}`);
   return r.stdout;
+}
+
+/** The telemetry pods in `sonic` (kubectl get -o json, `.items`). */
+async function telemetryPods(kube: KubeCluster): Promise<Any[]> {
+  return JSON.parse(
+    await kubectlOk(kube, [
+      "get",
+      "pods",
+      "-n",
+      "sonic",
+      "-l",
+      "raw_container_name=telemetry",
+      "-o",
+      "json",
+    ]),
+  ).items;
+}
+
+/** Runs `ks-stub telemetry <verb>` for node switch-a with the given kubeconfig. */
+function stubAs(kubeconfig: string, verb: string): Promise<ToolResult> {
+  return runTool("ks-stub", ["telemetry", verb, "--kubeconfig", kubeconfig, "--node", "switch-a"]);
 }
 
 async function canI(kube: KubeCluster, kubeconfig: string, args: string[]): Promise<boolean> {
@@ -106,17 +127,7 @@ Deno.test({
         let seen = "nothing yet";
         await waitUntil(
           async () => {
-            const out = await kubectlOk(kube, [
-              "get",
-              "pods",
-              "-n",
-              "sonic",
-              "-l",
-              "raw_container_name=telemetry",
-              "-o",
-              "json",
-            ]);
-            const pods = JSON.parse(out).items;
+            const pods = await telemetryPods(kube);
             const ds = await kubectlOk(kube, [
               "get",
               "ds",
@@ -188,48 +199,12 @@ Deno.test({
         "real calls: the real ks-stub works with exactly this Role; other namespaces are refused",
         async () => {
           const stub = await kube.serviceAccountKubeconfig("sonic", "telemetry-stub");
-          const status = await runTool("ks-stub", [
-            "telemetry",
-            "status",
-            "--kubeconfig",
-            stub,
-            "--node",
-            "switch-a",
-          ]);
+          const status = await stubAs(stub, "status");
           assert.equal(status.code, 0, `status: ${status.stdout} ${status.stderr}`);
-          const before = JSON.parse(
-            await kubectlOk(kube, [
-              "get",
-              "pods",
-              "-n",
-              "sonic",
-              "-l",
-              "raw_container_name=telemetry",
-              "-o",
-              "json",
-            ]),
-          ).items[0].metadata.uid;
-          const restart = await runTool("ks-stub", [
-            "telemetry",
-            "restart",
-            "--kubeconfig",
-            stub,
-            "--node",
-            "switch-a",
-          ]);
+          const before = (await telemetryPods(kube))[0].metadata.uid;
+          const restart = await stubAs(stub, "restart");
           assert.equal(restart.code, 0, `restart: ${restart.stdout} ${restart.stderr}`);
-          const after = JSON.parse(
-            await kubectlOk(kube, [
-              "get",
-              "pods",
-              "-n",
-              "sonic",
-              "-l",
-              "raw_container_name=telemetry",
-              "-o",
-              "json",
-            ]),
-          ).items.map((p: Any) => p.metadata.uid);
+          const after = (await telemetryPods(kube)).map((p: Any) => p.metadata.uid);
           assert.ok(!after.includes(before), "the stub's restart replaced the pod");
 
           await kubectlOk(kube, ["create", "namespace", "other"]);
