@@ -11,6 +11,7 @@ import {
   addFleet,
   createDaemonSet,
   daemonSet,
+  deleteDaemonSet,
   fleetNames,
   podsByNode,
   writeManifest,
@@ -164,5 +165,15 @@ export const scenario: LabScenario = {
       if (bad.length > 0) throw new Error(`not back on v2: ${bad.join(", ")}`);
       return `${n}/${n} on revision ${v2Hash}, Ready`;
     });
+
+    // Leave a shared control plane as we found it: later scenarios' DaemonSets would land on the
+    // fleet's switches too.
+    if (kube === ctx.kube) {
+      await deleteDaemonSet(kube, FEATURE);
+      await Promise.all(
+        nodes.map((node) => kube.rest.delete(`/api/v1/nodes/${node}`).catch(() => {})),
+      );
+      timeline.note(`fleet removed from the shared control plane (${n} nodes)`);
+    }
   },
 };
