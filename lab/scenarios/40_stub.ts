@@ -7,14 +7,13 @@ import type { LabScenario } from "../context.ts";
 import { runTool, toolCommand } from "../../test/harness/bin.ts";
 import { waitUntil } from "../../test/harness/net.ts";
 import {
+  apiProxy,
   apply,
   featureDaemonSet,
-  kubeconfigVia,
   podsOn,
   stubRbac,
   TEST_NODE_LABEL,
 } from "../../test/stub/fixtures.ts";
-import { startTcpProxy } from "../../test/stub/tcp_proxy.ts";
 import { formatMs } from "../timeline.ts";
 
 const NODE = "lab-stub";
@@ -88,12 +87,8 @@ export const scenario: LabScenario = {
     await timeline.step(
       "status while the API server is unreachable: exit 4 (unknown)",
       async () => {
-        const proxy = startTcpProxy({
-          hostname: "127.0.0.1",
-          port: Number(new URL(kube.server).port),
-        });
+        const { proxy, via } = await apiProxy(kube, kubeconfig);
         try {
-          const via = await kubeconfigVia(kubeconfig, proxy.url);
           proxy.cut();
           const t0 = performance.now();
           const r = await stub(["status", "--timeout", "2s"], via);

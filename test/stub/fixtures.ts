@@ -2,6 +2,7 @@
 // shaped like ks-render's v2 (feature + watchdog containers, `raw_container_name` label) pinned to
 // one kwok node by a label, and the least RBAC the stub needs (pods list/watch/delete in `sonic`).
 import type { KubeCluster } from "../harness/kube.ts";
+import { startTcpProxy, type TcpProxy } from "./tcp_proxy.ts";
 
 /** The node label the test DaemonSets select on, so each test owns its nodes. */
 export const TEST_NODE_LABEL = "kubesonic.test/stub-node";
@@ -141,4 +142,21 @@ export async function kubeconfigVia(kubeconfigPath: string, server: string): Pro
   const out = `${kubeconfigPath}.via-${server.replace(/\W+/g, "_")}`;
   await Deno.writeTextFile(out, replaced);
   return out;
+}
+
+/**
+ * A TCP proxy to the cluster's API server (so a test can cut it) and a copy of `kubeconfigPath`
+ * that goes through it. The caller stops the proxy.
+ */
+export async function apiProxy(
+  kube: KubeCluster,
+  kubeconfigPath: string,
+): Promise<{ proxy: TcpProxy; via: string }> {
+  const proxy = startTcpProxy({ hostname: "127.0.0.1", port: Number(new URL(kube.server).port) });
+  try {
+    return { proxy, via: await kubeconfigVia(kubeconfigPath, proxy.url) };
+  } catch (e) {
+    proxy.stop();
+    throw e;
+  }
 }

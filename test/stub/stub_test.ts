@@ -6,15 +6,14 @@ import { runTool, toolCommand } from "../harness/bin.ts";
 import { kubeBinDir, type KubeCluster, startKube } from "../harness/kube.ts";
 import { waitUntil } from "../harness/net.ts";
 import {
+  apiProxy,
   apply,
   featureDaemonSet,
-  kubeconfigVia,
   kubectlOk,
   podsOn,
   stubRbac,
   TEST_NODE_LABEL,
 } from "./fixtures.ts";
-import { startTcpProxy } from "./tcp_proxy.ts";
 
 const SA = "ks-stub";
 
@@ -79,12 +78,8 @@ Deno.test({
     await t.step(
       "status is 4 within its timeout when the API server cannot be reached",
       async () => {
-        const proxy = startTcpProxy({
-          hostname: "127.0.0.1",
-          port: Number(new URL(kube.server).port),
-        });
+        const { proxy, via } = await apiProxy(kube, kubeconfig);
         try {
-          const via = await kubeconfigVia(kubeconfig, proxy.url);
           proxy.cut();
           const t0 = Date.now();
           const out = await runTool("ks-stub", [
@@ -276,11 +271,7 @@ Deno.test({
         await addNode(kube, "sw-wait");
         await apply(kube, [featureDaemonSet({ feature: "gnmi", nodeLabel: "sw-wait" })]);
         const first = await runningPod(kube, "sw-wait");
-        const proxy = startTcpProxy({
-          hostname: "127.0.0.1",
-          port: Number(new URL(kube.server).port),
-        });
-        const via = await kubeconfigVia(kubeconfig, proxy.url);
+        const { proxy, via } = await apiProxy(kube, kubeconfig);
         const cmd = await toolCommand("ks-stub", [
           "gnmi",
           "wait",
