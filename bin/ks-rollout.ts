@@ -38,6 +38,8 @@ Options:
   --bake D               watch each finished wave this long before the next (default 5m)
   --max-in-flight N      pods deleted and not yet Ready at once (default 10)
   --ready-timeout D      how long a new pod may take to be Ready (default 5m)
+  --min-ready D          how long it must then stay Ready to count (default 0s; like a
+                         DaemonSet's minReadySeconds)
   --selector LABELS      only roll nodes matching this label selector
   --canary NODES         nodes rolled first, comma-separated (repeatable)
   --spread-labels LIST   node labels to spread waves over (default ${
@@ -81,6 +83,7 @@ if (import.meta.main) {
         bake: { type: "string", default: "5m" },
         "max-in-flight": { type: "string", default: "10" },
         "ready-timeout": { type: "string", default: "5m" },
+        "min-ready": { type: "string", default: "0s" },
         selector: { type: "string" },
         canary: { type: "string", multiple: true, default: [] },
         "spread-labels": { type: "string", default: DEFAULT_SPREAD_LABELS.join(",") },
@@ -146,6 +149,7 @@ if (import.meta.main) {
       budget: parseBudget(values["failure-budget"]),
       bakeMs: parseDuration(values.bake, "--bake"),
       readyTimeoutMs: parseDuration(values["ready-timeout"], "--ready-timeout"),
+      minReadyMs: parseDuration(values["min-ready"], "--min-ready"),
       maxInFlight: positiveInt(values["max-in-flight"], "--max-in-flight"),
       selector: values.selector,
       canaries: values.canary.flatMap((c) => c.split(",")).map((c) => c.trim()).filter(Boolean),

@@ -145,6 +145,12 @@ function stepForward(
     const late = now - rec.since > readyTimeoutMs;
     if (pod && pod.hash === s.target.hash && !pod.deleting) {
       const health = podHealth(pod);
+      const minReady = s.settings.minReadyMs ?? 0;
+      if (health.state === "ready" && minReady > 0) {
+        // Ready must hold for minReady before the node counts (Kubernetes' minReadySeconds).
+        rec.readyAt ??= now;
+        if (now - rec.readyAt < minReady) continue;
+      } else if (health.state !== "ready") rec.readyAt = undefined;
       if (health.state === "ready") {
         s.marks = setMark(s.marks, i, "d");
         delete s.inflight[node];

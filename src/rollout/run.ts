@@ -56,6 +56,8 @@ export interface RolloutOptions {
   budget: Budget;
   bakeMs: number;
   readyTimeoutMs: number;
+  /** How long a new pod must stay Ready before its node counts as done. */
+  minReadyMs?: number;
   maxInFlight: number;
   /** Only nodes matching this label selector are rolled. */
   selector?: string;
@@ -257,6 +259,7 @@ async function claim(cluster: RolloutCluster, opts: RolloutOptions, me: string):
         bakeMs: opts.bakeMs,
         readyTimeoutMs: opts.readyTimeoutMs,
         maxInFlight: opts.maxInFlight,
+        minReadyMs: opts.minReadyMs ?? 0,
       },
       waves: waveCounts(opts.waves, order.length),
       wave: 0,

@@ -34,6 +34,8 @@ export interface RolloutSettings {
   bakeMs: number;
   readyTimeoutMs: number;
   maxInFlight: number;
+  /** How long a new pod must stay Ready before its node counts as done (absent = 0). */
+  minReadyMs?: number;
 }
 
 /** The whole recorded state of one rollout. */
@@ -63,8 +65,11 @@ export interface RolloutState {
   /** Nodes in rollout order, and one mark per node (see {@link Mark}). */
   order: string[];
   marks: string;
-  /** For nodes in flight: the uid of the pod deleted and when (ms), for the Ready deadline. */
-  inflight: Record<string, { uid: string; since: number }>;
+  /**
+   * For nodes in flight: the uid of the pod deleted and when (ms), for the Ready deadline; and
+   * since when (ms, this tool's clock) its new pod has been seen Ready, for the minimum.
+   */
+  inflight: Record<string, { uid: string; since: number; readyAt?: number }>;
   /** Why each failed node failed. */
   reasons: Record<string, string>;
   /** Rollback progress (same length as order) once rolling back, else "". */

@@ -165,3 +165,31 @@ Deno.test("machine: an operator's abort mid-bake restores the touched nodes only
   // Nothing to abort once final.
   assert.equal(abortRollout(run.state, { now: 0, pods: [] }, "x").restoreTemplate, false);
 });
+
+Deno.test("machine: with --min-ready a node counts only after its pod stayed Ready that long", () => {
+  const sim = new FleetSim({ nodes: 2 });
+  let state = freshState(sim.nodes, [2], { minReadyMs: 3000, maxInFlight: 2 });
+  sim.template = "new";
+  let now = 0;
+  const at = (ms: number) => {
+    now = ms;
+    const r = step(state, { now, pods: sim.observe() });
+    state = r.state;
+    sim.apply(r.deletes);
+  };
+  at(1000); // both old pods deleted, new ones created
+  sim.tick(); // new pods Ready
+  at(2000);
+  assert.equal(state.marks, "ii", "Ready for 0 s is not enough");
+  // sw001 flaps: not Ready again, then Ready; its clock restarts.
+  sim.pods.get("sw001")!.ready = false;
+  at(3500);
+  sim.pods.get("sw001")!.ready = true;
+  at(4000);
+  assert.equal(state.marks, "ii");
+  at(5000);
+  assert.equal(state.marks, "di", "sw000 Ready since 2 s, held 3 s");
+  at(7000);
+  assert.equal(state.marks, "dd");
+  assert.equal(state.phase, "done");
+});

@@ -169,7 +169,14 @@ Deno.test({
         const recorder = await PodRecorder.start(cluster, feature);
         const run = await runTool(
           "ks-rollout",
-          rolloutArgs(cluster, feature, v2, ["--max-in-flight", "8", "--ready-timeout", "60s"]),
+          rolloutArgs(cluster, feature, v2, [
+            "--max-in-flight",
+            "8",
+            "--ready-timeout",
+            "60s",
+            "--min-ready",
+            "1s",
+          ]),
         );
         await recorder.stop();
         const report = parseReport(run.stdout, run.stderr);
