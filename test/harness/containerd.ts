@@ -4,9 +4,9 @@
 // registry. Pods are expected to use the node's network (`namespace_options.network: 2`): no CNI
 // plugin touches the host. `stop()` ends containerd and its shims, unmounts and removes its dirs.
 import { join } from "node:path";
-import { cgroupDirsOf, killCgroups, killPids, pidsMentioning, unmountUnder } from "./docker.ts";
+import { cgroupDirsOf, cleanUpSandbox } from "./docker.ts";
 import { BUSYBOX_CRI_REF, importBusyboxContainerd, PAUSE_CRI_REF } from "./images.ts";
-import { logTail, runCommand, spawnLogged } from "./process.ts";
+import { daemonStartError, runCommand, spawnLogged } from "./process.ts";
 
 /** How long containerd gets after SIGTERM before SIGKILL. */
 const STOP_GRACE_MS = 10_000;
@@ -295,14 +295,14 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Con
     }
     await daemon.stop(STOP_GRACE_MS);
     // Shims mention our socket (`-address`) and state paths: only those go.
-    const leftovers = [...await pidsMentioning(short), ...await pidsMentioning(root)];
-    await killPids([...new Set(leftovers)]);
-    await killCgroups(cgroups);
-    await unmountUnder(short);
-    await unmountUnder(dir);
-    await Deno.remove(short, { recursive: true }).catch(() => {});
-    if (!opts.dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
-    else await Deno.remove(root, { recursive: true }).catch(() => {});
+    await cleanUpSandbox({
+      mentioning: [short, root],
+      cgroups,
+      short,
+      dir,
+      ownDir: !opts.dir,
+      data: root,
+    });
   };
 
   const deadline = Date.now() + (opts.startTimeoutMs ?? 20_000);
@@ -314,13 +314,7 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Con
     } catch { /* not yet */ }
     if (ok) break;
     if (daemon.exited || Date.now() > deadline) {
-      const exited = daemon.exited;
-      await daemon.stop(STOP_GRACE_MS);
-      const tail = await logTail(logPath, 5, " | ");
-      await stop();
-      throw new Error(
-        `containerd ${exited ? "exited" : "did not answer"} on ${socketPath}: ${tail || "no log"}`,
-      );
+      throw await daemonStartError("containerd", daemon, STOP_GRACE_MS, logPath, socketPath, stop);
     }
     await new Promise((r) => setTimeout(r, 50));
   }

@@ -4,7 +4,7 @@
 // Docker. `stop()` ends the daemon (SIGTERM, then SIGKILL), then any shim it left, unmounts what
 // it mounted under its directories and removes them; safe to call twice.
 import { basename, dirname, join } from "node:path";
-import { logTail, runCommand, spawnLogged } from "./process.ts";
+import { daemonStartError, runCommand, spawnLogged } from "./process.ts";
 
 /** How long dockerd gets after SIGTERM before SIGKILL. */
 const STOP_GRACE_MS = 20_000;
@@ -204,6 +204,37 @@ export async function killPids(pids: number[]): Promise<void> {
   for (const pid of pids) await waitPidGone(pid, 3000);
 }
 
+/** What cleanUpSandbox removes: see there. */
+export interface SandboxLeftovers {
+  /** Processes whose command line mentions one of these paths are SIGKILLed. */
+  mentioning: string[];
+  /** cgroup directories whose processes are SIGKILLed, then removed (killCgroups). */
+  cgroups: string[];
+  /** The short private directory under /tmp (sockets, exec/state root): always removed. */
+  short: string;
+  /** The sandbox directory: removed if `ownDir`, else only `data` in it is. */
+  dir: string;
+  ownDir: boolean;
+  data: string;
+}
+
+/**
+ * After a private engine's daemon has stopped: kills what outlived it (shims by our paths,
+ * container processes by their cgroups), unmounts what it mounted under its directories and
+ * removes them (a caller-given `dir` stays, only its `data` goes).
+ */
+export async function cleanUpSandbox(left: SandboxLeftovers): Promise<void> {
+  const pids: number[] = [];
+  for (const path of left.mentioning) pids.push(...await pidsMentioning(path));
+  await killPids([...new Set(pids)]);
+  await killCgroups(left.cgroups);
+  await unmountUnder(left.short);
+  await unmountUnder(left.dir);
+  await Deno.remove(left.short, { recursive: true }).catch(() => {});
+  if (left.ownDir) await Deno.remove(left.dir, { recursive: true }).catch(() => {});
+  else await Deno.remove(left.data, { recursive: true }).catch(() => {});
+}
+
 /**
  * Starts a private dockerd and waits until its API answers. Throws with the tail of the daemon's
  * log if it does not come up (the daemon is stopped and cleaned up first).
@@ -270,17 +301,14 @@ export async function startDocker(opts: DockerOptions = {}): Promise<DockerEngin
     await killCgroups(cgroups);
     await daemon.stop(STOP_GRACE_MS);
     // Shims and containerd that outlived the daemon mention our private paths: only those go.
-    const leftovers = [
-      ...await pidsMentioning(execRoot),
-      ...await pidsMentioning(dataRoot),
-    ];
-    await killPids([...new Set(leftovers)]);
-    await killCgroups(cgroups);
-    await unmountUnder(short);
-    await unmountUnder(dir);
-    await Deno.remove(short, { recursive: true }).catch(() => {});
-    if (!opts.dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
-    else await Deno.remove(dataRoot, { recursive: true }).catch(() => {});
+    await cleanUpSandbox({
+      mentioning: [execRoot, dataRoot],
+      cgroups,
+      short,
+      dir,
+      ownDir: !opts.dir,
+      data: dataRoot,
+    });
   };
 
   const docker = (cliArgs: string[], o: { stdin?: string } = {}): Promise<DockerResult> =>
@@ -289,13 +317,7 @@ export async function startDocker(opts: DockerOptions = {}): Promise<DockerEngin
   const deadline = Date.now() + (opts.startTimeoutMs ?? 30_000);
   while (!await pingUnix(socketPath)) {
     if (daemon.exited || Date.now() > deadline) {
-      const exited = daemon.exited;
-      await daemon.stop(STOP_GRACE_MS);
-      const tail = await logTail(logPath, 5, " | ");
-      await stop();
-      throw new Error(
-        `dockerd ${exited ? "exited" : "did not answer"} on ${socketPath}: ${tail || "no log"}`,
-      );
+      throw await daemonStartError("dockerd", daemon, STOP_GRACE_MS, logPath, socketPath, stop);
     }
     await new Promise((r) => setTimeout(r, 50));
   }

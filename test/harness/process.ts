@@ -193,3 +193,24 @@ export async function logTail(
     return undefined;
   }
 }
+
+/**
+ * For a daemon that did not come up: stops it (LoggedChild.stop with `graceMs`), runs `cleanUp`,
+ * and returns the error to throw: `<name> exited|did not answer on <where>: <last 5 log lines>`.
+ */
+export async function daemonStartError(
+  name: string,
+  daemon: LoggedChild,
+  graceMs: number,
+  logPath: string,
+  where: string,
+  cleanUp: () => Promise<void>,
+): Promise<Error> {
+  const exited = daemon.exited;
+  await daemon.stop(graceMs);
+  const tail = await logTail(logPath, 5, " | ");
+  await cleanUp();
+  return new Error(
+    `${name} ${exited ? "exited" : "did not answer"} on ${where}: ${tail || "no log"}`,
+  );
+}
