@@ -67,23 +67,19 @@ export const scenario: LabScenario = {
     const kubeOwned = [...expected].filter((n) => table.get(n)?.set_owner === "kube");
     const native = [...expected].filter((n) => !kubeOwned.includes(n));
     const kubeIds: Record<string, string> = {};
+    /** `docker run -d --network host --name <name> <flags> <image> sleep 3600`; throws on failure. */
+    const runSleeping = async (name: string, flags: string[] = []) => {
+      const r = await d.docker(
+        ["run", "-d", "--network", "host", "--name", name, ...flags, image, "sleep", "3600"],
+      );
+      if (r.code !== 0) throw new Error(`docker run ${name}: ${r.stderr.trim()}`);
+    };
 
     await timeline.step(
       `start ${native.length} native and ${kubeOwned.length} Kubernetes containers`,
       async () => {
         for (const n of native) {
-          const r = await d.docker([
-            "run",
-            "-d",
-            "--network",
-            "host",
-            "--name",
-            n,
-            image,
-            "sleep",
-            "3600",
-          ]);
-          if (r.code !== 0) throw new Error(`docker run ${n}: ${r.stderr.trim()}`);
+          await runSleeping(n);
         }
         for (const n of kubeOwned) {
           if (containerd) {
@@ -102,19 +98,7 @@ export const scenario: LabScenario = {
               `io.kubernetes.container.name=${n}`,
             ].flatMap((l) => ["--label", l]);
             const name = `k8s_${n}_${n}-lab-sw1_sonic_${uid}_0`;
-            const r = await d.docker([
-              "run",
-              "-d",
-              "--network",
-              "host",
-              "--name",
-              name,
-              ...labels,
-              image,
-              "sleep",
-              "3600",
-            ]);
-            if (r.code !== 0) throw new Error(`docker run ${name}: ${r.stderr.trim()}`);
+            await runSleeping(name, labels);
             kubeIds[n] = name;
           }
         }
