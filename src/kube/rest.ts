@@ -481,17 +481,33 @@ export class KubeRest {
     callerSignal: AbortSignal | undefined,
     stream: boolean,
   ): Promise<Attempt> {
+    // One controller aborted by the attempt's timer or by the caller's signal. Not
+    // AbortSignal.any(): Deno may collect that combined signal while fetch still runs, and the
+    // abort (or the timeout) is then silently lost. Here the caller's signal holds the listener,
+    // which holds the controller, for as long as the caller holds its signal.
     const timeout = new AbortController();
     const timer = setTimeout(
       () => timeout.abort(new DOMException("timed out", "TimeoutError")),
       timeoutMs,
     );
-    const signal = callerSignal ? AbortSignal.any([callerSignal, timeout.signal]) : timeout.signal;
+    const onCallerAbort = () => timeout.abort(callerSignal?.reason);
+    if (callerSignal?.aborted) onCallerAbort();
+    else callerSignal?.addEventListener("abort", onCallerAbort, { once: true });
+    let keepCallerListener = false;
     try {
-      const response = await fetch(url, { method, headers, body, signal, client: this.#client });
+      const response = await fetch(url, {
+        method,
+        headers,
+        body,
+        signal: timeout.signal,
+        client: this.#client,
+      });
       // A watch stream may stay open for minutes: once its headers are in, only the caller's
       // signal may end it (the finally below clears the attempt's timer).
-      if (response.ok && stream) return { response };
+      if (response.ok && stream) {
+        keepCallerListener = true;
+        return { response };
+      }
       // Read the body (error bodies too) inside the timeout: a stalled body is a failed attempt.
       const text = await response.text();
       return {
@@ -510,6 +526,7 @@ export class KubeRest {
       return { failure: describeFetchError(error) };
     } finally {
       clearTimeout(timer);
+      if (!keepCallerListener) callerSignal?.removeEventListener("abort", onCallerAbort);
     }
   }
 }
