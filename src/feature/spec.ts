@@ -137,10 +137,15 @@ export const DEFAULT_READINESS: ProbeTiming = {
   failureThreshold: 3,
 };
 
-/** Small fixed budgets for the Deno-based watchdog and sidecar (a Deno process idles ~36 MB). */
+/**
+ * Small fixed budgets for the Deno-based watchdog and sidecar. Measured (docs/entrypoint-watchdog.md,
+ * docs/patcher.md): ks-watchdog idles at ~80 MB RSS and peaked at 107-115 MB under 500 requests/s;
+ * ks-patcher idles at 60-75 MB. The request covers the idle size, the limit leaves room over the
+ * peak so a probe storm never gets the watchdog OOM-killed (which would fail the pod's liveness).
+ */
 export const DEFAULT_TOOL_RESOURCES: ResourceSpec = {
-  requests: { cpu: "10m", memory: "64Mi" },
-  limits: { cpu: "200m", memory: "128Mi" },
+  requests: { cpu: "10m", memory: "96Mi" },
+  limits: { cpu: "200m", memory: "192Mi" },
 };
 
 /** The node label that opts a node in, unless the spec sets nodeSelector. */
