@@ -4,7 +4,7 @@
 // it, and a container removed while the checker is reading it.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { dockerUnavailableReason, startDocker } from "../harness/docker.ts";
+import { dockerUnavailableReason, startDocker, waitForDockerRestarts } from "../harness/docker.ts";
 import { containerdUnavailableReason, crictlPath, startContainerd } from "../harness/containerd.ts";
 import { importBusyboxDocker } from "../harness/images.ts";
 import { runTool } from "../harness/bin.ts";
@@ -187,19 +187,12 @@ Deno.test({
         "Docker OOM kill (137) and restart: reported running and under the threshold again",
         async () => {
           await dockerRun("bgp", HOG_ONCE, ["--memory", "24m", "--restart", "always"]);
-          await waitUntil(
-            async () => {
-              const s = await docker.docker([
-                "inspect",
-                "-f",
-                "{{.RestartCount}} {{.State.Running}}",
-                "bgp",
-              ]);
-              return s.stdout.trim() === "1 true";
-            },
+          await waitForDockerRestarts(
+            docker,
+            "bgp",
+            1,
             30_000,
             "bgp to be OOM-killed and restarted",
-            100,
           );
           const events = await docker.docker([
             "events",

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { renderContainerCheckerStanza, renderMemoryStanza } from "../../src/checkers/monit.ts";
 import { toolLauncher } from "../harness/bin.ts";
-import { dockerUnavailableReason, startDocker } from "../harness/docker.ts";
+import { dockerUnavailableReason, startDocker, waitForDockerRestarts } from "../harness/docker.ts";
 import { importBusyboxDocker } from "../harness/images.ts";
 import {
   monitSyntaxCheck,
@@ -246,19 +246,12 @@ Deno.test({
       await t.step(
         "an OOM-killed (137) and restarted container: memory check OK, no restart_service",
         async () => {
-          await waitUntil(
-            async () => {
-              const s = await docker.docker([
-                "inspect",
-                "-f",
-                "{{.RestartCount}} {{.State.Running}}",
-                "snmp",
-              ]);
-              return s.stdout.trim() === "1 true";
-            },
+          await waitForDockerRestarts(
+            docker,
+            "snmp",
+            1,
             30_000,
             "snmp to be OOM-killed and restarted",
-            100,
           );
           // Two more cycles after the restart, then ask monit.
           await new Promise((r) => setTimeout(r, 2500));

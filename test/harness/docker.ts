@@ -4,6 +4,7 @@
 // Docker. `stop()` ends the daemon (SIGTERM, then SIGKILL), then any shim it left, unmounts what
 // it mounted under its directories and removes them; safe to call twice.
 import { basename, dirname, join } from "node:path";
+import { waitUntil } from "./net.ts";
 import { daemonStartError, runCommand, spawnLogged } from "./process.ts";
 
 /** How long dockerd gets after SIGTERM before SIGKILL. */
@@ -334,4 +335,31 @@ export async function startDocker(opts: DockerOptions = {}): Promise<DockerEngin
     docker,
     stop,
   };
+}
+
+/**
+ * Waits (polling `docker inspect` every 100 ms) until container `name` has been restarted
+ * `restarts` times and is running again; throws naming `what` after `ms`.
+ */
+export async function waitForDockerRestarts(
+  engine: DockerEngine,
+  name: string,
+  restarts: number,
+  ms: number,
+  what: string,
+): Promise<void> {
+  await waitUntil(
+    async () => {
+      const s = await engine.docker([
+        "inspect",
+        "-f",
+        "{{.RestartCount}} {{.State.Running}}",
+        name,
+      ]);
+      return s.stdout.trim() === `${restarts} true`;
+    },
+    ms,
+    what,
+    100,
+  );
 }

@@ -1,8 +1,8 @@
 // Child-process plumbing shared by the harnesses: run a command to completion and capture
-// `{ code, stdout, stderr }` (optionally feeding stdin), track whether a spawned daemon has
-// exited, copy its stdout+stderr into one log file, stop it (a signal, SIGKILL after a grace,
-// status awaited) and read the tail of its log for an error message. Nothing here knows which
-// daemon it runs; the harnesses (docker, containerd, monit, kube, bin) own that.
+// `{ code, stdout, stderr }` (optionally feeding stdin); spawn a daemon with its stdout+stderr
+// in one log file and track whether it has exited; stop it (a signal, SIGKILL after a grace,
+// status awaited); read the tail of its log for the error when it did not come up. Nothing here
+// knows which daemon it runs; the harnesses (docker, containerd, monit, kube, bin) own that.
 
 /** Exit code and decoded output of one finished command. */
 export interface CommandResult {

@@ -55,6 +55,18 @@ function stubAs(kubeconfig: string, verb: string): Promise<ToolResult> {
   return runTool("ks-stub", ["telemetry", verb, "--kubeconfig", kubeconfig, "--node", "switch-a"]);
 }
 
+/** kubectl as `kubeconfig` with `args` fails, and its stderr matches `why`. */
+async function assertRefused(
+  kube: KubeCluster,
+  kubeconfig: string,
+  args: string[],
+  why: RegExp,
+): Promise<void> {
+  const r = await kube.kubectl(["--kubeconfig", kubeconfig, ...args]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, why);
+}
+
 async function canI(kube: KubeCluster, kubeconfig: string, args: string[]): Promise<boolean> {
   const r = await kube.kubectl(["--kubeconfig", kubeconfig, "auth", "can-i", ...args]);
   const answer = r.stdout.trim();
@@ -218,28 +230,15 @@ Deno.test({
             "--restart",
             "Never",
           ]);
-          const del = await kube.kubectl([
-            "--kubeconfig",
-            stub,
+          await assertRefused(kube, stub, [
             "delete",
             "pod",
             "victim",
             "-n",
             "other",
             "--wait=false",
-          ]);
-          assert.notEqual(del.code, 0);
-          assert.match(del.stderr, /forbidden/i);
-          const secrets = await kube.kubectl([
-            "--kubeconfig",
-            stub,
-            "get",
-            "secrets",
-            "-n",
-            "sonic",
-          ]);
-          assert.notEqual(secrets.code, 0);
-          assert.match(secrets.stderr, /forbidden/i);
+          ], /forbidden/i);
+          await assertRefused(kube, stub, ["get", "secrets", "-n", "sonic"], /forbidden/i);
         },
       );
 
@@ -283,18 +282,14 @@ Deno.test({
           ).catch((e) => {
             throw new Error(`${e.message}: ${last}`);
           });
-          const del = await kube.kubectl([
-            "--kubeconfig",
-            stub,
+          await assertRefused(kube, stub, [
             "delete",
             "pod",
             "gnmi-x",
             "-n",
             "sonic",
             "--wait=false",
-          ]);
-          assert.notEqual(del.code, 0);
-          assert.match(del.stderr, /kubesonic-sonic-telemetry-stub/);
+          ], /kubesonic-sonic-telemetry-stub/);
           await kubectlOk(kube, ["get", "pod", "gnmi-x", "-n", "sonic"]);
           const own = await kube.kubectl([
             "--kubeconfig",
