@@ -287,6 +287,34 @@ async function removeCgroups(dirs: string[]): Promise<void> {
   }
 }
 
+/** The node IPs the switches put on their own loopback (`10.250.0.N/32`, one per switch). */
+export const SWITCH_NODE_NET = "10.250.0.0/24";
+
+/**
+ * Makes sure nothing on the host can ever send a packet to the switches' node IPs: they live only
+ * on each switch's own loopback, and the kubelet reports them to the API server, so anything on the
+ * host dialling one (`kubectl logs` / `exec` through the apiserver) would otherwise leave through the
+ * default route. A blackhole route keeps such a packet on this machine. It is left in place (it
+ * covers only this range, which nothing else here uses) so parallel labs never race to remove it.
+ */
+async function guardNodeAddresses(log: (line: string) => void): Promise<void> {
+  const out = await new Deno.Command("ip", {
+    args: ["route", "replace", "blackhole", SWITCH_NODE_NET],
+    stdout: "null",
+    stderr: "piped",
+  }).output().catch((e: Error) => ({
+    success: false,
+    stderr: new TextEncoder().encode(e.message),
+  }));
+  if (!out.success) {
+    log(
+      `WARNING: could not add the blackhole route for ${SWITCH_NODE_NET}: ${
+        new TextDecoder().decode(out.stderr).trim()
+      }`,
+    );
+  }
+}
+
 /**
  * Starts the switches: builds or reuses the images, a private dockerd, one node container per
  * switch, and waits until every switch's systemd finished booting (`running`, or `degraded` with
@@ -349,6 +377,7 @@ export async function startSwitches(opts: SwitchOptions): Promise<SwitchLab> {
       sonic_version: "SONiC.master.0-kubesonic",
       ...opts.nodeLabels,
     };
+    await guardNodeAddresses(log);
     for (const [i, name] of names.entries()) {
       const configDir = join(dir, name);
       await Deno.mkdir(configDir, { recursive: true });
