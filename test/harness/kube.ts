@@ -8,7 +8,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { KubeApiError, KubeRest, resourcePath } from "../../src/kube/rest.ts";
 import type { KubeConfig } from "../../src/kube/kubeconfig.ts";
-import { freePort } from "./net.ts";
+import { blackholeRoute, freePort } from "./net.ts";
 import { logTail, runChecked, runCommand, spawnLogged } from "./process.ts";
 
 const HARNESS_DIR = dirname(fileURLToPath(import.meta.url));
@@ -26,6 +26,11 @@ export const KUBE_BINARIES = [
 ] as const;
 /** Namespace every cluster creates at start-up (the one SONiC's DaemonSets live in). */
 export const SONIC_NAMESPACE = "sonic";
+/** Pod IPs kwok writes into pod status (never routed: see blackholeRoute). */
+export const KWOK_POD_CIDR = "10.244.0.0/16";
+/** The node IP kwok writes into node status (never routed: see blackholeRoute). */
+export const KWOK_NODE_IP = "10.255.0.1";
+
 /** The annotation kwok is told to manage nodes by. */
 export const KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node";
 
@@ -426,13 +431,16 @@ async function startOnce(opts: StartKubeOptions, t0: number): Promise<KubeCluste
       .filter((e) => e.isFile && e.name.endsWith(".yaml"))
       .map((e) => join(KWOK_STAGE_DIR, e.name))
       .sort();
+    // kwok writes these addresses into node and pod status only; nothing here may ever reach
+    // them through the default route (e.g. an apiserver dial for logs/exec).
+    for (const cidr of [KWOK_POD_CIDR, `${KWOK_NODE_IP}/32`]) await blackholeRoute(cidr);
     const kwok = await spawn("kwok", [
       `--kubeconfig=${kubeconfigPath}`,
       "--manage-all-nodes=false",
       `--manage-nodes-with-annotation-selector=${KWOK_NODE_ANNOTATION}=fake`,
       "--node-lease-duration-seconds=40",
-      "--cidr=10.244.0.0/16",
-      "--node-ip=10.255.0.1",
+      `--cidr=${KWOK_POD_CIDR}`,
+      `--node-ip=${KWOK_NODE_IP}`,
       ...stageFiles.flatMap((f) => ["-c", f]),
     ]);
     const kwokFailed = watchExit(kwok);

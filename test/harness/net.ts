@@ -38,3 +38,25 @@ export async function waitUntil(
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/**
+ * Adds (idempotently) a host route `blackhole <cidr>`, so that an address the project only uses
+ * inside its own namespaces or in simulated status fields (kwok node and pod IPs, the lab switches'
+ * node IPs) can never be reached through the machine's default route. Kept afterwards: it covers
+ * only that range, and parallel suites must not race to remove it. Returns the error text when the
+ * route could not be added (not root), else undefined.
+ */
+export async function blackholeRoute(cidr: string): Promise<string | undefined> {
+  try {
+    const out = await new Deno.Command("ip", {
+      args: ["route", "replace", "blackhole", cidr],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    return out.success
+      ? undefined
+      : new TextDecoder().decode(out.stderr).trim() || "ip route failed";
+  } catch (error) {
+    return (error as Error).message;
+  }
+}

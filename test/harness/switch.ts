@@ -15,7 +15,7 @@
 import { join } from "node:path";
 import { startDocker } from "./docker.ts";
 import type { DockerEngine, DockerResult } from "./docker.ts";
-import { waitUntil } from "./net.ts";
+import { blackholeRoute, waitUntil } from "./net.ts";
 
 const REPO = new URL("../../", import.meta.url).pathname;
 const BUILD_SCRIPT = join(REPO, "scripts", "switch", "build-switch-image.sh");
@@ -291,31 +291,6 @@ async function removeCgroups(dirs: string[]): Promise<void> {
 export const SWITCH_NODE_NET = "10.250.0.0/24";
 
 /**
- * Makes sure nothing on the host can ever send a packet to the switches' node IPs: they live only
- * on each switch's own loopback, and the kubelet reports them to the API server, so anything on the
- * host dialling one (`kubectl logs` / `exec` through the apiserver) would otherwise leave through the
- * default route. A blackhole route keeps such a packet on this machine. It is left in place (it
- * covers only this range, which nothing else here uses) so parallel labs never race to remove it.
- */
-async function guardNodeAddresses(log: (line: string) => void): Promise<void> {
-  const out = await new Deno.Command("ip", {
-    args: ["route", "replace", "blackhole", SWITCH_NODE_NET],
-    stdout: "null",
-    stderr: "piped",
-  }).output().catch((e: Error) => ({
-    success: false,
-    stderr: new TextEncoder().encode(e.message),
-  }));
-  if (!out.success) {
-    log(
-      `WARNING: could not add the blackhole route for ${SWITCH_NODE_NET}: ${
-        new TextDecoder().decode(out.stderr).trim()
-      }`,
-    );
-  }
-}
-
-/**
  * Starts the switches: builds or reuses the images, a private dockerd, one node container per
  * switch, and waits until every switch's systemd finished booting (`running`, or `degraded` with
  * the failed units named in the log) and its Node is Ready. Throws (after stopping what it
@@ -377,7 +352,11 @@ export async function startSwitches(opts: SwitchOptions): Promise<SwitchLab> {
       sonic_version: "SONiC.master.0-kubesonic",
       ...opts.nodeLabels,
     };
-    await guardNodeAddresses(log);
+    // The node IPs live only on each switch's own loopback, but the kubelet reports them to the
+    // API server: anything on the host dialling one (kubectl logs/exec) would otherwise leave
+    // through the default route.
+    const routeError = await blackholeRoute(SWITCH_NODE_NET);
+    if (routeError) log(`WARNING: no blackhole route for ${SWITCH_NODE_NET}: ${routeError}`);
     for (const [i, name] of names.entries()) {
       const configDir = join(dir, name);
       await Deno.mkdir(configDir, { recursive: true });
