@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { httpProbe, processProbe, runProbes, tcpProbe } from "../../src/watchdog/probes.ts";
-import { freePort } from "../harness/net.ts";
+import { freePort, waitUntil } from "../harness/net.ts";
 import { hangingHttp, hangingTcp } from "./hang.ts";
 
 Deno.test("tcp probe: passes on a listening port, fails on a closed one, fails by the deadline on a hung connect", async () => {
@@ -34,17 +34,30 @@ Deno.test("process probe: matches /proc comm or argv[0] basename, fails when no 
   await Deno.symlink("/bin/sleep", join(dir, name));
   const child = new Deno.Command(join(dir, name), { args: ["30"] }).spawn();
   try {
+    // The probe looks for a process that exists: wait until the child has exec'd under its name,
+    // and give the round room for a /proc scan on a loaded machine (deadlines are tested elsewhere).
+    await waitUntil(
+      () => {
+        try {
+          return Deno.readTextFileSync(`/proc/${child.pid}/comm`).trim() === name;
+        } catch {
+          return false;
+        }
+      },
+      5000,
+      `${name} running`,
+    );
     const [byComm, missing] = await runProbes([
       processProbe(name),
       processProbe(`${name}x`),
-    ], 500);
+    ], 3000);
     assert.equal(byComm.ok, true, byComm.detail);
     assert.equal(byComm.detail, `pid ${child.pid}`);
     assert.deepEqual([missing.ok, missing.detail], [false, "no such process"]);
     // The remembered PID is re-checked: once the process is gone the probe fails.
     child.kill("SIGKILL");
     await child.status;
-    const [gone] = await runProbes([processProbe(name)], 500);
+    const [gone] = await runProbes([processProbe(name)], 3000);
     assert.equal(gone.ok, false);
   } finally {
     try {
