@@ -1,7 +1,14 @@
 // ks-entrypoint: the feature container's ENTRYPOINT. Idle while FEATURE|<feature> is off, starts
 // the daemon the moment it is on (exec by default, or supervised with --spawn). Thin: flags here,
 // the logic in src/entrypoint/run.ts.
-import { parseCli, parseDuration, runCli, setting, UsageError } from "../src/cli.ts";
+import {
+  asicNamespaceSetting,
+  featureSetting,
+  parseCli,
+  parseDuration,
+  runCli,
+  UsageError,
+} from "../src/cli.ts";
 import { createLogger } from "../src/log.ts";
 import { runEntrypoint } from "../src/entrypoint/run.ts";
 
@@ -46,15 +53,8 @@ async function main(): Promise<number> {
       resync: { type: "string", default: "5s" },
     },
   }, Deno.args);
-  const feature = setting(values.feature, "KS_FEATURE");
-  if (!feature) throw new UsageError("--feature is required (e.g. --feature telemetry)");
-  if (!/^[A-Za-z0-9_.-]+$/.test(feature)) {
-    throw new UsageError(`--feature: "${feature}" is not a FEATURE name`);
-  }
-  const namespace = setting(values.namespace, "KS_NAMESPACE", "");
-  if (namespace !== "" && !/^asic\d+$/.test(namespace)) {
-    throw new UsageError(`--namespace: "${namespace}" is not a namespace (asic0, asic1, ...)`);
-  }
+  const feature = featureSetting(values.feature);
+  const namespace = asicNamespaceSetting(values.namespace);
   if (positionals.length === 0) {
     throw new UsageError("no command: give the daemon after -- (e.g. -- /usr/bin/supervisord -n)");
   }

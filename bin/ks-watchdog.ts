@@ -1,7 +1,15 @@
 // ks-watchdog: the feature pod's health endpoint (`/`, `/livez`, `/readyz`) and, as
 // `ks-watchdog probe`, the same checks once for exec probes. Thin: flags here, the logic in
 // src/watchdog/.
-import { parseCli, parseDuration, parseHostPort, runCli, setting, UsageError } from "../src/cli.ts";
+import {
+  asicNamespaceSetting,
+  featureSetting,
+  parseCli,
+  parseDuration,
+  parseHostPort,
+  runCli,
+  UsageError,
+} from "../src/cli.ts";
 import { createLogger } from "../src/log.ts";
 import { httpProbe, type Probe, processProbe, tcpProbe } from "../src/watchdog/probes.ts";
 import { probeOnce, runWatchdog, type WatchdogOptions } from "../src/watchdog/run.ts";
@@ -88,15 +96,8 @@ async function main(): Promise<number> {
   if (mode !== "serve" && mode !== "probe" || positionals.length > 1) {
     throw new UsageError(`unexpected argument "${positionals.at(-1)}" (the only command is probe)`);
   }
-  const feature = setting(values.feature, "KS_FEATURE");
-  if (!feature) throw new UsageError("--feature is required (e.g. --feature telemetry)");
-  if (!/^[A-Za-z0-9_.-]+$/.test(feature)) {
-    throw new UsageError(`--feature: "${feature}" is not a FEATURE name`);
-  }
-  const namespace = setting(values.namespace, "KS_NAMESPACE", "");
-  if (namespace !== "" && !/^asic\d+$/.test(namespace)) {
-    throw new UsageError(`--namespace: "${namespace}" is not a namespace (asic0, asic1, ...)`);
-  }
+  const feature = featureSetting(values.feature);
+  const namespace = asicNamespaceSetting(values.namespace);
   const deadlineMs = parseDuration(values.deadline!, "--deadline");
   if (deadlineMs < 50) throw new UsageError(`--deadline: "${values.deadline}" is below 50ms`);
   const resyncMs = parseDuration(values.resync!, "--resync");

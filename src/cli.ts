@@ -130,3 +130,28 @@ export function parseHostPort(text: string, what: string): { host: string; port:
   }
   return { host: match[1] ?? match[2], port };
 }
+
+/**
+ * The feature a pod tool serves: `--feature` > `KS_FEATURE`. Throws UsageError when it is missing
+ * or not a FEATURE key (letters, digits, `_`, `.`, `-`).
+ */
+export function featureSetting(flag: string | undefined): string {
+  const feature = setting(flag, "KS_FEATURE");
+  if (!feature) throw new UsageError("--feature is required (e.g. --feature telemetry)");
+  if (!/^[A-Za-z0-9_.-]+$/.test(feature)) {
+    throw new UsageError(`--feature: "${feature}" is not a FEATURE name`);
+  }
+  return feature;
+}
+
+/**
+ * The multi-ASIC namespace: `--namespace` > `KS_NAMESPACE` > "" (the host's database). Throws
+ * UsageError unless it is empty or `asic<N>`.
+ */
+export function asicNamespaceSetting(flag: string | undefined): string {
+  const namespace = setting(flag, "KS_NAMESPACE", "");
+  if (namespace !== "" && !/^asic\d+$/.test(namespace)) {
+    throw new UsageError(`--namespace: "${namespace}" is not a namespace (asic0, asic1, ...)`);
+  }
+  return namespace;
+}
