@@ -5,6 +5,7 @@
 // the cgroupfs and systemd drivers. Missing files are retried briefly (a container starting or
 // stopping), then reported as CgroupGoneError.
 import { join } from "node:path";
+import { pathExists } from "../path_exists.ts";
 
 /** A memory cgroup directory and the cgroup version whose files it holds. */
 export interface CgroupLocation {
@@ -30,15 +31,6 @@ export class CgroupGoneError extends Error {
 /** The cgroup filesystem root: KS_CGROUP_ROOT or /sys/fs/cgroup. */
 export function cgroupRoot(): string {
   return Deno.env.get("KS_CGROUP_ROOT") || "/sys/fs/cgroup";
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** True when `root` is a cgroup v2 (unified) hierarchy with the memory controller. */
@@ -135,7 +127,7 @@ export async function findCgroupByHints(
   const base = v2 ? root : join(root, "memory");
   for (const rel of cgroupCandidates(h)) {
     const dir = join(base, rel);
-    if (await exists(dir)) return { version: v2 ? 2 : 1, dir };
+    if (await pathExists(dir)) return { version: v2 ? 2 : 1, dir };
   }
   return undefined;
 }

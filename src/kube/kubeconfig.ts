@@ -4,6 +4,7 @@
 // Both API clients (`rest.ts` for short-lived tools, `client.ts` for long-lived ones) start here.
 import { dirname, isAbsolute, join } from "node:path";
 import { parse as parseYaml } from "yaml";
+import { pathExists } from "../path_exists.ts";
 
 /** The kubelet's kubeconfig on a SONiC switch joined to a cluster. */
 export const KUBELET_KUBECONFIG = "/etc/kubernetes/kubelet.conf";
@@ -100,15 +101,6 @@ function readEnv(opts: LoadKubeconfigOptions, name: string): string | undefined 
   return Deno.env.get(name);
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Loads the kubeconfig by precedence: `opts.path` (the `--kubeconfig` flag) > `KUBECONFIG`
  * (a `:`-separated list, merged as kubectl does: the first definition of a name wins) >
@@ -123,7 +115,7 @@ export async function loadKubeconfig(opts: LoadKubeconfigOptions = {}): Promise<
     const files: ParsedFile[] = [];
     for (const p of paths) {
       // kubectl ignores KUBECONFIG entries that do not exist; so do we, unless none exists.
-      if (await exists(p)) files.push(await parseFile(p));
+      if (await pathExists(p)) files.push(await parseFile(p));
     }
     if (files.length === 0) {
       throw new KubeconfigError(`KUBECONFIG=${envList}: none of these files exists`);
@@ -131,11 +123,11 @@ export async function loadKubeconfig(opts: LoadKubeconfigOptions = {}): Promise<
     return resolveKubeconfig(files, opts.context);
   }
   const kubelet = opts.kubeletPath ?? KUBELET_KUBECONFIG;
-  if (await exists(kubelet)) return resolveKubeconfig([await parseFile(kubelet)], opts.context);
+  if (await pathExists(kubelet)) return resolveKubeconfig([await parseFile(kubelet)], opts.context);
   const sa = opts.serviceAccountDir ?? SERVICE_ACCOUNT_DIR;
   const host = readEnv(opts, "KUBERNETES_SERVICE_HOST");
   const port = readEnv(opts, "KUBERNETES_SERVICE_PORT");
-  if (host && port && await exists(join(sa, "token"))) return await inCluster(sa, host, port);
+  if (host && port && await pathExists(join(sa, "token"))) return await inCluster(sa, host, port);
   throw new KubeconfigError(
     `no kubeconfig: pass --kubeconfig, set KUBECONFIG, or provide ${kubelet}` +
       ` (or run in a pod with a service account token under ${sa})`,
@@ -146,9 +138,9 @@ async function inCluster(dir: string, host: string, port: string): Promise<KubeC
   const tokenFile = join(dir, "token");
   const token = (await Deno.readTextFile(tokenFile)).trim();
   const caPath = join(dir, "ca.crt");
-  const caPem = await exists(caPath) ? await Deno.readTextFile(caPath) : undefined;
+  const caPem = await pathExists(caPath) ? await Deno.readTextFile(caPath) : undefined;
   const nsPath = join(dir, "namespace");
-  const namespace = await exists(nsPath) ? (await Deno.readTextFile(nsPath)).trim() : undefined;
+  const namespace = await pathExists(nsPath) ? (await Deno.readTextFile(nsPath)).trim() : undefined;
   const hostPart = host.includes(":") ? `[${host}]` : host;
   return {
     source: "in-cluster",

@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { runChecked } from "./process.ts";
+import { pathExists } from "../../src/path_exists.ts";
 
 /** The reference tests use for the busybox image in Docker and in containerd. */
 export const BUSYBOX_REF = "ks-busybox:latest";
@@ -24,15 +25,6 @@ async function sha256File(path: string): Promise<string> {
   const file = await Deno.open(path);
   for await (const chunk of file.readable) hash.update(chunk);
   return hash.digest("hex");
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Tars `dir` reproducibly (sorted, root-owned, fixed mtime) into `out`. */
@@ -68,7 +60,7 @@ async function buildRootfs(root: string): Promise<void> {
 
 /** Builds `target` with `make(tmpPath)` unless it exists; atomic across concurrent callers. */
 async function buildOnce(target: string, make: (tmp: string) => Promise<void>): Promise<string> {
-  if (await exists(target)) return target;
+  if (await pathExists(target)) return target;
   await Deno.mkdir(cacheDir(), { recursive: true });
   const tmp = `${target}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
   try {
@@ -89,7 +81,7 @@ let rootfsTar: Promise<string> | undefined;
  */
 export function busyboxImageTar(): Promise<string> {
   rootfsTar ??= (async () => {
-    if (!await exists(BUSYBOX)) {
+    if (!await pathExists(BUSYBOX)) {
       throw new Error(`${BUSYBOX} not found: install Debian's busybox-static`);
     }
     const digest = (await sha256File(BUSYBOX)).slice(0, 16);

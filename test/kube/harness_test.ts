@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { startKube } from "../harness/kube.ts";
+import { pathExists } from "../../src/path_exists.ts";
 
 /** PIDs of live processes whose command line mentions `dir`. */
 function processesUnder(dir: string): number[] {
@@ -15,15 +16,6 @@ function processesUnder(dir: string): number[] {
     } catch { /* gone */ }
   }
   return pids;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 Deno.test("two clusters at once are independent and stop() leaves nothing behind", async () => {
@@ -57,9 +49,9 @@ Deno.test("two clusters at once are independent and stop() leaves nothing behind
   }
   assert.deepEqual(processesUnder(a.dir), []);
   assert.deepEqual(processesUnder(b.dir), []);
-  assert.equal(await exists(a.dir), false, "a temp dir made by startKube is removed");
+  assert.equal(await pathExists(a.dir), false, "a temp dir made by startKube is removed");
   assert.equal(
-    await exists(join(b.dir, "logs", "kube-apiserver.log")),
+    await pathExists(join(b.dir, "logs", "kube-apiserver.log")),
     true,
     "a given dir is kept",
   );
