@@ -5,6 +5,7 @@
 // Usage: deno task lab [--with-kube|--no-kube] [--real] [--fleet N] [--only WORD] [--keep]
 import { parseCli, runCli, UsageError } from "../src/cli.ts";
 import { startRedis } from "../test/harness/redis.ts";
+import { kubeBinDir } from "../test/harness/kube.ts";
 import { Timeline } from "./timeline.ts";
 import type { LabContext, LabScenario } from "./context.ts";
 import { dirname, join } from "node:path";
@@ -24,23 +25,6 @@ Usage: deno task lab [options]
 Example: deno task lab --only entrypoint`;
 
 const LAB_DIR = dirname(fileURLToPath(import.meta.url));
-
-function kubeBinDir(): string | undefined {
-  const fromEnv = Deno.env.get("KS_KUBE_BIN");
-  const out = new Deno.Command("bash", {
-    args: [join(LAB_DIR, "..", "scripts", "build-kube.sh"), "--print-dir"],
-    stdout: "piped",
-    stderr: "null",
-  }).outputSync();
-  const dir = fromEnv || new TextDecoder().decode(out.stdout).trim();
-  try {
-    Deno.statSync(join(dir, "kube-apiserver"));
-    Deno.statSync(join(dir, "kwok"));
-    return dir;
-  } catch {
-    return undefined;
-  }
-}
 
 async function main(): Promise<number> {
   const { values } = parseCli({
