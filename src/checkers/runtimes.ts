@@ -137,17 +137,18 @@ export async function listRuntime(
     return { status: { runtime, socket, status: "absent", containers: 0 }, containers: [] };
   }
   try {
+    const toRunning = (c: { id: string; name: string; labels: Record<string, string> }) => ({
+      runtime,
+      id: c.id,
+      runtimeName: c.name,
+      name: checkerName(runtime, c.labels, c.name),
+      labels: c.labels,
+    });
     let containers: RunningContainer[];
     if (runtime === "docker") {
       const client = new DockerClient(socket, endpoints.timeoutMs);
       try {
-        containers = (await client.listRunning()).map((c) => ({
-          runtime,
-          id: c.id,
-          runtimeName: c.name,
-          name: checkerName(runtime, c.labels, c.name),
-          labels: c.labels,
-        }));
+        containers = (await client.listRunning()).map(toRunning);
       } finally {
         client.close();
       }
@@ -157,13 +158,7 @@ export async function listRuntime(
         containers = (await client.listContainers({
           running: true,
           labels: { [K8S_NAMESPACE_LABEL]: SONIC_POD_NAMESPACE },
-        })).map((c) => ({
-          runtime,
-          id: c.id,
-          runtimeName: c.name,
-          name: checkerName(runtime, c.labels, c.name),
-          labels: c.labels,
-        }));
+        })).map(toRunning);
       } finally {
         client.close();
       }
