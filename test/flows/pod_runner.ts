@@ -337,6 +337,9 @@ export async function startPodRunner(opts: PodRunnerOptions): Promise<PodRunner>
       log.info("pod gone: stopping container", { pod: proc.pod, container: proc.container });
       stops.push(stopProc(proc, 5000));
     }
+    // As a kubelet: a replacement's containers start only once the old pod's are gone (else the
+    // old daemon may still hold the port the new watchdog probes, and a broken release looks Ready).
+    await Promise.all(stops);
     // Start what a live pod has and nobody runs yet.
     for (const pod of live.values()) {
       let fresh = false;
@@ -359,7 +362,6 @@ export async function startPodRunner(opts: PodRunnerOptions): Promise<PodRunner>
       }
       if (fresh && !pollers.has(pod.metadata.uid)) pollReadiness(pod);
     }
-    await Promise.all(stops);
   };
 
   const tracking = trackPods(

@@ -106,8 +106,20 @@ Deno.test("process probe: a long name matches on the kernel's 15-character comm"
   await Deno.symlink("/bin/sleep", join(dir, name));
   const child = new Deno.Command(join(dir, name), { args: ["30"] }).spawn();
   try {
+    // Probe only once the child has exec'd (its comm is then the name's first 15 characters).
+    await waitUntil(
+      () => {
+        try {
+          return Deno.readTextFileSync(`/proc/${child.pid}/comm`).trim() === name.slice(0, 15);
+        } catch {
+          return false;
+        }
+      },
+      5000,
+      `${name} running`,
+    );
     const probe = processProbe(name);
-    const [r] = await runProbes([probe], 500);
+    const [r] = await runProbes([probe], 3000);
     assert.equal(r.ok, true, r.detail);
   } finally {
     child.kill("SIGKILL");
