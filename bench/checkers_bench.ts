@@ -6,15 +6,15 @@
 // ks-memory-checker run beside memory_checker's `docker ps --no-trunc --filter name=` + reading
 // the cgroup files, and the in-process time of one check (without Deno's start-up).
 import { join } from "node:path";
-import { toolArgv } from "../test/harness/bin.ts";
-import { dockerCliPath, dockerUnavailableReason, startDocker } from "../test/harness/docker.ts";
+import { toolArgv } from "../sandbox/harness/bin.ts";
+import { dockerCliPath, dockerUnavailableReason, startDocker } from "../sandbox/harness/docker.ts";
 import {
   containerdUnavailableReason,
   crictlPath,
   startContainerd,
-} from "../test/harness/containerd.ts";
-import { importBusyboxDocker } from "../test/harness/images.ts";
-import { startRedis } from "../test/harness/redis.ts";
+} from "../sandbox/harness/containerd.ts";
+import { importBusyboxDocker } from "../sandbox/harness/images.ts";
+import { startRedis } from "../sandbox/harness/redis.ts";
 import { checkContainers } from "../src/checkers/container_check.ts";
 
 const RUNS = Number(Deno.env.get("KS_BENCH_RUNS") ?? 20);

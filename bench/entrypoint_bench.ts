@@ -10,9 +10,9 @@
 // run with the interval scaled to 1 s (KS_BENCH_POLL_SAMPLES flips, default 20) to check that
 // model, and the 10 s figures are computed from it: p = q x 10 s + c, c = the measured cost of one
 // poll (redis-cli + exec) — stated as "model" in the output.
-import { startRedis } from "../test/harness/redis.ts";
-import { toolArgv } from "../test/harness/bin.ts";
-import { startTool } from "../test/entrypoint/process.ts";
+import { startRedis } from "../sandbox/harness/redis.ts";
+import { toolArgv } from "../sandbox/harness/bin.ts";
+import { startTool } from "../sandbox/harness/running_tool.ts";
 
 const FLIPS = Number(Deno.env.get("KS_BENCH_FLIPS") ?? 200);
 /** KS_BENCH_NICE=-15 runs the entrypoints at that niceness: shows how much is CPU contention. */

@@ -7,8 +7,8 @@
 //
 // Run: deno run -A bench/kube_bench.ts [--starts N] [--fleet F]
 import { parseArgs } from "node:util";
-import { type KubeCluster, SONIC_NAMESPACE, startKube } from "../test/harness/kube.ts";
-import { waitUntil } from "../test/harness/net.ts";
+import { type KubeCluster, SONIC_NAMESPACE, startKube } from "../sandbox/harness/kube.ts";
+import { waitUntil } from "../sandbox/harness/net.ts";
 
 const { values } = parseArgs({
   options: {

@@ -8,13 +8,13 @@
 //
 // Run: deno run -A bench/patcher_bench.ts [--edits N] [--idle-seconds S]
 import { parseArgs } from "node:util";
-import { waitUntil } from "../test/harness/net.ts";
+import { waitUntil } from "../sandbox/harness/net.ts";
 import {
   createPatcherSandbox,
   KUBE_CHECKER,
   KUBE_LAUNCHER,
   spawnPatcherLoop,
-} from "../test/patcher/fixture.ts";
+} from "../sandbox/fixtures/patcher_host.ts";
 
 const { values } = parseArgs({
   options: {

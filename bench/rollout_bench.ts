@@ -4,8 +4,8 @@
 // switches: where it stopped, how many switches ever ran it, how long the rollback took; beside it, `kubectl rollout status` of a RollingUpdate
 // DaemonSet (maxUnavailable 10%, the same unavailability) after `kubectl set image`, on the same
 // fleet and control plane. Also prints how long the fleet and the first DaemonSet took.
-import { toolArgv } from "../test/harness/bin.ts";
-import { kubeBinDir, SONIC_NAMESPACE, startKube } from "../test/harness/kube.ts";
+import { toolArgv } from "../sandbox/harness/bin.ts";
+import { kubeBinDir, SONIC_NAMESPACE, startKube } from "../sandbox/harness/kube.ts";
 import {
   addFleet,
   createDaemonSet,
@@ -15,9 +15,9 @@ import {
   PodRecorder,
   waitReady,
   writeManifest,
-} from "../test/rollout/fleet.ts";
+} from "../sandbox/fixtures/fleet.ts";
 import type { RolloutReport } from "../src/rollout/run.ts";
-import { waitUntil } from "../test/harness/net.ts";
+import { waitUntil } from "../sandbox/harness/net.ts";
 
 const FLEET = Number(Deno.env.get("KS_BENCH_FLEET") ?? 1000);
 const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;

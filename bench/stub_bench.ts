@@ -3,16 +3,16 @@
 // 4.4: `kubectl get pods -l … --field-selector spec.nodeName=…` for the name, then
 // `kubectl get pod … -o jsonpath={.status.phase}`), against the same real API server and pod.
 import { join } from "node:path";
-import { toolArgv } from "../test/harness/bin.ts";
-import { kubeBinDir, startKube } from "../test/harness/kube.ts";
-import { waitUntil } from "../test/harness/net.ts";
+import { toolArgv } from "../sandbox/harness/bin.ts";
+import { kubeBinDir, startKube } from "../sandbox/harness/kube.ts";
+import { waitUntil } from "../sandbox/harness/net.ts";
 import {
   apply,
   featureDaemonSet,
   podsOn,
   stubRbac,
   TEST_NODE_LABEL,
-} from "../test/stub/fixtures.ts";
+} from "../sandbox/fixtures/stub_api.ts";
 
 const RUNS = Number(Deno.env.get("KS_BENCH_RUNS") ?? 30);
 const WARMUP = 5;

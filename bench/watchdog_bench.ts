@@ -5,9 +5,9 @@
 // the end, VmHWM peak), with Deno's defaults and with V8's young generation capped
 // (`--v8-flags=--max-semi-space-size=1`, the flag the images should pass). Beside it, the public
 // Rust watchdog's figures as measured in docs/environment.md (its code is not in this tree).
-import { startRedis } from "../test/harness/redis.ts";
-import { freePort, waitForPort } from "../test/harness/net.ts";
-import { startTool } from "../test/entrypoint/process.ts";
+import { startRedis } from "../sandbox/harness/redis.ts";
+import { freePort, waitForPort } from "../sandbox/harness/net.ts";
+import { startTool } from "../sandbox/harness/running_tool.ts";
 import { TELEMETRY_EXAMPLE } from "../examples/telemetry/sandbox.ts";
 
 const RATE = Number(Deno.env.get("KS_BENCH_RATE") ?? 500);

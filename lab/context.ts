@@ -1,7 +1,7 @@
 // What every lab scenario gets: the sandbox directory, the real redis acting as the switch's
 // CONFIG_DB, the timeline, the lab's options, and a place to register cleanups.
-import type { RedisSandbox } from "../test/harness/redis.ts";
-import type { KubeCluster } from "../test/harness/kube.ts";
+import type { RedisSandbox } from "../sandbox/harness/redis.ts";
+import type { KubeCluster } from "../sandbox/harness/kube.ts";
 import type { Timeline } from "./timeline.ts";
 
 /** The lab's command-line options. */

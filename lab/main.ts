@@ -4,8 +4,8 @@
 //
 // Usage: deno task lab [--with-kube|--no-kube] [--real] [--fleet N] [--only WORD] [--keep]
 import { parseCli, runCli, UsageError } from "../src/cli.ts";
-import { startRedis } from "../test/harness/redis.ts";
-import { kubeBinDir } from "../test/harness/kube.ts";
+import { startRedis } from "../sandbox/harness/redis.ts";
+import { kubeBinDir } from "../sandbox/harness/kube.ts";
 import { Timeline } from "./timeline.ts";
 import type { LabContext, LabScenario } from "./context.ts";
 import { dirname, join } from "node:path";

@@ -4,8 +4,8 @@
 // brought to Ready on it, each with its measured time. The cluster is left in `ctx.kube`.
 import { join } from "node:path";
 import type { LabScenario } from "../context.ts";
-import { SONIC_NAMESPACE, startKube } from "../../test/harness/kube.ts";
-import { waitUntil } from "../../test/harness/net.ts";
+import { SONIC_NAMESPACE, startKube } from "../../sandbox/harness/kube.ts";
+import { waitUntil } from "../../sandbox/harness/net.ts";
 import { formatMs } from "../timeline.ts";
 
 /** Node name of the lab's simulated switch. */

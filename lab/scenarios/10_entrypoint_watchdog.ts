@@ -4,8 +4,8 @@
 // entrypoint process; what the stub does on disable (restart the container) is a process restart.
 import type { LabContext, LabScenario } from "../context.ts";
 import { formatMs } from "../timeline.ts";
-import { freePort, waitForPort, waitUntil } from "../../test/harness/net.ts";
-import { type RunningTool, startTool } from "../../test/entrypoint/process.ts";
+import { freePort, waitForPort, waitUntil } from "../../sandbox/harness/net.ts";
+import { type RunningTool, startTool } from "../../sandbox/harness/running_tool.ts";
 import { writeTelemetrySandbox } from "../../examples/telemetry/sandbox.ts";
 import { join } from "node:path";
 

@@ -4,8 +4,8 @@
 // (no ping-pong), and native mode puts the exact original bytes back.
 import { join } from "node:path";
 import type { LabScenario } from "../context.ts";
-import { runTool } from "../../test/harness/bin.ts";
-import { waitUntil } from "../../test/harness/net.ts";
+import { runTool } from "../../sandbox/harness/bin.ts";
+import { waitUntil } from "../../sandbox/harness/net.ts";
 import { formatMs } from "../timeline.ts";
 import {
   createPatcherSandbox,
@@ -15,7 +15,7 @@ import {
   NATIVE_LAUNCHER,
   spawnPatcherLoop,
   telemetryManifest,
-} from "../../test/patcher/fixture.ts";
+} from "../../sandbox/fixtures/patcher_host.ts";
 
 const LAUNCHER = "usr/local/bin/telemetry.sh";
 

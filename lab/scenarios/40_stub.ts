@@ -4,8 +4,8 @@
 // and the DaemonSet replacing it, wait following the pod and returning when it is gone, and
 // status answering 4 while the API server is cut off — each with its measured time.
 import type { LabScenario } from "../context.ts";
-import { runTool, toolCommand } from "../../test/harness/bin.ts";
-import { waitUntil } from "../../test/harness/net.ts";
+import { runTool, toolCommand } from "../../sandbox/harness/bin.ts";
+import { waitUntil } from "../../sandbox/harness/net.ts";
 import {
   apiProxy,
   apply,
@@ -13,7 +13,7 @@ import {
   podsOn,
   stubRbac,
   TEST_NODE_LABEL,
-} from "../../test/stub/fixtures.ts";
+} from "../../sandbox/fixtures/stub_api.ts";
 import { formatMs } from "../timeline.ts";
 
 const NODE = "lab-stub";

@@ -2,16 +2,16 @@
 // lab's CONFIG_DB (real redis), the lab's control plane (kwok node), a sandbox host root, the real
 // tools (ks-render, ks-rollout, ks-patcher as sidecar, ks-entrypoint + supervisord + the example
 // daemon, ks-watchdog, ks-stub via the installed launcher) and the pod runner playing the
-// kubelet's container part (test/flows/pod_runner.ts). Each step shows what converged and when.
+// kubelet's container part (sandbox/flows/pod_runner.ts). Each step shows what converged and when.
 import { join } from "node:path";
 import type { LabScenario } from "../context.ts";
-import { waitUntil } from "../../test/harness/net.ts";
+import { waitUntil } from "../../sandbox/harness/net.ts";
 import {
   createFlowSwitch,
   DROP_IN,
   LAUNCHER,
   type Rendered,
-} from "../../test/flows/flow_switch.ts";
+} from "../../sandbox/flows/flow_switch.ts";
 import { formatMs } from "../timeline.ts";
 
 const NODE = "lab-flows";

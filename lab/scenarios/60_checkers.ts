@@ -5,15 +5,15 @@
 // ks-container-checker counts them all; a stopped pod is reported the way monit shows it; a
 // container over its memory threshold is reported by ks-memory-checker.
 import type { LabScenario } from "../context.ts";
-import { runTool } from "../../test/harness/bin.ts";
-import { dockerUnavailableReason, startDocker } from "../../test/harness/docker.ts";
+import { runTool } from "../../sandbox/harness/bin.ts";
+import { dockerUnavailableReason, startDocker } from "../../sandbox/harness/docker.ts";
 import {
   containerdUnavailableReason,
   crictlPath,
   startContainerd,
-} from "../../test/harness/containerd.ts";
-import { importBusyboxDocker } from "../../test/harness/images.ts";
-import { waitUntil } from "../../test/harness/net.ts";
+} from "../../sandbox/harness/containerd.ts";
+import { importBusyboxDocker } from "../../sandbox/harness/images.ts";
+import { waitUntil } from "../../sandbox/harness/net.ts";
 import { expectedContainers } from "../../src/checkers/expected.ts";
 import {
   connectInBackground,

@@ -5,8 +5,8 @@
 // else starts one; the bundled tool runs as an operator would run it.
 import { join } from "node:path";
 import type { LabScenario } from "../context.ts";
-import { type KubeCluster, startKube } from "../../test/harness/kube.ts";
-import { runTool, toolCommand } from "../../test/harness/bin.ts";
+import { type KubeCluster, startKube } from "../../sandbox/harness/kube.ts";
+import { runTool, toolCommand } from "../../sandbox/harness/bin.ts";
 import {
   addFleet,
   createDaemonSet,
@@ -15,7 +15,7 @@ import {
   fleetNames,
   podsByNode,
   writeManifest,
-} from "../../test/rollout/fleet.ts";
+} from "../../sandbox/fixtures/fleet.ts";
 import type { RolloutReport } from "../../src/rollout/run.ts";
 import { formatMs } from "../timeline.ts";
 

@@ -1,13 +1,13 @@
 // Lab (issue 9, `deno task lab --real`): the design's flows on a real switch — systemd as PID 1,
 // the database, containerd, Docker, monit and a real kubelet in a node container registered with
 // its own control plane — printed step by step with what systemd, the API server and the runtime
-// said. The steps are the end-to-end test's (test/switch/flows.ts). KS_SWITCHES=N starts N
+// said. The steps are the end-to-end test's (sandbox/flows/real_switch.ts). KS_SWITCHES=N starts N
 // switches (default 1); the flows run on sw1, the others show that switches stay apart.
 import { join } from "node:path";
 import type { LabScenario } from "../context.ts";
-import { startKube } from "../../test/harness/kube.ts";
-import { startSwitches } from "../../test/harness/switch.ts";
-import { FLOW_STEPS, missingTools } from "../../test/switch/flows.ts";
+import { startKube } from "../../sandbox/harness/kube.ts";
+import { startSwitches } from "../../sandbox/harness/switch.ts";
+import { FLOW_STEPS, missingTools } from "../../sandbox/flows/real_switch.ts";
 import { formatMs } from "../timeline.ts";
 
 export const scenario: LabScenario = {

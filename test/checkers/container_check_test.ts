@@ -3,11 +3,15 @@
 // and a private containerd whose pods are started through the CRI with crictl, as a kubelet would.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { startRedis } from "../harness/redis.ts";
-import { dockerUnavailableReason, startDocker } from "../harness/docker.ts";
-import { containerdUnavailableReason, crictlPath, startContainerd } from "../harness/containerd.ts";
-import { importBusyboxDocker } from "../harness/images.ts";
-import { runTool } from "../harness/bin.ts";
+import { startRedis } from "../../sandbox/harness/redis.ts";
+import { dockerUnavailableReason, startDocker } from "../../sandbox/harness/docker.ts";
+import {
+  containerdUnavailableReason,
+  crictlPath,
+  startContainerd,
+} from "../../sandbox/harness/containerd.ts";
+import { importBusyboxDocker } from "../../sandbox/harness/images.ts";
+import { runTool } from "../../sandbox/harness/bin.ts";
 
 const TOOL = "ks-container-checker";
 

@@ -7,9 +7,9 @@ import {
   pidsMentioning,
   startDocker,
   waitPidGone,
-} from "../harness/docker.ts";
-import { containerdUnavailableReason, startContainerd } from "../harness/containerd.ts";
-import { BUSYBOX_CRI_REF, importBusyboxDocker } from "../harness/images.ts";
+} from "../../sandbox/harness/docker.ts";
+import { containerdUnavailableReason, startContainerd } from "../../sandbox/harness/containerd.ts";
+import { BUSYBOX_CRI_REF, importBusyboxDocker } from "../../sandbox/harness/images.ts";
 
 const dockerSkip = dockerUnavailableReason();
 

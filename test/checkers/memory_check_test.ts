@@ -4,11 +4,19 @@
 // it, and a container removed while the checker is reading it.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { dockerUnavailableReason, startDocker, waitForDockerRestarts } from "../harness/docker.ts";
-import { containerdUnavailableReason, crictlPath, startContainerd } from "../harness/containerd.ts";
-import { importBusyboxDocker } from "../harness/images.ts";
-import { runTool } from "../harness/bin.ts";
-import { waitUntil } from "../harness/net.ts";
+import {
+  dockerUnavailableReason,
+  startDocker,
+  waitForDockerRestarts,
+} from "../../sandbox/harness/docker.ts";
+import {
+  containerdUnavailableReason,
+  crictlPath,
+  startContainerd,
+} from "../../sandbox/harness/containerd.ts";
+import { importBusyboxDocker } from "../../sandbox/harness/images.ts";
+import { runTool } from "../../sandbox/harness/bin.ts";
+import { waitUntil } from "../../sandbox/harness/net.ts";
 import { checkMemory } from "../../src/checkers/memory_check.ts";
 import { CriClient } from "../../src/checkers/cri.ts";
 

@@ -5,17 +5,21 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { renderContainerCheckerStanza, renderMemoryStanza } from "../../src/checkers/monit.ts";
-import { toolLauncher } from "../harness/bin.ts";
-import { dockerUnavailableReason, startDocker, waitForDockerRestarts } from "../harness/docker.ts";
-import { importBusyboxDocker } from "../harness/images.ts";
+import { toolLauncher } from "../../sandbox/harness/bin.ts";
+import {
+  dockerUnavailableReason,
+  startDocker,
+  waitForDockerRestarts,
+} from "../../sandbox/harness/docker.ts";
+import { importBusyboxDocker } from "../../sandbox/harness/images.ts";
 import {
   monitSyntaxCheck,
   monitUnavailableReason,
   startMonit,
   writeMonitrc,
-} from "../harness/monit.ts";
-import { startRedis } from "../harness/redis.ts";
-import { waitUntil } from "../harness/net.ts";
+} from "../../sandbox/harness/monit.ts";
+import { startRedis } from "../../sandbox/harness/redis.ts";
+import { waitUntil } from "../../sandbox/harness/net.ts";
 
 /** OOM-killed on its first start under a small limit; after the restart it only sleeps. */
 const HOG_ONCE = () => `if [ -e /tmp/oomed ]; then exec sleep 600; fi; touch /tmp/oomed; ${HOG}`;

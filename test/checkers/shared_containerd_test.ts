@@ -3,11 +3,15 @@
 // containerd with the CRI plugin disabled (as Docker ships it) that must be skipped, not alarmed.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type RedisSandbox, startRedis } from "../harness/redis.ts";
-import { dockerUnavailableReason, startDocker } from "../harness/docker.ts";
-import { containerdUnavailableReason, crictlPath, startContainerd } from "../harness/containerd.ts";
-import { importBusyboxDocker } from "../harness/images.ts";
-import { runTool, type ToolResult } from "../harness/bin.ts";
+import { type RedisSandbox, startRedis } from "../../sandbox/harness/redis.ts";
+import { dockerUnavailableReason, startDocker } from "../../sandbox/harness/docker.ts";
+import {
+  containerdUnavailableReason,
+  crictlPath,
+  startContainerd,
+} from "../../sandbox/harness/containerd.ts";
+import { importBusyboxDocker } from "../../sandbox/harness/images.ts";
+import { runTool, type ToolResult } from "../../sandbox/harness/bin.ts";
 
 const TOOL = "ks-container-checker";
 /**

@@ -2,10 +2,15 @@
 // supervisord), real signals, and a real PID namespace for the PID 1 duties.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type RedisSandbox, startRedis } from "../harness/redis.ts";
-import { runTool } from "../harness/bin.ts";
-import { freePort, waitForPort, waitUntil } from "../harness/net.ts";
-import { childrenOf, processExists, type RunningTool, startTool } from "./process.ts";
+import { type RedisSandbox, startRedis } from "../../sandbox/harness/redis.ts";
+import { runTool } from "../../sandbox/harness/bin.ts";
+import { freePort, waitForPort, waitUntil } from "../../sandbox/harness/net.ts";
+import {
+  childrenOf,
+  processExists,
+  type RunningTool,
+  startTool,
+} from "../../sandbox/harness/running_tool.ts";
 import { writeTelemetrySandbox } from "../../examples/telemetry/sandbox.ts";
 
 const TOOL = "ks-entrypoint";

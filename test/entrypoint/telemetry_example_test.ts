@@ -2,7 +2,7 @@
 // entrypoint, the watchdog and the later OOM tests rely on.
 import assert from "node:assert/strict";
 import { TELEMETRY_EXAMPLE } from "../../examples/telemetry/sandbox.ts";
-import { freePort, waitForPort, waitUntil } from "../harness/net.ts";
+import { freePort, waitForPort, waitUntil } from "../../sandbox/harness/net.ts";
 
 function rssMiB(pid: number): number {
   const status = Deno.readTextFileSync(`/proc/${pid}/status`);

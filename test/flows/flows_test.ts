@@ -5,16 +5,16 @@
 // launcher). The pod runner (pod_runner.ts) plays the kubelet's container part. The steps run in
 // the order a switch lives through them, each starting from the state the previous one left.
 import assert from "node:assert/strict";
-import { kubeBinDir, startKube } from "../harness/kube.ts";
-import { waitUntil } from "../harness/net.ts";
-import { startRedis } from "../harness/redis.ts";
+import { kubeBinDir, startKube } from "../../sandbox/harness/kube.ts";
+import { waitUntil } from "../../sandbox/harness/net.ts";
+import { startRedis } from "../../sandbox/harness/redis.ts";
 import {
   createFlowSwitch,
   DROP_IN,
   type FlowSwitch,
   LAUNCHER,
   type Rendered,
-} from "./flow_switch.ts";
+} from "../../sandbox/flows/flow_switch.ts";
 
 async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 30_000) {
   await waitUntil(fn, ms, what, 100);

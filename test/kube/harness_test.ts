@@ -3,7 +3,7 @@
 // refused before anything starts.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { startKube } from "../harness/kube.ts";
+import { startKube } from "../../sandbox/harness/kube.ts";
 import { pathExists } from "../../src/path_exists.ts";
 
 /** PIDs of live processes whose command line mentions `dir`. */

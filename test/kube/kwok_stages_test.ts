@@ -3,8 +3,8 @@
 // per-container targeting, and a deleted DaemonSet pod recreated on its node. Checked through the
 // API against a real apiserver, controller-manager and scheduler.
 import assert from "node:assert/strict";
-import { type KubeCluster, SONIC_NAMESPACE, startKube } from "../harness/kube.ts";
-import { waitUntil } from "../harness/net.ts";
+import { type KubeCluster, SONIC_NAMESPACE, startKube } from "../../sandbox/harness/kube.ts";
+import { waitUntil } from "../../sandbox/harness/net.ts";
 
 interface ContainerStatus {
   name: string;

@@ -14,8 +14,8 @@ import {
   KubeUnreachableError,
   resourcePath,
 } from "../../src/kube/rest.ts";
-import { SONIC_NAMESPACE, startKube } from "../harness/kube.ts";
-import { freePort, waitUntil } from "../harness/net.ts";
+import { SONIC_NAMESPACE, startKube } from "../../sandbox/harness/kube.ts";
+import { freePort, waitUntil } from "../../sandbox/harness/net.ts";
 
 interface ConfigMap {
   metadata: { name: string; resourceVersion?: string; labels?: Record<string, string> };

@@ -11,7 +11,7 @@ import {
   parseRetryAfter,
   resourcePath,
 } from "../../src/kube/rest.ts";
-import { freePort } from "../harness/net.ts";
+import { freePort } from "../../sandbox/harness/net.ts";
 
 /** What the scripted server saw of one request (a Request object dies with its response). */
 interface Seen {

@@ -3,8 +3,8 @@
 // brings the previous one back through the controller revisions; each step is checked through
 // the API, not through kubectl's own output.
 import assert from "node:assert/strict";
-import { SONIC_NAMESPACE, startKube } from "../harness/kube.ts";
-import { waitUntil } from "../harness/net.ts";
+import { SONIC_NAMESPACE, startKube } from "../../sandbox/harness/kube.ts";
+import { waitUntil } from "../../sandbox/harness/net.ts";
 
 const NODES = ["sonic-a1", "sonic-a2", "sonic-a3"];
 

@@ -1,8 +1,8 @@
 // End-to-end through the bundled `ks-patcher` (test/harness/bin.ts), with the recording systemctl
 // first on PATH.
 import assert from "node:assert/strict";
-import { runTool } from "../harness/bin.ts";
-import { waitUntil } from "../harness/net.ts";
+import { runTool } from "../../sandbox/harness/bin.ts";
+import { waitUntil } from "../../sandbox/harness/net.ts";
 import {
   createPatcherSandbox,
   DROPIN,
@@ -10,7 +10,7 @@ import {
   KUBE_LAUNCHER,
   NATIVE_LAUNCHER,
   spawnPatcherLoop,
-} from "./fixture.ts";
+} from "../../sandbox/fixtures/patcher_host.ts";
 
 Deno.test("ks-patcher --once converges (exit 0), prints JSON, and a second run changes nothing", async () => {
   const sb = await createPatcherSandbox();

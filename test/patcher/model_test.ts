@@ -17,7 +17,7 @@ import { InjectedCrash, type WritePoint } from "../../src/host/files.ts";
 import { dedupeActions } from "../../src/patcher/actions.ts";
 import { BackupStore } from "../../src/patcher/backup.ts";
 import { type PatcherContext, reconcileOnce } from "../../src/patcher/reconcile.ts";
-import { toolCommand } from "../harness/bin.ts";
+import { toolCommand } from "../../sandbox/harness/bin.ts";
 import {
   createPatcherSandbox,
   DROPIN,
@@ -27,7 +27,7 @@ import {
   NATIVE_LAUNCHER,
   type PatcherSandbox,
   telemetryManifest,
-} from "./fixture.ts";
+} from "../../sandbox/fixtures/patcher_host.ts";
 
 /** mulberry32: a small seeded PRNG, so a failing schedule replays exactly from its seed. */
 function prng(seed: number): () => number {

@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { reconcileOnce } from "../../src/patcher/reconcile.ts";
-import { KUBE_CHECKER, type PatcherSandbox, withPatcherSandbox } from "./fixture.ts";
+import {
+  KUBE_CHECKER,
+  type PatcherSandbox,
+  withPatcherSandbox,
+} from "../../sandbox/fixtures/patcher_host.ts";
 
 function checkerManifest(feature: string, source: string) {
   return {

@@ -11,7 +11,7 @@ import {
   type PatcherSandbox,
   telemetryManifest,
   withPatcherSandbox,
-} from "./fixture.ts";
+} from "../../sandbox/fixtures/patcher_host.ts";
 
 const text = (p: string) => Deno.readTextFileSync(p);
 const mode = (p: string) => (Deno.statSync(p).mode ?? 0) & 0o7777;

@@ -9,8 +9,12 @@ import { planInstances } from "../../src/render/instances.ts";
 import { REPO_ROOT } from "../../src/build/bundle.ts";
 import { reconcileOnce } from "../../src/patcher/reconcile.ts";
 import { HostPaths } from "../../src/host/paths.ts";
-import { assertUnitsVerify, type UnitFile, verifyUnits } from "../harness/systemd_verify.ts";
-import { createPatcherSandbox, DROPIN } from "./fixture.ts";
+import {
+  assertUnitsVerify,
+  type UnitFile,
+  verifyUnits,
+} from "../../sandbox/harness/systemd_verify.ts";
+import { createPatcherSandbox, DROPIN } from "../../sandbox/fixtures/patcher_host.ts";
 
 const SWITCH_UNITS = join(REPO_ROOT, "scripts/switch/rootfs/etc/systemd/system");
 

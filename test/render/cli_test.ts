@@ -1,6 +1,6 @@
 // ks-render as operators run it: the bundled tool, real files, exit codes.
 import assert from "node:assert/strict";
-import { runTool } from "../harness/bin.ts";
+import { runTool } from "../../sandbox/harness/bin.ts";
 import { baseSpec, writeSpec } from "../feature/spec_fixture.ts";
 
 async function readTree(dir: string, prefix = ""): Promise<Map<string, Uint8Array>> {

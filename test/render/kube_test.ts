@@ -4,9 +4,9 @@
 // the real ks-stub and the rendered token-Secret kubeconfig).
 import assert from "node:assert/strict";
 import { parseAllDocuments } from "yaml";
-import { kubeBinDir, type KubeCluster, startKube } from "../harness/kube.ts";
-import { runTool, type ToolResult } from "../harness/bin.ts";
-import { waitUntil } from "../harness/net.ts";
+import { kubeBinDir, type KubeCluster, startKube } from "../../sandbox/harness/kube.ts";
+import { runTool, type ToolResult } from "../../sandbox/harness/bin.ts";
+import { waitUntil } from "../../sandbox/harness/net.ts";
 import { baseSpec, writeSpec } from "../feature/spec_fixture.ts";
 
 // deno-lint-ignore no-explicit-any

@@ -5,8 +5,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
-import { runTool } from "../harness/bin.ts";
-import { createRecordingSystemctl } from "../harness/recording_systemctl.ts";
+import { runTool } from "../../sandbox/harness/bin.ts";
+import { createRecordingSystemctl } from "../../sandbox/harness/recording_systemctl.ts";
 
 // deno-lint-ignore no-explicit-any
 type Any = any;

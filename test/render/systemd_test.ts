@@ -4,7 +4,11 @@ import assert from "node:assert/strict";
 import { parse as parseYaml, parseAllDocuments } from "yaml";
 import { loadFeatureSpec, parseFeatureSpec } from "../../src/feature/parse.ts";
 import { renderFeature } from "../../src/render/render.ts";
-import { systemdAnalyzeAvailable, type UnitFile, verifyUnits } from "../harness/systemd_verify.ts";
+import {
+  systemdAnalyzeAvailable,
+  type UnitFile,
+  verifyUnits,
+} from "../../sandbox/harness/systemd_verify.ts";
 import { baseSpec, specYaml } from "../feature/spec_fixture.ts";
 
 // deno-lint-ignore no-explicit-any

@@ -1,7 +1,7 @@
 // ks-rollout's command line without a cluster: help with an example, version, and usage errors
 // as one line with exit 2 (the bundled tool, as operators run it).
 import assert from "node:assert/strict";
-import { runTool } from "../harness/bin.ts";
+import { runTool } from "../../sandbox/harness/bin.ts";
 
 Deno.test("ks-rollout --help shows usage with an example; --version prints the version", async () => {
   const help = await runTool("ks-rollout", ["--help"]);

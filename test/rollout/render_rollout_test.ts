@@ -4,10 +4,16 @@
 // number (the rollback state), each switch moved exactly once each way.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { kubeBinDir, SONIC_NAMESPACE, startKube } from "../harness/kube.ts";
-import { runTool } from "../harness/bin.ts";
+import { kubeBinDir, SONIC_NAMESPACE, startKube } from "../../sandbox/harness/kube.ts";
+import { runTool } from "../../sandbox/harness/bin.ts";
 import { REPO_ROOT } from "../../src/build/bundle.ts";
-import { addFleet, fleetNames, PodRecorder, podsByNode, waitReady } from "./fleet.ts";
+import {
+  addFleet,
+  fleetNames,
+  PodRecorder,
+  podsByNode,
+  waitReady,
+} from "../../sandbox/fixtures/fleet.ts";
 import type { RolloutReport } from "../../src/rollout/run.ts";
 
 const FLEET = 12;

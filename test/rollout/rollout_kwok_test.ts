@@ -5,9 +5,14 @@
 // no more switches ever on it than that wave's size (a pod watch records every pod created);
 // `kill -9` mid-wave and a rerun leave every switch moved exactly once; a racing rollout is refused.
 import assert from "node:assert/strict";
-import { kubeBinDir, type KubeCluster, SONIC_NAMESPACE, startKube } from "../harness/kube.ts";
-import { runTool, toolCommand } from "../harness/bin.ts";
-import { waitUntil } from "../harness/net.ts";
+import {
+  kubeBinDir,
+  type KubeCluster,
+  SONIC_NAMESPACE,
+  startKube,
+} from "../../sandbox/harness/kube.ts";
+import { runTool, toolCommand } from "../../sandbox/harness/bin.ts";
+import { waitUntil } from "../../sandbox/harness/net.ts";
 import {
   addFleet,
   createDaemonSet,
@@ -17,7 +22,7 @@ import {
   PodRecorder,
   podsByNode,
   writeManifest,
-} from "./fleet.ts";
+} from "../../sandbox/fixtures/fleet.ts";
 import { decodeState, STATE_ANNOTATION } from "../../src/rollout/state.ts";
 import type { RolloutReport } from "../../src/rollout/run.ts";
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DbConfigError, resolveRedisTarget } from "../../src/sonic/db_config.ts";
-import { startRedis } from "../harness/redis.ts";
+import { startRedis } from "../../sandbox/harness/redis.ts";
 
 Deno.test("resolves CONFIG_DB's socket, port and id 4 from database_config.json", async () => {
   const redis = await startRedis({ features: {} });

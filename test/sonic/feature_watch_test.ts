@@ -3,8 +3,8 @@ import { resolveRedisTarget } from "../../src/sonic/db_config.ts";
 import type { FeatureState } from "../../src/sonic/feature_state.ts";
 import { watchFeature } from "../../src/sonic/feature_watch.ts";
 import { createLogger } from "../../src/log.ts";
-import { startRedis } from "../harness/redis.ts";
-import { waitUntil } from "../harness/net.ts";
+import { startRedis } from "../../sandbox/harness/redis.ts";
+import { waitUntil } from "../../sandbox/harness/net.ts";
 
 const quiet = createLogger("test", "telemetry", () => {});
 

@@ -5,10 +5,10 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { REPO_ROOT } from "../../src/build/bundle.ts";
-import { runTool } from "../harness/bin.ts";
-import { kubeBinDir, startKube } from "../harness/kube.ts";
-import { waitUntil } from "../harness/net.ts";
-import { kubectlOk, podsOn } from "./fixtures.ts";
+import { runTool } from "../../sandbox/harness/bin.ts";
+import { kubeBinDir, startKube } from "../../sandbox/harness/kube.ts";
+import { waitUntil } from "../../sandbox/harness/net.ts";
+import { kubectlOk, podsOn } from "../../sandbox/fixtures/stub_api.ts";
 
 Deno.test({
   name: "per-ASIC: ks-render's instances are each found and restarted by their ASIC index",

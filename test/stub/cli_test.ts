@@ -1,7 +1,7 @@
 // ks-stub's command line, run as the bundled tool: help with an example, version, usage errors as
 // one line with exit 2, and a kubeconfig that cannot be used as one line (status: 4, others: 1).
 import assert from "node:assert/strict";
-import { runTool, toolCommand } from "../harness/bin.ts";
+import { runTool, toolCommand } from "../../sandbox/harness/bin.ts";
 
 Deno.test("--help shows the verbs and an example; --version prints the version", async () => {
   const help = await runTool("ks-stub", ["--help"]);

@@ -2,9 +2,9 @@
 // DaemonSet controller, scheduler and kwok nodes), authenticated as a service account that holds
 // only the stub's Role. Each step owns its node(s) and DaemonSet(s) so steps cannot see each other.
 import assert from "node:assert/strict";
-import { runTool, toolCommand } from "../harness/bin.ts";
-import { kubeBinDir, type KubeCluster, startKube } from "../harness/kube.ts";
-import { waitUntil } from "../harness/net.ts";
+import { runTool, toolCommand } from "../../sandbox/harness/bin.ts";
+import { kubeBinDir, type KubeCluster, startKube } from "../../sandbox/harness/kube.ts";
+import { waitUntil } from "../../sandbox/harness/net.ts";
 import {
   apiProxy,
   apply,
@@ -13,7 +13,7 @@ import {
   podsOn,
   stubRbac,
   TEST_NODE_LABEL,
-} from "./fixtures.ts";
+} from "../../sandbox/fixtures/stub_api.ts";
 
 const SA = "ks-stub";
 

@@ -7,9 +7,9 @@ import type { PodApi } from "../../src/stub/api.ts";
 import { kubePodApi } from "../../src/stub/kube_pods.ts";
 import type { Pod } from "../../src/stub/pod.ts";
 import { trackPods } from "../../src/stub/track.ts";
-import { kubeBinDir, startKube } from "../harness/kube.ts";
-import { waitUntil } from "../harness/net.ts";
-import { kubectlOk } from "./fixtures.ts";
+import { kubeBinDir, startKube } from "../../sandbox/harness/kube.ts";
+import { waitUntil } from "../../sandbox/harness/net.ts";
+import { kubectlOk } from "../../sandbox/fixtures/stub_api.ts";
 
 Deno.test({
   name: "tracking sees every change across re-established watches and periodic re-lists",

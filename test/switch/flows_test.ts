@@ -3,9 +3,9 @@
 // real control plane (test/harness/kube.ts). Steps are shared with the lab (test/switch/flows.ts);
 // each checks systemd, the API server and the container runtime. Needs root, dockerd, debootstrap
 // and the Kubernetes binaries; the images are built once and reused from the cache.
-import { kubeBinDir, startKube } from "../harness/kube.ts";
-import { startSwitches, switchUnavailableReason } from "../harness/switch.ts";
-import { FLOW_STEPS, missingTools } from "./flows.ts";
+import { kubeBinDir, startKube } from "../../sandbox/harness/kube.ts";
+import { startSwitches, switchUnavailableReason } from "../../sandbox/harness/switch.ts";
+import { FLOW_STEPS, missingTools } from "../../sandbox/flows/real_switch.ts";
 
 const reason = switchUnavailableReason() ??
   (kubeBinDir() ? undefined : "the Kubernetes binaries are not built (scripts/build-kube.sh)");

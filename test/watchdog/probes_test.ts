@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { httpProbe, processProbe, runProbes, tcpProbe } from "../../src/watchdog/probes.ts";
-import { freePort, waitUntil } from "../harness/net.ts";
+import { freePort, waitUntil } from "../../sandbox/harness/net.ts";
 import { hangingHttp, hangingTcp } from "./hang.ts";
 
 Deno.test("tcp probe: passes on a listening port, fails on a closed one, fails by the deadline on a hung connect", async () => {

@@ -2,10 +2,10 @@
 // HTTP clients (fetch, and raw sockets for the HTTP/1.1 details).
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type RedisSandbox, startRedis } from "../harness/redis.ts";
-import { runTool } from "../harness/bin.ts";
-import { freePort, waitForPort, waitUntil } from "../harness/net.ts";
-import { type RunningTool, startTool } from "../entrypoint/process.ts";
+import { type RedisSandbox, startRedis } from "../../sandbox/harness/redis.ts";
+import { runTool } from "../../sandbox/harness/bin.ts";
+import { freePort, waitForPort, waitUntil } from "../../sandbox/harness/net.ts";
+import { type RunningTool, startTool } from "../../sandbox/harness/running_tool.ts";
 import { hangingHttp } from "./hang.ts";
 
 const TOOL = "ks-watchdog";

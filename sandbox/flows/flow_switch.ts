@@ -4,7 +4,7 @@
 // container part. Everything else is the real tools, bundled: ks-render renders the telemetry
 // example, kubectl applies it, ks-rollout rolls it, ks-patcher (the sidecar) writes host files,
 // ks-entrypoint + supervisord + the example daemon and ks-watchdog run in the "pods", and the
-// installed launcher runs ks-stub. Used by test/flows/flows_test.ts and lab/scenarios/50_flows.ts.
+// installed launcher runs ks-stub. Used by the flows test and lab/scenarios/50_flows.ts.
 import { dirname, join } from "node:path";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { REPO_ROOT } from "../../src/build/bundle.ts";

@@ -22,7 +22,7 @@ const BUILD_SCRIPT = join(REPO, "scripts", "switch", "build-switch-image.sh");
 /** Runtime that gives node containers the capabilities Docker 20.10 cannot name (BPF, …). */
 const RUNC_ALLCAPS = join(REPO, "scripts", "switch", "runc-allcaps");
 
-/** The part of a KubeCluster (test/harness/kube.ts) the switches need. */
+/** The part of a KubeCluster (sandbox/harness/kube.ts) the switches need. */
 export interface SwitchClusterRef {
   dir: string;
   server: string;

@@ -1,9 +1,9 @@
 // Test helper: a bundled tool started in the background with its stderr collected line by line,
 // so a test can wait for a log line ("idle until it is enabled") instead of sleeping. Always
 // stopped by `stop()` (SIGKILL after a grace), which tests call in `finally`.
-import { toolArgv } from "../harness/bin.ts";
-import { waitUntil } from "../harness/net.ts";
-import { stopChild } from "../harness/process.ts";
+import { toolArgv } from "./bin.ts";
+import { waitUntil } from "./net.ts";
+import { stopChild } from "./process.ts";
 
 /** A running tool with collected output. */
 export interface RunningTool {

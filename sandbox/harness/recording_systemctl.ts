@@ -21,7 +21,7 @@ export interface RecordingSystemctl {
 
 const SCRIPT = (tool: string, dir: string) =>
   `#!/bin/sh
-# RECORDING FAKE ${tool} (test/harness/recording_systemctl.ts): logs the call, exits 0 unless the
+# RECORDING FAKE ${tool} (sandbox/harness/recording_systemctl.ts): logs the call, exits 0 unless the
 # failure budget in ${dir}/fail is above zero.
 budget=$(cat "${dir}/fail" 2>/dev/null || echo 0)
 if [ "$budget" -gt 0 ] 2>/dev/null; then

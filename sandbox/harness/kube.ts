@@ -2,7 +2,7 @@
 // kube-apiserver (loopback, generated v3 certificates, a service-account key pair, Node+RBAC
 // authorization), kube-controller-manager and kube-scheduler (no leader election), and kwok, which
 // turns `v1.Node` objects into simulated nodes and drives pod status through the stage files in
-// test/harness/kwok/. Every port comes from freePort and every file lives in the cluster's own
+// sandbox/harness/kwok/. Every port comes from freePort and every file lives in the cluster's own
 // directory, so several clusters run side by side. `stop()` kills every process it started.
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
