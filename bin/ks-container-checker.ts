@@ -35,7 +35,8 @@ Example (monit):
   check program container_checker with path "/usr/local/bin/ks-container-checker"
       if status != 0 for 5 times within 5 cycles then alert repeat every 1 cycles`;
 
-if (import.meta.main) {
+/** Runs the tool with `args` (its command line without the program name) and exits. */
+export async function main(args: string[]): Promise<void> {
   await runCli("ks-container-checker", async () => {
     const { values, positionals } = parseCli({
       tool: "ks-container-checker",
@@ -49,7 +50,7 @@ if (import.meta.main) {
         timeout: { type: "string" },
         output: { type: "string", default: "text" },
       },
-    }, Deno.args);
+    }, args);
     if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
     const output = values.output;
     if (output !== "text" && output !== "json") {
@@ -71,3 +72,5 @@ if (import.meta.main) {
     });
   });
 }
+
+if (import.meta.main) await main(Deno.args);

@@ -39,7 +39,7 @@ Exit codes: the daemon's own (--spawn), 0 after SIGTERM while idle, 2 bad usage,
 Example:
   ${TOOL} --feature telemetry -- /usr/bin/supervisord -n -c /etc/supervisor/supervisord.conf`;
 
-async function main(): Promise<number> {
+async function cli(args: string[]): Promise<number> {
   const { values, positionals } = parseCli({
     tool: TOOL,
     help: HELP,
@@ -52,7 +52,7 @@ async function main(): Promise<number> {
       "stop-timeout": { type: "string", default: "10s" },
       resync: { type: "string", default: "5s" },
     },
-  }, Deno.args);
+  }, args);
   const feature = featureSetting(values.feature);
   const namespace = asicNamespaceSetting(values.namespace);
   if (positionals.length === 0) {
@@ -76,4 +76,9 @@ async function main(): Promise<number> {
   });
 }
 
-if (import.meta.main) await runCli(TOOL, main);
+/** Runs the tool with `args` (its command line without the program name) and exits. */
+export function main(args: string[]): Promise<never> {
+  return runCli(TOOL, () => cli(args));
+}
+
+if (import.meta.main) await main(Deno.args);

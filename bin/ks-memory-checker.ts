@@ -31,7 +31,8 @@ Example (monit):
   check program container_memory_telemetry with path "/usr/local/bin/ks-memory-checker telemetry 419430400"
       if status == 3 for 10 times within 20 cycles then exec "/usr/bin/restart_service telemetry" repeat every 2 cycles`;
 
-if (import.meta.main) {
+/** Runs the tool with `args` (its command line without the program name) and exits. */
+export async function main(args: string[]): Promise<void> {
   await runCli("ks-memory-checker", async () => {
     const { values, positionals } = parseCli({
       tool: "ks-memory-checker",
@@ -42,7 +43,7 @@ if (import.meta.main) {
         timeout: { type: "string" },
         output: { type: "string", default: "text" },
       },
-    }, Deno.args);
+    }, args);
     if (positionals.length !== 2) {
       throw new UsageError(
         `expected <container_name> <threshold_in_bytes>, got ${positionals.length} argument(s)`,
@@ -76,3 +77,5 @@ if (import.meta.main) {
     });
   });
 }
+
+if (import.meta.main) await main(Deno.args);

@@ -28,7 +28,7 @@ Example (in the telemetry sidecar):
   ks-patcher --manifest /etc/kubesonic/patcher.yaml --host-root /host \\
     --state-dir /host/var/lib/kubesonic --allow-root /usr/local/bin --allow-root /etc/systemd/system`;
 
-async function main(): Promise<number> {
+async function cli(args: string[]): Promise<number> {
   const { values } = parseCli({
     tool: "ks-patcher",
     help: HELP,
@@ -46,7 +46,7 @@ async function main(): Promise<number> {
       nsenter: { type: "string" },
       output: { type: "string", default: "text" },
     },
-  }, Deno.args);
+  }, args);
   const manifestPath = setting(values.manifest, "KS_PATCHER_MANIFEST");
   if (!manifestPath) throw new UsageError("--manifest is required");
   const hostRoot = setting(values["host-root"], "KS_HOST_ROOT", "/");
@@ -97,4 +97,9 @@ async function main(): Promise<number> {
   });
 }
 
-if (import.meta.main) await runCli("ks-patcher", main);
+/** Runs the tool with `args` (its command line without the program name) and exits. */
+export function main(args: string[]): Promise<never> {
+  return runCli("ks-patcher", () => cli(args));
+}
+
+if (import.meta.main) await main(Deno.args);

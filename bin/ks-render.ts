@@ -33,7 +33,7 @@ Example:
   ks-render examples/telemetry/feature.yaml --config-db /etc/sonic/config_db.json -o out/telemetry
   kubectl apply -f out/telemetry/common -f out/telemetry/v1`;
 
-async function main(): Promise<number> {
+async function cli(args: string[]): Promise<number> {
   const { values, positionals } = parseCli({
     tool: "ks-render",
     help: HELP,
@@ -44,7 +44,7 @@ async function main(): Promise<number> {
       profile: { type: "string", default: "production" },
       output: { type: "string", default: "text" },
     },
-  }, Deno.args);
+  }, args);
   if (positionals.length !== 1) {
     throw new UsageError(positionals.length === 0 ? "a feature spec is required" : "give one spec");
   }
@@ -73,4 +73,9 @@ async function main(): Promise<number> {
   });
 }
 
-if (import.meta.main) runCli("ks-render", main);
+/** Runs the tool with `args` (its command line without the program name) and exits. */
+export function main(args: string[]): Promise<never> {
+  return runCli("ks-render", () => cli(args));
+}
+
+if (import.meta.main) await main(Deno.args);

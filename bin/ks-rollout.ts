@@ -71,7 +71,8 @@ function positiveInt(text: string, what: string): number {
   return Number(text);
 }
 
-if (import.meta.main) {
+/** Runs the tool with `args` (its command line without the program name) and exits. */
+export async function main(args: string[]): Promise<void> {
   await runCli("ks-rollout", async () => {
     const { values, positionals } = parseCli({
       tool: "ks-rollout",
@@ -95,7 +96,7 @@ if (import.meta.main) {
         daemonset: { type: "string" },
         kubeconfig: { type: "string" },
       },
-    }, Deno.args);
+    }, args);
     const output = values.output;
     if (output !== "text" && output !== "json") {
       throw new UsageError(`--output: "${output}" is not text or json`);
@@ -198,3 +199,5 @@ if (import.meta.main) {
     return exitCodeOf(report);
   });
 }
+
+if (import.meta.main) await main(Deno.args);

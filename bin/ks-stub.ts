@@ -35,9 +35,10 @@ Example:
 telemetry.service's launcher /usr/local/bin/telemetry.sh runs
   exec ks-stub telemetry --namespace sonic "$@"      (start, wait, stop; restart, status)`;
 
-if (import.meta.main) {
+/** Runs the tool with `args` (its command line without the program name) and exits. */
+export async function main(args: string[]): Promise<void> {
   // An unexpected failure of status is "unknown" (4) to LSB callers, of any other verb 1.
-  const internalError = Deno.args.includes("status") ? 4 : 1;
+  const internalError = args.includes("status") ? 4 : 1;
   await runCli("ks-stub", async () => {
     const { values, positionals } = parseCli({
       tool: "ks-stub",
@@ -50,7 +51,7 @@ if (import.meta.main) {
         grace: { type: "string" },
         output: { type: "string", default: "text" },
       },
-    }, Deno.args);
+    }, args);
     if (positionals.length > 3) {
       throw new UsageError(`unexpected argument "${positionals[3]}"`);
     }
@@ -83,3 +84,5 @@ if (import.meta.main) {
     });
   }, internalError);
 }
+
+if (import.meta.main) await main(Deno.args);

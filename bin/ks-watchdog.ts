@@ -72,7 +72,7 @@ function buildProbes(values: { tcp?: string[]; process?: string[]; http?: string
   return probes;
 }
 
-async function main(): Promise<number> {
+async function cli(args: string[]): Promise<number> {
   const { values, positionals } = parseCli({
     tool: TOOL,
     help: HELP,
@@ -91,7 +91,7 @@ async function main(): Promise<number> {
       check: { type: "string", default: "livez" },
       output: { type: "string", default: "text" },
     },
-  }, Deno.args);
+  }, args);
   const mode = positionals[0] ?? "serve";
   if (mode !== "serve" && mode !== "probe" || positionals.length > 1) {
     throw new UsageError(`unexpected argument "${positionals.at(-1)}" (the only command is probe)`);
@@ -136,4 +136,9 @@ async function main(): Promise<number> {
   return report.healthy ? 0 : 1;
 }
 
-if (import.meta.main) await runCli(TOOL, main);
+/** Runs the tool with `args` (its command line without the program name) and exits. */
+export function main(args: string[]): Promise<never> {
+  return runCli(TOOL, () => cli(args));
+}
+
+if (import.meta.main) await main(Deno.args);

@@ -1,11 +1,14 @@
 // `deno task compile`: single-file executables of every bin/ks-*.ts into dist/compiled/.
 // Needs a denort base binary (DENORT_BIN, or Deno's download); fails with one line otherwise.
 //
-// Usage: deno task compile [ks-tool ...]
-import { compileTools } from "../src/build/compile.ts";
+// Usage: deno task compile [ks-tool ...]     (or `ks`: the multi-call program and its links)
+import { compileKs, compileTools } from "../src/build/compile.ts";
 
 try {
-  for (const r of await compileTools(Deno.args)) console.error(`compile: ${r.tool} -> ${r.output}`);
+  const results = Deno.args.length === 1 && Deno.args[0] === "ks"
+    ? await compileKs()
+    : await compileTools(Deno.args);
+  for (const r of results) console.error(`compile: ${r.tool} -> ${r.output}`);
 } catch (error) {
   console.error(`compile: ${(error as Error).message}`);
   Deno.exit(1);

@@ -1,25 +1,28 @@
-// How end-to-end tests and benchmarks run the tools: the bundled artifact `dist/<tool>.js`
-// (built on demand when missing or older than the sources), through the pinned Deno, exactly as
-// the images and the lab run it.
-import { bundlePath, bundleTools, DIST_DIR } from "../../src/build/bundle.ts";
+// How end-to-end tests and benchmarks run the tools: the multi-call bundle of the ks tree
+// (`dist/ks-tree/lib/ks.js`, built on demand when missing or older than the sources), through
+// the pinned Deno, exactly as the images, the host runtime and the lab run it.
 import { join } from "node:path";
+import { buildTree, DENO_RUN_FLAGS, TREE_BUNDLE, TREE_DIR } from "../../src/build/tree.ts";
 import { runCommand } from "./process.ts";
 
-const built = new Set<string>();
+let built: Promise<unknown> | undefined;
 
-/** Ensures the tool's bundle is current and returns the argv prefix that runs it. */
-export async function toolArgv(tool: string): Promise<string[]> {
-  if (!built.has(tool)) {
-    await bundleTools({ only: [tool] });
-    built.add(tool);
-  }
-  return [Deno.execPath(), "run", "-A", "--no-config", "--quiet", bundlePath(tool)];
+/** Ensures the ks tree is current (once per process). */
+export function ensureTree(): Promise<unknown> {
+  built ??= buildTree();
+  return built;
 }
 
-/** The launcher script path for a tool (`dist/bin/<tool>`), after ensuring its bundle. */
+/** Ensures the ks tree is current and returns the argv prefix that runs `tool` (`ks-stub`). */
+export async function toolArgv(tool: string): Promise<string[]> {
+  await ensureTree();
+  return [Deno.execPath(), "run", ...DENO_RUN_FLAGS, join(TREE_DIR, TREE_BUNDLE), tool];
+}
+
+/** The tree's launcher for a tool (`dist/ks-tree/bin/<tool>`), after ensuring the tree. */
 export async function toolLauncher(tool: string): Promise<string> {
-  await toolArgv(tool);
-  return join(DIST_DIR, "bin", tool);
+  await ensureTree();
+  return join(TREE_DIR, "bin", tool);
 }
 
 /** A Deno.Command running the bundled tool with `args`. */

@@ -1,4 +1,5 @@
-// Single-file executables: `deno compile` of each `bin/ks-*.ts` into `dist/compiled/<tool>`.
+// Single-file executables: `deno compile` of each `bin/ks-*.ts` into `dist/compiled/<tool>`, and
+// of the multi-call bin/ks.ts into `dist/compiled/ks` (links `ks-<tool>` to it).
 // deno compile needs the `denort` base binary: `DENORT_BIN` when set, else Deno's own download
 // (cached in DENO_DIR). Where neither works the build fails with one line saying so.
 import { join } from "node:path";
@@ -34,6 +35,22 @@ export function denortUnavailableReason(): string | undefined {
     return `no denort base binary: DENORT_BIN is unset and ${cached} is not cached ` +
       `(deno compile would download it from dl.deno.land)`;
   }
+}
+
+/**
+ * Compiles bin/ks.ts, the multi-call program, into `dist/compiled/ks` with a link `ks-<tool>` per
+ * tool (it dispatches on the name it is started as). Same errors as compileTools.
+ */
+export async function compileKs(): Promise<CompileResult[]> {
+  const [ks] = await compileTools(["ks"]);
+  const results = [ks];
+  for (const tool of listTools()) {
+    const link = join(COMPILED_DIR, tool);
+    await Deno.remove(link).catch(() => {});
+    await Deno.symlink("ks", link);
+    results.push({ tool, output: link });
+  }
+  return results;
 }
 
 /** The outcome of compiling one tool. */

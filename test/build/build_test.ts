@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { bundlePath, bundleTools, listTools } from "../../src/build/bundle.ts";
-import { compileTools, denortUnavailableReason } from "../../src/build/compile.ts";
+import { compileKs, compileTools, denortUnavailableReason } from "../../src/build/compile.ts";
 import { VERSION } from "../../src/version.ts";
 
 const tools = listTools();
@@ -35,6 +35,30 @@ Deno.test({
       stdout: "piped",
     }).output();
     assert.equal(new TextDecoder().decode(out.stdout).trim(), `${tool} ${VERSION}`);
+  },
+});
+
+Deno.test({
+  name: `the compiled ks dispatches on the name it is started as${
+    noDenort ? ` (skipped: ${noDenort})` : ""
+  }`,
+  ignore: noDenort !== undefined,
+  async fn() {
+    const results = await compileKs();
+    for (const r of results) {
+      const out = await new Deno.Command(r.output, {
+        args: ["--version"],
+        clearEnv: true,
+        stdout: "piped",
+      }).output();
+      assert.equal(new TextDecoder().decode(out.stdout).trim(), `${r.tool} ${VERSION}`);
+    }
+    const stub = await new Deno.Command(results[0].output, {
+      args: ["stub", "telemetry", "bogus"],
+      clearEnv: true,
+      stderr: "piped",
+    }).output();
+    assert.equal(stub.code, 2);
   },
 });
 

@@ -1,0 +1,85 @@
+// `ks copy-tree DIR`: copies the ks tree this program runs from (lib/tree.json lists its files)
+// into DIR, each file written to a temporary name and renamed, modes kept, then checked against
+// its SHA-256. The v2 pod's init container runs it to put the entrypoint into an emptyDir that
+// the unmodified feature image mounts.
+import { createHash } from "node:crypto";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createLogger } from "../log.ts";
+import type { TreeIndex } from "./tree.ts";
+
+const USAGE = `Usage: ks copy-tree DIR
+Copies the ks tree (bin/deno, lib/ks.js, the launchers) this ks runs from into DIR.
+Exit codes: 0 copied and verified, 1 a copy failed, 2 bad usage.
+Example (the v2 pod's init container): /opt/kubesonic/bin/ks copy-tree /kubesonic`;
+
+/** The root of the tree this bundle runs from (lib/ks.js -> ..), when it has a lib/tree.json. */
+export function runningTreeRoot(): string | undefined {
+  if (!import.meta.url.startsWith("file:")) return undefined;
+  const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+  try {
+    return Deno.statSync(join(root, "lib", "tree.json")).isFile ? root : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  using file = await Deno.open(path);
+  for await (const chunk of file.readable) hash.update(chunk);
+  return hash.digest("hex");
+}
+
+/** Copies every file of the tree at `root` into `dest`; throws naming the first failure. */
+export async function copyTree(root: string, dest: string): Promise<TreeIndex> {
+  const index = JSON.parse(await Deno.readTextFile(join(root, "lib", "tree.json"))) as TreeIndex;
+  for (const f of [...index.files, { path: "lib/tree.json", mode: "0644", sha256: "" }]) {
+    const target = join(dest, f.path);
+    await Deno.mkdir(dirname(target), { recursive: true });
+    const tmp = `${target}.tmp-${Deno.pid}`;
+    await Deno.copyFile(join(root, f.path), tmp);
+    await Deno.chmod(tmp, parseInt(f.mode, 8));
+    if (f.sha256 && await sha256File(tmp) !== f.sha256) {
+      await Deno.remove(tmp).catch(() => {});
+      throw new Error(`${f.path}: the copy's SHA-256 differs from lib/tree.json's`);
+    }
+    await Deno.rename(tmp, target);
+  }
+  return index;
+}
+
+/** The command: exit code as documented in USAGE. */
+export async function copyTreeCli(args: string[]): Promise<number> {
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (args.length !== 1 || args[0].startsWith("-")) {
+    console.error(
+      `ks copy-tree: expected one DIR, got ${JSON.stringify(args)} (see ks copy-tree --help)`,
+    );
+    return 2;
+  }
+  const root = runningTreeRoot();
+  if (!root) {
+    console.error("ks copy-tree: this ks does not run from a ks tree (no lib/tree.json beside it)");
+    return 1;
+  }
+  const log = createLogger("ks", "copy-tree");
+  try {
+    const t0 = performance.now();
+    const index = await copyTree(root, args[0]);
+    log.info("copied", {
+      dest: args[0],
+      files: index.files.length,
+      bytes: index.files.reduce((n, f) => n + f.size, 0),
+      hash: index.hash,
+      ms: Math.round(performance.now() - t0),
+    });
+    return 0;
+  } catch (error) {
+    console.error(`ks copy-tree: ${args[0]}: ${(error as Error).message.split("\n")[0]}`);
+    return 1;
+  }
+}
