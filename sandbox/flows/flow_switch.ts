@@ -148,9 +148,10 @@ export async function createFlowSwitch(opts: FlowSwitchOptions): Promise<FlowSwi
     hostRoot,
     dir: join(dir, "pods"),
     imagePaths: {
-      "/usr/local/bin/ks-entrypoint": join(distBin, "ks-entrypoint"),
-      "/usr/local/bin/ks-watchdog": join(distBin, "ks-watchdog"),
-      "/usr/local/bin/ks-patcher": join(distBin, "ks-patcher"),
+      // The entrypoint the init container copies into the pod, the ks-tools image's tools.
+      "/kubesonic/bin/ks-entrypoint": join(distBin, "ks-entrypoint"),
+      "/opt/kubesonic/bin/ks-watchdog": join(distBin, "ks-watchdog"),
+      "/opt/kubesonic/bin/ks-patcher": join(distBin, "ks-patcher"),
       "/etc/supervisor/supervisord.conf": telemetry.configPath,
     },
     // KS_NSENTER=never: in a pod (hostPID) the sidecar reaches the host's systemd through

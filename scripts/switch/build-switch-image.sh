@@ -11,6 +11,12 @@
 #                  feature + entrypoint + watchdog + sidecar; the examples/telemetry daemon),
 #                  loaded into each switch's containerd (`ctr -n k8s.io images import`) and Docker.
 #   pause.tar      docker archive `kubesonic/pause:1` (busybox-static, sleeps), the sandbox image.
+#   ks-tools.tar   docker archive `kubesonic/ks-tools:<version>` and `:<version>-<tree hash>`: the
+#                  relocatable ks tree (dist/ks-tree: the pinned Deno, the one bundle, launchers)
+#                  at /opt/kubesonic, plus what it needs to start: glibc's loader and the libraries
+#                  Deno links, /bin/sh (dash) for the launchers, nsenter for the sidecar's host
+#                  commands. The watchdog and sidecar containers and the v2 pod's init container
+#                  (which copies the tree into the pod for the unmodified feature image) run it.
 #
 # Usage: scripts/switch/build-switch-image.sh [--print-dir] [--base-only]
 #   KS_CACHE   cache root (default /var/cache/kubesonic)
@@ -94,11 +100,16 @@ if ! (cd "$ROOT" && deno run -A scripts/bundle.ts >/dev/null 2>&1); then
   log "WARNING: deno task bundle failed; the images carry the bundles already in dist/"
 fi
 BUSYBOX=$(command -v busybox) || die "busybox is missing (Debian busybox-static)"
-file_sums() { [ -d "$1" ] || return 0; (cd "$1" && find . -type f -o -type l | LC_ALL=C sort | xargs -d '\n' sha256sum 2>/dev/null) || true; }
+file_sums() { [ -d "$1" ] || return 0; (cd "$1" && find . -path ./ks-tree/lib/cache -prune -o \( -type f -o -type l \) -print | LC_ALL=C sort | xargs -d '\n' sha256sum 2>/dev/null) || true; }
+TREE="$ROOT/dist/ks-tree"
+[ -x "$TREE/bin/deno" ] && [ -s "$TREE/lib/tree.json" ] || die "$TREE is not built (deno task bundle)"
+# What the ks-tools image carries besides the tree: each binary and the libraries it links.
+TOOLS_IMAGE_BINS="$TREE/bin/deno $(command -v dash) $(command -v nsenter)"
+runtime_files() { for b in $TOOLS_IMAGE_BINS; do ldd "$b" | awk '/=> \//{print $3} /^\t\/lib/{print $1}'; done | LC_ALL=C sort -u; }
 example_dir="$ROOT/examples/telemetry"
 INPUT_KEY=$( {
   echo "$SWITCH_BASE_KEY $FEATURE_BASE_KEY format-1"
-  sha256sum "$KUBE_BIN/kubelet" "$KUBE_BIN/crictl" "$DENO_BIN" "$BUSYBOX" | cut -d' ' -f1
+  sha256sum "$KUBE_BIN/kubelet" "$KUBE_BIN/crictl" "$DENO_BIN" "$BUSYBOX" $TOOLS_IMAGE_BINS $(runtime_files) | cut -d' ' -f1
   file_sums "$ROOT/scripts/switch/rootfs"
   file_sums "$ROOT/scripts/switch/feature"
   file_sums "$ROOT/dist"
@@ -107,7 +118,8 @@ INPUT_KEY=$( {
 } | sha)
 OUT="$CACHE/switch/$INPUT_KEY"
 if [ "${1:-}" = "--print-dir" ]; then echo "$OUT"; exit 0; fi
-if [ -s "$OUT/switch.tar" ] && [ -s "$OUT/images/telemetry.tar" ] && [ -s "$OUT/images/pause.tar" ]; then
+if [ -s "$OUT/switch.tar" ] && [ -s "$OUT/images/telemetry.tar" ] && [ -s "$OUT/images/pause.tar" ] &&
+  [ -s "$OUT/images/ks-tools.tar" ]; then
   log "reusing $OUT"
   echo "$OUT"
   exit 0
@@ -217,8 +229,27 @@ ln -s busybox "$P/bin/sleep"
 ln -s busybox "$P/bin/sh"
 docker_archive "$P" "$WORK/pause.tar" '{"Cmd":["/bin/sleep","2147483647"]}' kubesonic/pause:1
 
+# ---- the ks-tools image: the ks tree and what its runtime needs to start -----------------------
+log "ks-tools image: assembling rootfs"
+K="$WORK/ks-tools"
+mkdir -p "$K/opt" "$K/bin" "$K/usr/bin" "$K/tmp"
+chmod 1777 "$K/tmp"
+cp -a "$TREE" "$K/opt/kubesonic"
+rm -rf "$K/opt/kubesonic/lib/cache"
+for lib in $(runtime_files); do install -D -m 755 "$(readlink -f "$lib")" "$K$lib"; done
+install -m 755 "$(command -v dash)" "$K/bin/sh"
+install -m 755 "$(command -v nsenter)" "$K/usr/bin/nsenter"
+TREE_HASH=$(sed -n 's/^  "hash": "\([0-9a-f]*\)",$/\1/p' "$TREE/lib/tree.json")
+TOOLS_VERSION=$(sed -n 's/^  "version": "\([^"]*\)",$/\1/p' "$TREE/lib/tree.json")
+[ -n "$TREE_HASH" ] && [ -n "$TOOLS_VERSION" ] || die "$TREE/lib/tree.json names no version or hash"
+log "ks-tools image: packing ($(du -sh "$K" | cut -f1); tree $TREE_HASH)"
+docker_archive "$K" "$WORK/ks-tools.tar" \
+  '{"Cmd":["/opt/kubesonic/bin/ks","--help"],"Env":["PATH=/opt/kubesonic/bin:/usr/bin:/bin"]}' \
+  "kubesonic/ks-tools:$TOOLS_VERSION" "kubesonic/ks-tools:$TOOLS_VERSION-$TREE_HASH"
+rm -rf "$K"
+
 mkdir -p "$OUT/images"
-mv "$WORK/telemetry.tar" "$WORK/pause.tar" "$OUT/images/"
+mv "$WORK/telemetry.tar" "$WORK/pause.tar" "$WORK/ks-tools.tar" "$OUT/images/"
 mv "$WORK/switch.tar" "$OUT/"
 ls -la "$OUT" "$OUT/images" >&2
 # Keep the cache bounded: the newest three image sets stay, older ones go.

@@ -11,6 +11,7 @@ import {
   DEFAULT_TOOLS,
   defaultOptInLabel,
   type FeatureSpec,
+  INJECTED_TREE,
   type MountSpec,
   type PortSpec,
   type ProbeTiming,
@@ -485,7 +486,7 @@ export function validateFeatureSpec(doc: unknown, file: string): FeatureSpec {
 
   const imagesObj = o.images === undefined
     ? r.fail("images", "required")
-    : r.object(o.images, "images", ["feature", "watchdog", "sidecar", "pullPolicy"]);
+    : r.object(o.images, "images", ["feature", "watchdog", "sidecar", "tools", "pullPolicy"]);
   const image = (key: string) =>
     r.string(imagesObj, key, "images", {
       required: true,
@@ -496,6 +497,7 @@ export function validateFeatureSpec(doc: unknown, file: string): FeatureSpec {
     feature: image("feature"),
     watchdog: image("watchdog"),
     sidecar: image("sidecar"),
+    tools: imagesObj.tools === undefined ? image("sidecar") : image("tools"),
     pullPolicy: r.string(imagesObj, "pullPolicy", "images") ?? "IfNotPresent",
   };
   if (!["Always", "IfNotPresent", "Never"].includes(images.pullPolicy)) {
@@ -689,9 +691,33 @@ export function validateFeatureSpec(doc: unknown, file: string): FeatureSpec {
     r.fail("updateStrategy", `${show(updateStrategy)} is not OnDelete or RollingUpdate`);
   }
 
-  const toolsObj = r.optObject(o, "tools", "", ["entrypoint", "watchdog", "patcher"]);
+  const toolsObj = r.optObject(o, "tools", "", ["entrypoint", "watchdog", "patcher", "inject"]);
+  const inject = r.bool(toolsObj, "inject", "tools", true);
+  const entrypoint = r.absPath(toolsObj, "entrypoint", "tools") ??
+    (inject ? DEFAULT_TOOLS.entrypoint : DEFAULT_TOOLS.imageEntrypoint);
+  if (inject && !entrypoint.startsWith(`${INJECTED_TREE}/`)) {
+    r.fail(
+      "tools.entrypoint",
+      `${show(entrypoint)} is not in the injected tree ${INJECTED_TREE}/ (tools.inject is on; ` +
+        "set tools.inject: false for a feature image that carries its own ks-entrypoint)",
+    );
+  }
+  if (inject) {
+    for (const m of mounts) {
+      if (
+        m.path === INJECTED_TREE || m.path.startsWith(`${INJECTED_TREE}/`) ||
+        INJECTED_TREE.startsWith(`${m.path.replace(/\/$/, "")}/`)
+      ) {
+        r.fail(
+          `mounts.${m.name}.path`,
+          `${show(m.path)} overlaps ${INJECTED_TREE}, where the injected ks tree is mounted`,
+        );
+      }
+    }
+  }
   const tools = {
-    entrypoint: r.absPath(toolsObj, "entrypoint", "tools") ?? DEFAULT_TOOLS.entrypoint,
+    inject,
+    entrypoint,
     watchdog: r.absPath(toolsObj, "watchdog", "tools") ?? DEFAULT_TOOLS.watchdog,
     patcher: r.absPath(toolsObj, "patcher", "tools") ?? DEFAULT_TOOLS.patcher,
   };

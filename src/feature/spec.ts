@@ -80,7 +80,8 @@ export interface FeatureSpec {
   containerName: string;
   /** `app.kubernetes.io/version`; defaults to the feature image's tag. */
   version: string;
-  images: { feature: string; watchdog: string; sidecar: string; pullPolicy: string };
+  /** `tools`: the ks-tools image whose tree the v2 pod's init container copies (tools.inject). */
+  images: { feature: string; watchdog: string; sidecar: string; tools: string; pullPolicy: string };
   /** The feature's own command (supervisord …), run by ks-entrypoint after its gate. */
   command: string[];
   ports: PortSpec[];
@@ -112,14 +113,26 @@ export interface FeatureSpec {
   nodeSelector: Record<string, string>;
   tolerations: TolerationSpec[];
   updateStrategy: "OnDelete" | "RollingUpdate";
-  tools: { entrypoint: string; watchdog: string; patcher: string };
+  /**
+   * Tool paths. `inject` (default): the feature image is SONiC's own, unmodified; an init
+   * container copies the ks tree from `images.tools` into an emptyDir mounted at INJECTED_TREE,
+   * and the feature container runs `entrypoint` from there. Off: the feature image carries it.
+   */
+  tools: { entrypoint: string; watchdog: string; patcher: string; inject: boolean };
 }
+
+/** Where the ks-tools image holds the ks tree (bin/ks-*, bin/deno, lib/ks.js). */
+export const TOOLS_IMAGE_TREE = "/opt/kubesonic";
+/** Where the feature container sees the tree copied by the init container (tools.inject). */
+export const INJECTED_TREE = "/kubesonic";
 
 /** Defaults for the ks-* tool paths inside the images. */
 export const DEFAULT_TOOLS = {
-  entrypoint: "/usr/local/bin/ks-entrypoint",
-  watchdog: "/usr/local/bin/ks-watchdog",
-  patcher: "/usr/local/bin/ks-patcher",
+  /** The injected copy (tools.inject); `/usr/local/bin/ks-entrypoint` when the image has one. */
+  entrypoint: `${INJECTED_TREE}/bin/ks-entrypoint`,
+  imageEntrypoint: "/usr/local/bin/ks-entrypoint",
+  watchdog: `${TOOLS_IMAGE_TREE}/bin/ks-watchdog`,
+  patcher: `${TOOLS_IMAGE_TREE}/bin/ks-patcher`,
 } as const;
 
 /** Default kubelet probe timings against the watchdog. */

@@ -1,7 +1,13 @@
 // The feature's DaemonSets: v1 (sidecar only, ks-patcher in native mode: the rollback state) and
 // v2 (feature + ks-watchdog + sidecar), one per instance for multi-ASIC features. The containers,
 // probes, resources, volumes and labels are decided here; the profile only swaps `privileged`.
-import type { FeatureSpec, ProbeTiming, ResourceSpec } from "../feature/spec.ts";
+import {
+  type FeatureSpec,
+  INJECTED_TREE,
+  type ProbeTiming,
+  type ResourceSpec,
+  TOOLS_IMAGE_TREE,
+} from "../feature/spec.ts";
 import { FILES_DIR, STUB_CREDENTIALS_DIR } from "./host_files.ts";
 import { expandInstance, type Instance } from "./instances.ts";
 import {
@@ -21,6 +27,10 @@ export const FEATURE_LABEL = "raw_container_name";
 export const ASIC_LABEL = "asic";
 /** Annotation and pod label telling v1 from v2. */
 export const STAGE_LABEL = "kubesonic.io/stage";
+/** The emptyDir holding the ks tree copied for the feature container (tools.inject). */
+export const TOOLS_VOLUME = "ks-tools";
+/** Bound of that emptyDir: the tree is about 95 MB (the Deno runtime), with room to spare. */
+export const TOOLS_VOLUME_LIMIT = "256Mi";
 
 /** What one DaemonSet carries. */
 export interface DaemonSetPlan {
@@ -94,6 +104,9 @@ function featureContainer(ctx: DaemonSetContext, instance: Instance): Record<str
     }));
   }
   container.resources = resources(spec.resources);
+  // The entrypoint's launcher says in one line what the image lacks (glibc) and exits 127: that
+  // line becomes the container's termination message, so `kubectl get pod` shows it.
+  if (spec.tools.inject) container.terminationMessagePolicy = "FallbackToLogsOnError";
   container.livenessProbe = probe(
     "/livez",
     instance.watchdogPort,
@@ -114,14 +127,34 @@ function featureContainer(ctx: DaemonSetContext, instance: Instance): Record<str
   if (Object.keys(container.securityContext as object).length === 0) {
     delete container.securityContext;
   }
-  if (spec.mounts.length > 0) {
-    container.volumeMounts = spec.mounts.map((m) => ({
-      name: m.name,
-      mountPath: expandInstance(m.path, instance),
-      ...(m.readOnly ? { readOnly: true } : {}),
-    }));
+  const volumeMounts: Record<string, unknown>[] = spec.mounts.map((m) => ({
+    name: m.name,
+    mountPath: expandInstance(m.path, instance),
+    ...(m.readOnly ? { readOnly: true } : {}),
+  }));
+  if (spec.tools.inject) {
+    volumeMounts.push({ name: TOOLS_VOLUME, mountPath: INJECTED_TREE, readOnly: true });
   }
+  if (volumeMounts.length > 0) container.volumeMounts = volumeMounts;
   return container;
+}
+
+/**
+ * The init container of a v2 pod with tools.inject: copies the ks tree from the ks-tools image
+ * into the emptyDir the feature container mounts at INJECTED_TREE (the feature image stays
+ * SONiC's own). ks-entrypoint then execs the image's command, so nothing of ours stays resident.
+ */
+function toolsInitContainer(ctx: DaemonSetContext): Record<string, unknown> {
+  const { spec } = ctx;
+  return {
+    name: `${spec.name}-tools`,
+    image: spec.images.tools,
+    imagePullPolicy: spec.images.pullPolicy,
+    command: [`${TOOLS_IMAGE_TREE}/bin/ks`, "copy-tree", INJECTED_TREE],
+    resources: resources(spec.watchdog.resources),
+    securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true },
+    volumeMounts: [{ name: TOOLS_VOLUME, mountPath: INJECTED_TREE }],
+  };
 }
 
 function watchdogContainer(ctx: DaemonSetContext, instance: Instance): Record<string, unknown> {
@@ -224,6 +257,8 @@ export function daemonSetObject(ctx: DaemonSetContext, plan: DaemonSetPlan): Kub
   if (plan.sidecar) containers.push(sidecarContainer(ctx, plan.stage));
 
   const volumes: Record<string, unknown>[] = [];
+  const inject = instance !== undefined && spec.tools.inject;
+  if (inject) volumes.push({ name: TOOLS_VOLUME, emptyDir: { sizeLimit: TOOLS_VOLUME_LIMIT } });
   if (instance) {
     for (const m of spec.mounts) {
       volumes.push({
@@ -261,6 +296,7 @@ export function daemonSetObject(ctx: DaemonSetContext, plan: DaemonSetPlan): Kub
     nodeSelector: sortedRecord(spec.nodeSelector),
     tolerations: spec.tolerations.map((t) => ({ ...t })),
     terminationGracePeriodSeconds: 30,
+    ...(inject ? { initContainers: [toolsInitContainer(ctx)] } : {}),
     containers,
     volumes,
   };

@@ -59,8 +59,27 @@ Deno.test("defaults: namespace sonic, OnDelete, opt-in label, privileged, host n
   assert.equal(spec.version, "1.2.3");
   assert.equal(spec.unit.name, "telemetry");
   assert.equal(spec.stub.path, "/usr/local/bin/ks-stub");
-  assert.equal(spec.tools.entrypoint, "/usr/local/bin/ks-entrypoint");
+  assert.equal(spec.tools.inject, true);
+  assert.equal(spec.tools.entrypoint, "/kubesonic/bin/ks-entrypoint");
+  assert.equal(spec.tools.watchdog, "/opt/kubesonic/bin/ks-watchdog");
+  assert.equal(spec.images.tools, spec.images.sidecar);
   assert.deepEqual(spec.scope, { global: true, perAsic: false, asics: 0 });
+});
+
+Deno.test("tools.inject: off keeps the image's own entrypoint; on refuses paths outside the copy", () => {
+  const own = baseSpec();
+  own.tools = { inject: false };
+  assert.equal(parse(own).tools.entrypoint, "/usr/local/bin/ks-entrypoint");
+  expectError(
+    (s) => (s.tools = { entrypoint: "/usr/local/bin/ks-entrypoint" }),
+    /^feature\.yaml: tools\.entrypoint: "\/usr\/local\/bin\/ks-entrypoint" is not in the injected tree \/kubesonic\//,
+  );
+  expectError((s) => (s.tools = { inject: "yes" }), /tools\.inject/);
+  expectError(
+    (s) => s.mounts.push({ name: "x", hostPath: "/var/x", path: "/kubesonic/bin" }),
+    /mounts\.x\.path: "\/kubesonic\/bin" overlaps \/kubesonic/,
+  );
+  expectError((s) => (s.images.tools = "not an image!"), /images\.tools/);
 });
 
 Deno.test("memory limit: derived from the monit threshold, exact bytes when not a whole Mi", () => {

@@ -86,7 +86,7 @@ Deno.test("v2 feature container: entrypoint wraps the command, 400Mi / 100m-500m
   const [ds] = docs(await telemetry(), "v2/30-daemonset.yaml");
   const feature = container(ds, "telemetry");
   assert.deepEqual(feature.command, [
-    "/usr/local/bin/ks-entrypoint",
+    "/kubesonic/bin/ks-entrypoint",
     "--feature",
     "telemetry",
     "--",
@@ -114,7 +114,7 @@ Deno.test("v2 feature container: entrypoint wraps the command, 400Mi / 100m-500m
   assert.deepEqual(feature.securityContext, { privileged: true });
   const watchdog = container(ds, "telemetry-watchdog");
   assert.deepEqual(watchdog.command, [
-    "/usr/local/bin/ks-watchdog",
+    "/opt/kubesonic/bin/ks-watchdog",
     "--feature",
     "telemetry",
     "--listen",
@@ -123,6 +123,48 @@ Deno.test("v2 feature container: entrypoint wraps the command, 400Mi / 100m-500m
     "127.0.0.1:50051",
   ]);
   assert.ok(watchdog.volumeMounts.every((m: Any) => m.readOnly === true));
+});
+
+Deno.test("v2 pod: an init container copies the ks tree into an emptyDir the feature container mounts", async () => {
+  const [ds] = docs(await telemetry(), "v2/30-daemonset.yaml");
+  const pod = ds.spec.template.spec;
+  assert.deepEqual(pod.initContainers.map((c: Any) => c.name), ["telemetry-tools"]);
+  const init = pod.initContainers[0];
+  assert.equal(init.image, "kubesonic/ks-tools:0.1.0");
+  assert.deepEqual(init.command, ["/opt/kubesonic/bin/ks", "copy-tree", "/kubesonic"]);
+  assert.deepEqual(init.volumeMounts, [{ name: "ks-tools", mountPath: "/kubesonic" }]);
+  assert.deepEqual(pod.volumes.find((v: Any) => v.name === "ks-tools"), {
+    name: "ks-tools",
+    emptyDir: { sizeLimit: "256Mi" },
+  });
+  const feature = container(ds, "telemetry");
+  assert.deepEqual(feature.volumeMounts.find((m: Any) => m.name === "ks-tools"), {
+    name: "ks-tools",
+    mountPath: "/kubesonic",
+    readOnly: true,
+  });
+  assert.equal(feature.image, "docker-sonic-telemetry:latest", "the feature image, unmodified");
+  assert.equal(feature.terminationMessagePolicy, "FallbackToLogsOnError");
+  // Only the feature container sees the copy; v1 has no feature container and no init container.
+  assert.equal(
+    container(ds, "telemetry-watchdog").volumeMounts.some((m: Any) => m.name === "ks-tools"),
+    false,
+  );
+  const [v1] = docs(await telemetry(), "v1/30-daemonset.yaml");
+  assert.equal(v1.spec.template.spec.initContainers, undefined);
+});
+
+Deno.test("tools.inject: false renders the image's own entrypoint and no init container", () => {
+  const raw = baseSpec();
+  raw.tools = { inject: false };
+  const result = renderFeature(parseFeatureSpec(specYaml(raw), "f.yaml"), {
+    profile: "production",
+  });
+  const [ds] = docs(result, "v2/30-daemonset.yaml");
+  assert.equal(ds.spec.template.spec.initContainers, undefined);
+  assert.equal(container(ds, "telemetry").command[0], "/usr/local/bin/ks-entrypoint");
+  assert.equal(container(ds, "telemetry").terminationMessagePolicy, undefined);
+  assert.equal(ds.spec.template.spec.volumes.some((v: Any) => v.name === "ks-tools"), false);
 });
 
 Deno.test("sidecar: ks-patcher with the kube manifest in v2 and the native one in v1, host root at /host", async () => {
@@ -144,7 +186,7 @@ Deno.test("sidecar: ks-patcher with the kube manifest in v2 and the native one i
   for (const [ds, mode] of [[v1, "native"], [v2, "kube"]] as const) {
     const side = container(ds, "telemetry-sidecar");
     const cmd: string[] = side.command;
-    assert.equal(cmd[0], "/usr/local/bin/ks-patcher");
+    assert.equal(cmd[0], "/opt/kubesonic/bin/ks-patcher");
     assert.equal(cmd[cmd.indexOf("--manifest") + 1], `${FILES_DIR}/manifest-${mode}.yaml`);
     assert.equal(cmd[cmd.indexOf("--host-root") + 1], "/host");
     assert.deepEqual(
@@ -311,7 +353,7 @@ Deno.test("multi-ASIC per-ASIC feature: one DaemonSet per ASIC with asic label, 
     );
     const feature = container(ds, "telemetry");
     assert.deepEqual(feature.command.slice(0, 6), [
-      "/usr/local/bin/ks-entrypoint",
+      "/kubesonic/bin/ks-entrypoint",
       "--feature",
       "telemetry",
       "--namespace",
