@@ -18,6 +18,8 @@ Usage: ks-render SPEC -o DIR [--config-db FILE] [--asics N] [--profile productio
   --profile P        production (default) or lab: lab swaps privileged: true for an
                      explicit capability list (machines without CAP_SYS_RESOURCE)
   --output FORMAT    text (the files written, default) or json (the summary)
+  --tools-tree DIR   the ks tree the host runtime is rendered from (its lib/tree.json: file
+                     hashes and version); default: the tree this ks-render runs from
   --help, --version
 
 Output (apply common/ first, then v1/ or v2/):
@@ -43,6 +45,7 @@ async function cli(args: string[]): Promise<number> {
       asics: { type: "string" },
       profile: { type: "string", default: "production" },
       output: { type: "string", default: "text" },
+      "tools-tree": { type: "string" },
     },
   }, args);
   if (positionals.length !== 1) {
@@ -70,6 +73,7 @@ async function cli(args: string[]): Promise<number> {
     profile: profile as Profile,
     outDir: values.out,
     output: values.output,
+    toolsTree: values["tools-tree"],
   });
 }
 

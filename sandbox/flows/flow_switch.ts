@@ -104,6 +104,9 @@ async function specVariant(
   const listen = variant === "v2" ? ports.daemon : ports.wrong;
   spec.env = { ...(spec.env as Record<string, string>), TELEMETRY_LISTEN: `127.0.0.1:${listen}` };
   spec.stub = { ...(spec.stub as Record<string, unknown> ?? {}), path: stubPath };
+  // The stub is the ks tree's own here; the host runtime install is proved on a real switch and
+  // in test/render/host_runtime_test.ts.
+  spec.hostRuntime = { install: false };
   if (variant === "v2plus") {
     const images = spec.images as Record<string, string>;
     images.feature = "docker-sonic-telemetry:v2plus";

@@ -9,6 +9,7 @@ import {
   DEFAULT_READINESS,
   DEFAULT_TOOL_RESOURCES,
   DEFAULT_TOOLS,
+  HOST_RUNTIME_PREFIX,
   defaultOptInLabel,
   type FeatureSpec,
   INJECTED_TREE,
@@ -445,6 +446,7 @@ const TOP_LEVEL = [
   "watchdog",
   "sidecar",
   "stub",
+  "hostRuntime",
   "unit",
   "native",
   "nodeSelector",
@@ -691,6 +693,31 @@ export function validateFeatureSpec(doc: unknown, file: string): FeatureSpec {
     r.fail("updateStrategy", `${show(updateStrategy)} is not OnDelete or RollingUpdate`);
   }
 
+  const hrObj = r.optObject(o, "hostRuntime", "", ["install", "prefix", "checkers"]);
+  const hostRuntime = {
+    install: r.bool(hrObj, "install", "hostRuntime", stub.source === undefined),
+    prefix: (r.absPath(hrObj, "prefix", "hostRuntime") ?? HOST_RUNTIME_PREFIX).replace(/\/+$/, ""),
+    checkers: r.bool(hrObj, "checkers", "hostRuntime", false),
+  };
+  if (hostRuntime.install && stub.source !== undefined) {
+    r.fail(
+      "hostRuntime.install",
+      "is on while stub.source names a ks-stub to copy: give one (hostRuntime installs ks-stub)",
+    );
+  }
+  if (hostRuntime.prefix === "" || hostRuntime.prefix.split("/").length < 3) {
+    r.fail(
+      "hostRuntime.prefix",
+      `${show(hostRuntime.prefix)} is too shallow (e.g. ${HOST_RUNTIME_PREFIX})`,
+    );
+  }
+  if (hostRuntime.checkers && !hostRuntime.install) {
+    r.fail(
+      "hostRuntime.checkers",
+      "needs hostRuntime.install (the checkers run from the host runtime)",
+    );
+  }
+
   const toolsObj = r.optObject(o, "tools", "", ["entrypoint", "watchdog", "patcher", "inject"]);
   const inject = r.bool(toolsObj, "inject", "tools", true);
   const entrypoint = r.absPath(toolsObj, "entrypoint", "tools") ??
@@ -749,6 +776,7 @@ export function validateFeatureSpec(doc: unknown, file: string): FeatureSpec {
     },
     sidecar: { interval, resources: scResources },
     stub,
+    hostRuntime,
     unit,
     native: {
       ...(nativeLauncher !== undefined ? { launcher: nativeLauncher } : {}),

@@ -108,6 +108,13 @@ export interface FeatureSpec {
   };
   sidecar: { interval: string; resources: ResourceSpec };
   stub: { path: string; source?: string; apiServer?: string; admissionPolicy: boolean };
+  /**
+   * The host runtime the kube-mode sidecar installs (default on unless stub.source is given): the
+   * ks tree's Deno, bundle and ks-stub launcher under `<prefix>/<tree hash>/`, and `stub.path` as
+   * a launcher naming that tree (one atomic write switches versions); `checkers` adds
+   * ks-container-checker / ks-memory-checker launchers in `/usr/local/bin`. Rollback removes it.
+   */
+  hostRuntime: { install: boolean; prefix: string; checkers: boolean };
   unit: { name: string; launcher: string };
   native: { launcher?: string; launcherSource?: string };
   nodeSelector: Record<string, string>;
@@ -120,6 +127,9 @@ export interface FeatureSpec {
    */
   tools: { entrypoint: string; watchdog: string; patcher: string; inject: boolean };
 }
+
+/** Default prefix of the host runtime (one directory per tree version below it). */
+export const HOST_RUNTIME_PREFIX = "/usr/local/lib/kubesonic";
 
 /** Where the ks-tools image holds the ks tree (bin/ks-*, bin/deno, lib/ks.js). */
 export const TOOLS_IMAGE_TREE = "/opt/kubesonic";

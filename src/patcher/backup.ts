@@ -17,6 +17,8 @@ export interface Backup {
   uid: number;
   gid: number;
   sha256: string | null;
+  /** Absent originals: the directories the first write created (outermost first). */
+  createdDirs?: string[];
 }
 
 interface BackupMeta {
@@ -27,6 +29,7 @@ interface BackupMeta {
   gid: number;
   sha256: string | null;
   takenAt: string;
+  createdDirs?: string[];
 }
 
 /** Backups for one state directory. */
@@ -65,9 +68,15 @@ export class BackupStore {
 
   /**
    * Records `current` as the original of `hostPath` unless a backup already exists (then it does
-   * nothing: an existing backup is never replaced). Returns true when it took one.
+   * nothing: an existing backup is never replaced). Returns true when it took one. For an absent
+   * original, `createdDirs` are the directories the write is about to create: a restore removes
+   * them again once empty.
    */
-  async takeOnce(hostPath: string, current: FileState): Promise<boolean> {
+  async takeOnce(
+    hostPath: string,
+    current: FileState,
+    createdDirs: string[] = [],
+  ): Promise<boolean> {
     const { meta, data } = this.#paths(hostPath);
     try {
       await Deno.lstat(meta);
@@ -89,6 +98,7 @@ export class BackupStore {
       gid: current.gid,
       sha256: absent ? null : await sha256Hex(current.content!),
       takenAt: new Date().toISOString(),
+      ...(absent && createdDirs.length > 0 ? { createdDirs } : {}),
     };
     await writeFileAtomic(
       meta,

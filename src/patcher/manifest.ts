@@ -47,6 +47,7 @@ const FILE_KEYS = new Set([
   "owner",
   "nativeSource",
   "actions",
+  "maxBytes",
 ]);
 
 /** Parses and validates manifest text; `file` names it in errors and anchors relative sources. */
@@ -127,6 +128,18 @@ export async function parseManifest(text: string, file: string): Promise<Manifes
       if ((entry.sha256 as string).toLowerCase() !== sha256) {
         fail(`${at}.sha256`, `declared ${entry.sha256} but the content hashes to ${sha256}`);
       }
+    }
+    // maxBytes: a per-entry bound of the source's size (big files such as the host runtime's
+    // Deno). Validated here; the bound itself is applied where sources are read.
+    if (
+      entry.maxBytes !== undefined &&
+      (typeof entry.maxBytes !== "number" || !Number.isSafeInteger(entry.maxBytes) ||
+        entry.maxBytes < 1)
+    ) {
+      fail(
+        `${at}.maxBytes`,
+        `expected a positive integer of bytes, got ${JSON.stringify(entry.maxBytes)}`,
+      );
     }
     const modeText = entry.mode ?? "0644";
     if (typeof modeText !== "string" || !/^0?[0-7]{3,4}$/.test(modeText)) {

@@ -3,6 +3,7 @@
 // atomically or restore, run the actions) -> record (journal cleared, ownership updated). The same
 // function serves `--once`, `--dry-run` and every trigger of the loop. A pass writes nothing when
 // a path fails the safety rules or the ownership registry refuses a claim.
+import { dirname } from "node:path";
 import type { HostCommands } from "../host/commands.ts";
 import {
   type FaultHook,
@@ -13,6 +14,7 @@ import {
   removeFile,
   setFileMeta,
   sweepTemps,
+  syncDir,
   writeFileAtomic,
 } from "../host/files.ts";
 import { HostPaths, type ResolvedPath } from "../host/paths.ts";
@@ -318,11 +320,15 @@ async function pass(ctx: PatcherContext, dryRun: boolean): Promise<PassResult> {
       // Back up what we are about to replace, unless it already is our content (then the
       // original is unknown, and recording ours as "the original" would be wrong).
       const ours = current.content !== null && sameBytes(current.content, file.content);
-      if (manifest.mode === "kube" && !ours && await ctx.backups.takeOnce(item.path, current)) {
+      if (
+        manifest.mode === "kube" && !ours &&
+        await ctx.backups.takeOnce(item.path, current, where.missingDirs)
+      ) {
         log.info("backup taken", { path: item.path, original: describe(current) });
       }
       if (item.op === "remove") {
         await removeFile(where.real);
+        await removeCreatedDirs(ctx, await ctx.backups.get(item.path));
       } else if (item.op === "meta") {
         await setFileMeta(where.real, desiredMeta(ctx, file, await ctx.backups.get(file.path)));
       } else {
@@ -361,6 +367,26 @@ async function pass(ctx: PatcherContext, dryRun: boolean): Promise<PassResult> {
     }
   }
   return finish(result, pending);
+}
+
+/**
+ * After restoring an absent original: removes the directories its first write created, deepest
+ * first, each only when empty (another file, ours or not, keeps it), so a rollback leaves the
+ * tree as it found it.
+ */
+async function removeCreatedDirs(ctx: PatcherContext, backup: Backup | null): Promise<void> {
+  for (const dir of [...backup?.createdDirs ?? []].reverse()) {
+    const real = ctx.paths.onDisk(dir.split("/").filter(Boolean));
+    try {
+      if (!(await Deno.lstat(real)).isDirectory) return;
+      await Deno.remove(real);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) continue;
+      return; // not empty: its parents are not empty either
+    }
+    await syncDir(dirname(real));
+    ctx.log.info("created directory removed", { path: dir });
+  }
 }
 
 /**

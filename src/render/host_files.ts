@@ -5,7 +5,8 @@
 // carries it is built in configmap.ts.
 import { createHash } from "node:crypto";
 import { posix } from "node:path";
-import type { FeatureSpec } from "../feature/spec.ts";
+import { type FeatureSpec, SpecError, TOOLS_IMAGE_TREE } from "../feature/spec.ts";
+import type { TreeIndex } from "../build/tree.ts";
 import type { InstancePlan } from "./instances.ts";
 
 /** Where the ConfigMap with the host files and manifests is mounted in the sidecar. */
@@ -24,6 +25,46 @@ export interface ManifestFile {
   owner: string;
   nativeSource?: string;
   actions: string[];
+  /** Bound of the source's size for the patcher (the host runtime's big files). */
+  maxBytes?: number;
+}
+
+/** Where the host runtime keeps Deno's caches: tmpfs, so nothing of it outlives a reboot. */
+export const HOST_DENO_DIR = "/run/kubesonic/deno";
+
+/** The tree files the host runtime needs, by tool: Deno, the bundle, each tool's launcher. */
+function runtimeTreeFiles(spec: FeatureSpec): string[] {
+  const tools = ["ks-stub", ...(spec.hostRuntime.checkers ? CHECKERS : [])];
+  return ["bin/deno", "lib/ks.js", ...tools.map((t) => `bin/${t}`)];
+}
+
+/** The monit checkers the host runtime can carry, launched from `/usr/local/bin`. */
+export const CHECKERS = ["ks-container-checker", "ks-memory-checker"];
+
+/** The host runtime's versioned directory for `tree`. */
+export function hostRuntimeDir(spec: FeatureSpec, tree: TreeIndex): string {
+  return `${spec.hostRuntime.prefix}/${tree.hash}`;
+}
+
+/**
+ * A host launcher: names the versioned tree, so switching versions is one atomic write of this
+ * file after the new tree is complete. Deno's caches go to tmpfs, not into the managed tree.
+ */
+export function hostToolLauncher(spec: FeatureSpec, tree: TreeIndex, tool: string): string {
+  const dir = hostRuntimeDir(spec, tree);
+  return [
+    "#!/bin/sh",
+    // The same bytes for every feature: features share the host runtime (ownership registry).
+    `# ${tool}: installed by kubesonic (ks-patcher; rendered by ks-render): the host runtime`,
+    `# ${tree.version} (tree ${tree.hash}) under ${dir}/. The last feature's rollback removes it.`,
+    `KS_DENO_DIR=${HOST_DENO_DIR} exec ${dir}/bin/${tool} "$@"`,
+    "",
+  ].join("\n");
+}
+
+/** Size bound for a source of `size` bytes: the next MiB up. */
+function maxBytesFor(size: number): number {
+  return Math.ceil((size + 1) / 1048576) * 1048576;
 }
 
 /** The host files of a feature: ConfigMap data, the two manifests, the allowed roots. */
@@ -117,13 +158,61 @@ function dropInDirs(spec: FeatureSpec, plan: InstancePlan): string[] {
  * launcher needs first (ks-stub, credentials, the drop-in with its daemon-reload), the launcher
  * last, so its restart finds everything in place (SONiC's sidecar got this order wrong once).
  */
-export function buildHostFiles(spec: FeatureSpec, plan: InstancePlan): HostFiles {
+export function buildHostFiles(
+  spec: FeatureSpec,
+  plan: InstancePlan,
+  tree?: TreeIndex,
+): HostFiles {
   const data: Record<string, string> = {};
   const files: ManifestFile[] = [];
   const addData = (key: string, text: string) => {
     data[key] = text;
     return { source: `${FILES_DIR}/${key}`, sha256: sha256(text) };
   };
+
+  // The host runtime first, the launchers naming it after it: a launcher never points at a tree
+  // that is not complete (the patcher writes in this order, each file atomically).
+  const roots = new Set<string>();
+  if (spec.hostRuntime.install) {
+    if (!tree) {
+      throw new SpecError(
+        "hostRuntime.install: the ks tree's lib/tree.json is needed to render the host runtime " +
+          "(ks-render --tools-tree DIR; default: the tree ks-render runs from)",
+      );
+    }
+    const dir = hostRuntimeDir(spec, tree);
+    roots.add(spec.hostRuntime.prefix);
+    for (const rel of runtimeTreeFiles(spec)) {
+      const f = tree.files.find((x) => x.path === rel);
+      if (!f) throw new SpecError(`hostRuntime: the ks tree ${tree.hash} has no ${rel}`);
+      files.push({
+        path: `${dir}/${rel}`,
+        source: `${TOOLS_IMAGE_TREE}/${rel}`,
+        sha256: f.sha256,
+        mode: f.mode,
+        owner: "0:0",
+        actions: [],
+        ...(f.size > 1048576 ? { maxBytes: maxBytesFor(f.size) } : {}),
+      });
+    }
+    const tools = spec.hostRuntime.checkers ? CHECKERS : [];
+    for (const tool of tools) {
+      files.push({
+        path: `/usr/local/bin/${tool}`,
+        ...addData(tool, hostToolLauncher(spec, tree, tool)),
+        mode: "0755",
+        owner: "0:0",
+        actions: [],
+      });
+    }
+    files.push({
+      path: spec.stub.path,
+      ...addData("ks-stub", hostToolLauncher(spec, tree, "ks-stub")),
+      mode: "0755",
+      owner: "0:0",
+      actions: [],
+    });
+  }
 
   if (spec.stub.source) {
     files.push({
@@ -197,11 +286,13 @@ export function buildHostFiles(spec: FeatureSpec, plan: InstancePlan): HostFiles
     actions,
   });
 
-  const roots = [...new Set(files.map((f) => posix.dirname(f.path)))].sort();
+  for (const f of files) {
+    if (!f.path.startsWith(`${spec.hostRuntime.prefix}/`)) roots.add(posix.dirname(f.path));
+  }
   return {
     data,
     files,
-    allowRoots: roots,
+    allowRoots: [...roots].sort(),
     ...(kubeconfigPath !== undefined ? { stubKubeconfig: kubeconfigPath } : {}),
   };
 }
@@ -224,6 +315,7 @@ export function manifestDocument(
       mode: f.mode,
       owner: f.owner,
       ...(f.nativeSource !== undefined ? { nativeSource: f.nativeSource } : {}),
+      ...(f.maxBytes !== undefined ? { maxBytes: f.maxBytes } : {}),
       actions: mode === "native"
         ? f.actions.filter((a) => !a.startsWith("stop-container "))
         : f.actions,

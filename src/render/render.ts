@@ -4,6 +4,7 @@
 import { createHash } from "node:crypto";
 import { stringify } from "yaml";
 import type { FeatureSpec } from "../feature/spec.ts";
+import type { TreeIndex } from "../build/tree.ts";
 import type { SwitchFacts } from "../feature/switch_facts.ts";
 import { VERSION } from "../version.ts";
 import { daemonSetObject, type DaemonSetPlan } from "./daemonset.ts";
@@ -24,6 +25,8 @@ export interface RenderOptions {
   facts?: SwitchFacts;
   /** --asics: overrides the ASIC count from the config_db and the spec. */
   asics?: number;
+  /** The ks tree's index (lib/tree.json): what the host runtime installs (hostRuntime). */
+  tree?: TreeIndex;
   /** Input names for error messages (default "feature spec"). */
   specFile?: string;
   configDbFile?: string;
@@ -93,7 +96,7 @@ export function renderFeature(spec: FeatureSpec, opts: RenderOptions): RenderRes
     spec: opts.specFile ?? "feature spec",
     configDb: opts.configDbFile,
   });
-  const host = buildHostFiles(spec, plan);
+  const host = buildHostFiles(spec, plan, opts.tree);
   const data = {
     ...host.data,
     "manifest-kube.yaml": toYaml([manifestDocument(spec, host.files, "kube")]),

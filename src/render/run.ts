@@ -4,6 +4,8 @@ import { loadFeatureSpec } from "../feature/parse.ts";
 import { SpecError } from "../feature/spec.ts";
 import { loadSwitchFacts, type SwitchFacts } from "../feature/switch_facts.ts";
 import { createLogger, type Logger } from "../log.ts";
+import { readTreeIndex, type TreeIndex } from "../build/tree.ts";
+import { runningTreeRoot } from "../build/tree_copy.ts";
 import { type Profile } from "./profile.ts";
 import { renderFeature } from "./render.ts";
 import { OutputError, writeOutputDir } from "./write.ts";
@@ -19,6 +21,8 @@ export interface RenderRun {
   profile: Profile;
   outDir: string;
   output: "text" | "json";
+  /** The ks tree whose lib/tree.json the host runtime installs (default: the one running). */
+  toolsTree?: string;
   /** Where stdout text goes (tests collect it). */
   print?: (text: string) => void;
   logger?: Logger;
@@ -36,7 +40,21 @@ export async function runRender(run: RenderRun): Promise<number> {
     log = log.withFeature(spec.name);
     let facts: SwitchFacts | undefined;
     if (run.configDbPath) facts = await loadSwitchFacts(run.configDbPath, spec.name);
+    let tree: TreeIndex | undefined;
+    const treeDir = run.toolsTree ?? runningTreeRoot();
+    if (spec.hostRuntime.install && treeDir) {
+      try {
+        tree = await readTreeIndex(treeDir);
+      } catch (error) {
+        throw new SpecError(
+          `--tools-tree ${treeDir}: cannot read lib/tree.json: ${
+            (error as Error).message.split("\n")[0]
+          }`,
+        );
+      }
+    }
     const result = renderFeature(spec, {
+      tree,
       profile: run.profile,
       facts,
       asics: run.asics,

@@ -49,7 +49,14 @@ Deno.test("the bundled telemetry example is a valid spec with the design's 400Mi
 });
 
 Deno.test("defaults: namespace sonic, OnDelete, opt-in label, privileged, host network, tool paths", () => {
-  const spec = parse(baseSpec());
+  const raw = baseSpec();
+  delete raw.hostRuntime;
+  const spec = parse(raw);
+  assert.deepEqual(spec.hostRuntime, {
+    install: true,
+    prefix: "/usr/local/lib/kubesonic",
+    checkers: false,
+  });
   assert.equal(spec.namespace, "sonic");
   assert.equal(spec.updateStrategy, "OnDelete");
   assert.deepEqual(spec.nodeSelector, { "kubesonic.io/telemetry": "enabled" });
@@ -64,6 +71,27 @@ Deno.test("defaults: namespace sonic, OnDelete, opt-in label, privileged, host n
   assert.equal(spec.tools.watchdog, "/opt/kubesonic/bin/ks-watchdog");
   assert.equal(spec.images.tools, spec.images.sidecar);
   assert.deepEqual(spec.scope, { global: true, perAsic: false, asics: 0 });
+});
+
+Deno.test("hostRuntime: off by default with stub.source, refused together, prefix and checkers checked", () => {
+  const withSource = baseSpec();
+  delete withSource.hostRuntime;
+  withSource.stub = { source: "/opt/x/ks-stub" };
+  assert.equal(parse(withSource).hostRuntime.install, false);
+  expectError((s) => {
+    s.hostRuntime = { install: true };
+    s.stub = { source: "/opt/x/ks-stub" };
+  }, /hostRuntime\.install: is on while stub\.source/);
+  expectError(
+    (s) => (s.hostRuntime = { prefix: "/usr" }),
+    /hostRuntime\.prefix: "\/usr" is too shallow/,
+  );
+  expectError((s) => (s.hostRuntime = { prefix: "relative/x" }), /hostRuntime\.prefix/);
+  expectError(
+    (s) => (s.hostRuntime = { install: false, checkers: true }),
+    /hostRuntime\.checkers: needs hostRuntime\.install/,
+  );
+  expectError((s) => (s.hostRuntime = { bogus: 1 }), /hostRuntime\.bogus/);
 });
 
 Deno.test("tools.inject: off keeps the image's own entrypoint; on refuses paths outside the copy", () => {

@@ -1,6 +1,7 @@
 // A minimal valid feature spec (as a plain object) for tests to mutate, and a helper that writes a
 // spec to a temp file.
 import { stringify } from "yaml";
+import type { TreeIndex } from "../../src/build/tree.ts";
 
 /** A fresh copy of a small valid spec. */
 export function baseSpec(): Record<string, unknown> {
@@ -22,6 +23,8 @@ export function baseSpec(): Record<string, unknown> {
     resources: { requests: { cpu: "100m" }, limits: { cpu: "500m" } },
     monit: { memoryThreshold: 419430400 },
     watchdog: { port: 50080, probes: [{ tcp: "127.0.0.1:50051" }] },
+    // The host files without the host runtime (its own tests set it): the stub, drop-in, launcher.
+    hostRuntime: { install: false },
   };
 }
 
@@ -39,3 +42,25 @@ export async function writeSpec(
   await Deno.writeTextFile(path, typeof spec === "string" ? spec : specYaml(spec));
   return path;
 }
+
+const fixtureSha = (c: string) => c.repeat(64);
+
+/**
+ * A ks tree index (lib/tree.json) for renders that do not read a real tree: the host runtime's
+ * files with made-up hashes. test/render/host_runtime_test.ts installs a real tree.
+ */
+export const FIXTURE_TREE: TreeIndex = {
+  version: "0.1.0",
+  arch: "x86_64",
+  minGlibc: "2.27",
+  loader: "/lib64/ld-linux-x86-64.so.2",
+  hash: "0123456789abcdef",
+  files: [
+    { path: "bin/deno", sha256: fixtureSha("a"), size: 95_600_728, mode: "0755" },
+    { path: "bin/ks", sha256: fixtureSha("b"), size: 700, mode: "0755" },
+    { path: "bin/ks-container-checker", sha256: fixtureSha("c"), size: 700, mode: "0755" },
+    { path: "bin/ks-memory-checker", sha256: fixtureSha("d"), size: 700, mode: "0755" },
+    { path: "bin/ks-stub", sha256: fixtureSha("e"), size: 700, mode: "0755" },
+    { path: "lib/ks.js", sha256: fixtureSha("f"), size: 1_625_968, mode: "0644" },
+  ],
+};

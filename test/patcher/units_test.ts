@@ -44,6 +44,7 @@ const LAUNCHER = "/usr/local/bin/telemetry.sh";
 
 Deno.test("the drop-in ks-render generates for the patcher verifies with systemd-analyze on SONiC's telemetry.service", async () => {
   const spec = await loadFeatureSpec(join(REPO_ROOT, "examples/telemetry/feature.yaml"));
+  spec.hostRuntime.install = false; // the unit files only (test/render/host_runtime_test.ts)
   const host = buildHostFiles(spec, planInstances(spec));
   const dropIns = host.files.filter((f) => f.path.endsWith(`/${DROPIN_NAME}`));
   assert.ok(dropIns.length > 0);
@@ -118,6 +119,8 @@ Deno.test("a manifest rendered by ks-render (contract 3) is accepted by the patc
   const sb = await createPatcherSandbox();
   try {
     const spec = await loadFeatureSpec(join(REPO_ROOT, "examples/telemetry/feature.yaml"));
+    spec.hostRuntime.install = false; // the unit files only (test/render/host_runtime_test.ts)
+    spec.hostRuntime.install = false; // the unit files only (test/render/host_runtime_test.ts)
     const host = buildHostFiles(spec, planInstances(spec));
     const filesDir = join(sb.sidecarDir, "ks-files");
     await Deno.mkdir(filesDir);

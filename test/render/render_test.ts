@@ -1,12 +1,13 @@
 import assert from "node:assert/strict";
 import { parse as parseYaml, parseAllDocuments } from "yaml";
+import { buildTree } from "../../src/build/tree.ts";
 import { loadFeatureSpec, parseFeatureSpec } from "../../src/feature/parse.ts";
 import { SpecError } from "../../src/feature/spec.ts";
 import { FILES_DIR } from "../../src/render/host_files.ts";
 import { LAB_CAPABILITIES } from "../../src/render/profile.ts";
 import { renderFeature, type RenderResult } from "../../src/render/render.ts";
 import { parseManifest } from "../../src/patcher/manifest.ts";
-import { baseSpec, specYaml } from "../feature/spec_fixture.ts";
+import { baseSpec, FIXTURE_TREE, specYaml } from "../feature/spec_fixture.ts";
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
@@ -25,7 +26,7 @@ function container(ds: Any, name: string): Any {
 
 async function telemetry(profile: "production" | "lab" = "production") {
   const spec = await loadFeatureSpec("examples/telemetry/feature.yaml");
-  return renderFeature(spec, { profile });
+  return renderFeature(spec, { tree: FIXTURE_TREE, profile });
 }
 
 Deno.test("rendering twice gives byte-identical files", async () => {
@@ -43,8 +44,12 @@ Deno.test("key order in the spec does not change the output", () => {
   for (const key of Object.keys(spec).reverse()) reversed[key] = spec[key];
   (reversed as Any).env = { B: "2", A: "1" };
   (spec as Any).env = { A: "1", B: "2" };
-  const a = renderFeature(parseFeatureSpec(specYaml(spec), "a.yaml"), { profile: "production" });
+  const a = renderFeature(parseFeatureSpec(specYaml(spec), "a.yaml"), {
+    tree: FIXTURE_TREE,
+    profile: "production",
+  });
   const b = renderFeature(parseFeatureSpec(specYaml(reversed), "b.yaml"), {
+    tree: FIXTURE_TREE,
     profile: "production",
   });
   for (let i = 0; i < a.files.length; i++) {
@@ -158,6 +163,7 @@ Deno.test("tools.inject: false renders the image's own entrypoint and no init co
   const raw = baseSpec();
   raw.tools = { inject: false };
   const result = renderFeature(parseFeatureSpec(specYaml(raw), "f.yaml"), {
+    tree: FIXTURE_TREE,
     profile: "production",
   });
   const [ds] = docs(result, "v2/30-daemonset.yaml");
@@ -191,7 +197,7 @@ Deno.test("sidecar: ks-patcher with the kube manifest in v2 and the native one i
     assert.equal(cmd[cmd.indexOf("--host-root") + 1], "/host");
     assert.deepEqual(
       cmd.flatMap((a, i) => (a === "--allow-root" ? [cmd[i + 1]] : [])),
-      ["/etc/systemd/system/telemetry.service.d", "/usr/local/bin"],
+      ["/etc/systemd/system/telemetry.service.d", "/usr/local/bin", "/usr/local/lib/kubesonic"],
     );
     assert.ok(
       side.volumeMounts.some((m: Any) => m.name === "host-root" && m.mountPath === "/host"),
@@ -203,8 +209,11 @@ Deno.test("sidecar: ks-patcher with the kube manifest in v2 and the native one i
   }
 });
 
-Deno.test("the manifests are valid for the patcher and install the stub launcher and drop-in", async () => {
-  const result = await telemetry();
+Deno.test("the manifests are valid for the patcher and install the host runtime, stub launcher and drop-in", async () => {
+  // The real ks tree: the manifests' sources are its files (the ks-tools image's /opt/kubesonic).
+  const { dir: tree, index } = await buildTree();
+  const spec = await loadFeatureSpec("examples/telemetry/feature.yaml");
+  const result = renderFeature(spec, { tree: index, profile: "production" });
   const [cm] = docs(result, "common/20-configmap.yaml");
   assert.equal(cm.immutable, true);
   assert.match(cm.metadata.name, /^telemetry-files-[0-9a-f]{10}$/);
@@ -214,18 +223,29 @@ Deno.test("the manifests are valid for the patcher and install the stub launcher
       await Deno.writeTextFile(`${dir}/${key}`, value as string);
     }
     for (const mode of ["kube", "native"]) {
-      const text = (cm.data[`manifest-${mode}.yaml`] as string).replaceAll(
-        `${FILES_DIR}/`,
-        `${dir}/`,
-      );
+      const text = (cm.data[`manifest-${mode}.yaml`] as string)
+        .replaceAll(`${FILES_DIR}/`, `${dir}/`)
+        .replaceAll("/opt/kubesonic/", `${tree}/`);
       const manifest = await parseManifest(text, `${dir}/manifest-${mode}.yaml`);
       assert.equal(manifest.mode, mode);
       assert.equal(manifest.feature, "telemetry");
+      const runtime = `/usr/local/lib/kubesonic/${index.hash}`;
       assert.deepEqual(manifest.files.map((f) => f.path), [
+        `${runtime}/bin/deno`,
+        `${runtime}/lib/ks.js`,
+        `${runtime}/bin/ks-stub`,
+        "/usr/local/bin/ks-stub",
         "/etc/systemd/system/telemetry.service.d/50-kubesonic.conf",
         "/usr/local/bin/telemetry.sh",
       ]);
-      const launcher = manifest.files[1];
+      // Big sources carry their own size bound for the patcher.
+      const deno = parseAllDocuments(text)[0].toJSON().files[0];
+      assert.ok(deno.maxBytes >= index.files.find((f) => f.path === "bin/deno")!.size);
+      assert.match(
+        new TextDecoder().decode(manifest.files[3].content),
+        new RegExp(`\nKS_DENO_DIR=/run/kubesonic/deno exec ${runtime}/bin/ks-stub "\\$@"\n$`),
+      );
+      const launcher = manifest.files[5];
       assert.equal(launcher.mode, 0o755);
       assert.ok(launcher.nativeContent, "native launcher from the spec");
       assert.deepEqual(
@@ -277,6 +297,7 @@ Deno.test("stub.apiServer: token Secret, synced credentials and a kubeconfig the
   const raw = baseSpec();
   raw.stub = { apiServer: "https://10.0.0.1:6443/" };
   const result = renderFeature(parseFeatureSpec(specYaml(raw), "f.yaml"), {
+    tree: FIXTURE_TREE,
     profile: "production",
   });
   const rbac = docs(result, "common/10-rbac.yaml");
@@ -315,6 +336,7 @@ Deno.test("memory limit derived from monit's threshold shows in the container an
   const raw = baseSpec();
   (raw.monit as Any).memoryThreshold = 838860800;
   const result = renderFeature(parseFeatureSpec(specYaml(raw), "f.yaml"), {
+    tree: FIXTURE_TREE,
     profile: "production",
   });
   const [ds] = docs(result, "v2/30-daemonset.yaml");
@@ -328,6 +350,7 @@ Deno.test("multi-ASIC per-ASIC feature: one DaemonSet per ASIC with asic label, 
   raw.scope = { global: false, perAsic: true };
   const spec = parseFeatureSpec(specYaml(raw), "f.yaml");
   const result = renderFeature(spec, {
+    tree: FIXTURE_TREE,
     profile: "production",
     facts: { global: false, perAsic: true, asics: 3 },
   });
@@ -398,6 +421,7 @@ Deno.test("multi-ASIC per-ASIC feature: one DaemonSet per ASIC with asic label, 
 Deno.test("multi-ASIC feature with both scopes: global instance plus one per ASIC", () => {
   const spec = parseFeatureSpec(specYaml(baseSpec()), "f.yaml");
   const result = renderFeature(spec, {
+    tree: FIXTURE_TREE,
     profile: "production",
     facts: { global: true, perAsic: true, asics: 2 },
   });
@@ -426,6 +450,7 @@ Deno.test("a per-ASIC feature on a single-ASIC switch runs as one plain instance
   const raw = baseSpec();
   raw.scope = { global: false, perAsic: true };
   const result = renderFeature(parseFeatureSpec(specYaml(raw), "f.yaml"), {
+    tree: FIXTURE_TREE,
     profile: "production",
     asics: 1,
   });
@@ -438,13 +463,22 @@ Deno.test("--asics beats the config_db count, which beats the spec", () => {
   const raw = baseSpec();
   raw.scope = { global: false, perAsic: true, asics: 4 };
   const spec = parseFeatureSpec(specYaml(raw), "f.yaml");
-  assert.equal(renderFeature(spec, { profile: "production" }).summary.instances.length, 4);
   assert.equal(
-    renderFeature(spec, { profile: "production", facts: { asics: 2 } }).summary.instances.length,
+    renderFeature(spec, { tree: FIXTURE_TREE, profile: "production" }).summary.instances.length,
+    4,
+  );
+  assert.equal(
+    renderFeature(spec, { tree: FIXTURE_TREE, profile: "production", facts: { asics: 2 } }).summary
+      .instances.length,
     2,
   );
   assert.equal(
-    renderFeature(spec, { profile: "production", facts: { asics: 2 }, asics: 3 }).summary.instances
+    renderFeature(spec, {
+      tree: FIXTURE_TREE,
+      profile: "production",
+      facts: { asics: 2 },
+      asics: 3,
+    }).summary.instances
       .length,
     3,
   );
@@ -456,7 +490,13 @@ Deno.test("watchdog ports past 65535 for the ASICs are refused naming watchdog.p
   (raw.watchdog as Any).port = 65534;
   const spec = parseFeatureSpec(specYaml(raw), "f.yaml");
   assert.throws(
-    () => renderFeature(spec, { profile: "production", asics: 4, specFile: "f.yaml" }),
+    () =>
+      renderFeature(spec, {
+        tree: FIXTURE_TREE,
+        profile: "production",
+        asics: 4,
+        specFile: "f.yaml",
+      }),
     (e: Error) =>
       e instanceof SpecError &&
       e.message.startsWith("f.yaml: watchdog.port: 65534 leaves no room for ASIC 1"),
@@ -513,6 +553,7 @@ Deno.test("summary.json lists the objects per stage and every file's SHA-256", a
 
 Deno.test("the stub's admission policy: own feature's pods only; left out with admissionPolicy false", () => {
   const on = renderFeature(parseFeatureSpec(specYaml(baseSpec()), "f.yaml"), {
+    tree: FIXTURE_TREE,
     profile: "production",
   });
   const [policy, binding] = docs(on, "common/15-admission.yaml");
@@ -529,7 +570,10 @@ Deno.test("the stub's admission policy: own feature's pods only; left out with a
   assert.deepEqual(binding.spec, { policyName: policy.metadata.name, validationActions: ["Deny"] });
   const raw = baseSpec();
   raw.stub = { admissionPolicy: false };
-  const off = renderFeature(parseFeatureSpec(specYaml(raw), "f.yaml"), { profile: "production" });
+  const off = renderFeature(parseFeatureSpec(specYaml(raw), "f.yaml"), {
+    tree: FIXTURE_TREE,
+    profile: "production",
+  });
   assert.equal(off.files.some((f) => f.path === "common/15-admission.yaml"), false);
 });
 
@@ -537,6 +581,7 @@ Deno.test("containerName: the container, raw_container_name, ks-stub's argument 
   const raw = baseSpec();
   raw.containerName = "gnmi";
   const result = renderFeature(parseFeatureSpec(specYaml(raw), "f.yaml"), {
+    tree: FIXTURE_TREE,
     profile: "production",
   });
   const [ds] = docs(result, "v2/30-daemonset.yaml");

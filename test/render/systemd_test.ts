@@ -9,7 +9,7 @@ import {
   type UnitFile,
   verifyUnits,
 } from "../../sandbox/harness/systemd_verify.ts";
-import { baseSpec, specYaml } from "../feature/spec_fixture.ts";
+import { baseSpec, FIXTURE_TREE, specYaml } from "../feature/spec_fixture.ts";
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
@@ -67,6 +67,7 @@ Deno.test({
   ignore,
   async fn() {
     const result = renderFeature(await loadFeatureSpec("examples/telemetry/feature.yaml"), {
+      tree: FIXTURE_TREE,
       profile: "production",
     });
     const drops = dropIns(result);
@@ -90,6 +91,7 @@ Deno.test({
   async fn() {
     const spec = parseFeatureSpec(specYaml(baseSpec()), "f.yaml");
     const result = renderFeature(spec, {
+      tree: FIXTURE_TREE,
       profile: "production",
       facts: { global: true, perAsic: true, asics: 2 },
     });
