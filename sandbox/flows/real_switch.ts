@@ -6,6 +6,7 @@
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
 import { runTool } from "../harness/bin.ts";
+import { VERSION } from "../../src/version.ts";
 import { waitUntil } from "../harness/net.ts";
 import type { SwitchClusterRef, SwitchNode } from "../harness/switch.ts";
 
@@ -189,9 +190,14 @@ async function waitFor<T>(
 
 // ---- acting helpers ---------------------------------------------------------------------------
 
+/** The ks-tools image the lab builds (scripts/switch/build-switch-image.sh) from dist/ks-tree. */
+export const TOOLS_IMAGE = `kubesonic/ks-tools:${VERSION}`;
+
 /**
- * Renders the telemetry example for version `version` (image `kubesonic/telemetry:<version>` for
- * every container, `--profile lab`) with extra feature env; returns the output dir.
+ * Renders the telemetry example for version `version` (the stock feature image
+ * `kubesonic/telemetry:<version>`, the ks-tools image for the watchdog, the sidecar and the
+ * entrypoint's init container, the host runtime with the checkers, `--profile lab`) with extra
+ * feature env; returns the output dir.
  */
 export async function renderVersion(
   env: FlowEnv,
@@ -201,7 +207,9 @@ export async function renderVersion(
   // deno-lint-ignore no-explicit-any
   const spec = parse(await Deno.readTextFile(EXAMPLE_SPEC)) as any;
   const image = `kubesonic/telemetry:${version}`;
-  spec.images = { feature: image, watchdog: image, sidecar: image };
+  spec.images = { feature: image, watchdog: TOOLS_IMAGE, sidecar: TOOLS_IMAGE };
+  // monit's container_checker / memory_checker checks run ours once v2 installs them.
+  spec.hostRuntime = { checkers: true };
   spec.env = { ...(spec.env ?? {}), ...extraEnv };
   const specPath = join(env.dir, `telemetry-${version}.yaml`);
   await Deno.writeTextFile(specPath, stringify(spec));
@@ -237,6 +245,87 @@ async function setFeature(env: FlowEnv, state: string): Promise<void> {
 async function launcher(sw: SwitchNode): Promise<string> {
   return (await sw.exec(["cat", "/usr/local/bin/telemetry.sh"])).stdout;
 }
+
+/**
+ * What a listing of the switch's tree leaves out: the kernel's and the runtimes' state, logs and
+ * the journal, tmpfs, and the state of services that write as they run (redis' dump, monit's
+ * state, docker's container records, systemd's timestamps), plus ks-patcher's own state directory
+ * (backups, journal, ownership registry), which outlives a rollback.
+ */
+export const LISTING_EXCLUDES = [
+  "/proc",
+  "/sys",
+  "/dev",
+  "/run",
+  "/tmp",
+  "/var/tmp",
+  "/var/log",
+  "/var/lib/containerd",
+  "/var/lib/kubelet",
+  "/var/lib/cni",
+  "/var/lib/docker",
+  "/var/lib/redis",
+  "/var/lib/monit",
+  "/var/lib/systemd",
+  "/var/cache",
+  "/var/lib/kubesonic/backups",
+  "/var/lib/kubesonic/owners.json",
+  "/var/lib/kubesonic/owners.lock",
+  "/var/lib/kubesonic/journal.json",
+  "/var/lib/kubesonic/journal",
+  "/etc/kubernetes/pki",
+];
+
+/** path, type, mode, owner and SHA-256 (regular files) of every entry on the switch's root fs. */
+export async function treeListing(sw: SwitchNode): Promise<string[]> {
+  const prune = LISTING_EXCLUDES.map((p) => `-path '${p}'`).join(" -o ");
+  const script =
+    `find / -xdev \\( ${prune} \\) -prune -o -printf '%p %y %m %U:%G\\n' | LC_ALL=C sort; ` +
+    `find / -xdev \\( ${prune} \\) -prune -o -type f -print0 | xargs -0 -r sha256sum | LC_ALL=C sort -k2`;
+  const r = await sw.exec(["sh", "-c", script], { timeoutMs: 120_000 });
+  if (r.code !== 0) throw new Error(`listing the switch's tree: ${r.stderr.trim().slice(0, 300)}`);
+  return r.stdout.trim().split("\n");
+}
+
+/** The first differences between two listings, for an error message. */
+export function listingDiff(before: string[], after: string[]): string {
+  const a = new Set(before);
+  const b = new Set(after);
+  const gone = before.filter((l) => !b.has(l)).slice(0, 5);
+  const added = after.filter((l) => !a.has(l)).slice(0, 5);
+  return `only before: ${JSON.stringify(gone)}; only after: ${JSON.stringify(added)}`;
+}
+
+/** Names of ks tree files: none of them may exist on a stock switch. */
+const OUR_FILES = [
+  "deno",
+  "ks",
+  "ks.js",
+  "ks-stub",
+  "ks-entrypoint",
+  "ks-watchdog",
+  "ks-patcher",
+  "ks-render",
+  "ks-rollout",
+  "ks-container-checker",
+  "ks-memory-checker",
+  "tree.json",
+];
+
+/** Our files on the switch's root fs (paths), outside what the listing leaves out. */
+async function ourFiles(sw: SwitchNode): Promise<string[]> {
+  const names = OUR_FILES.map((n) => `-name '${n}'`).join(" -o ");
+  const prune = LISTING_EXCLUDES.map((p) => `-path '${p}'`).join(" -o ");
+  const r = await sw.exec([
+    "sh",
+    "-c",
+    `find / -xdev \\( ${prune} \\) -prune -o \\( ${names} -o -path /usr/local/lib/kubesonic \\) -print`,
+  ]);
+  return r.stdout.trim().split("\n").filter(Boolean);
+}
+
+/** The listing taken before v1 (the stock switch), compared after the rollback to v0. */
+let stockListing: string[] | undefined;
 
 // ---- the flows --------------------------------------------------------------------------------
 
@@ -277,6 +366,22 @@ export const FLOW_STEPS: FlowStep[] = [
       const checks = monit.stdout.split("\n").filter((l) => /container_/.test(l)).length;
       return `unit ${u.ActiveState}/${u.SubState}, docker container running, 50051 served by it; ` +
         `monit runs ${checks} SONiC checks`;
+    },
+  },
+  {
+    part: "stock",
+    name: "stock switch before v1: no deno, no ks-stub, no file of ours; its tree listed",
+    tools: [],
+    async run(env) {
+      const which = await env.sw.exec(["sh", "-c", "command -v deno ks-stub"]);
+      if (which.code === 0 || which.stdout.trim() !== "") {
+        throw new Error(`command -v deno ks-stub found ${JSON.stringify(which.stdout.trim())}`);
+      }
+      const ours = await ourFiles(env.sw);
+      if (ours.length > 0) throw new Error(`files of ours on the stock switch: ${ours.join(", ")}`);
+      stockListing = await treeListing(env.sw);
+      return `command -v deno ks-stub: exit ${which.code}, nothing; no ks tree file anywhere; ` +
+        `${stockListing.length} listing lines taken`;
     },
   },
   {
@@ -338,6 +443,88 @@ export const FLOW_STEPS: FlowStep[] = [
       if ((await statusCode(env.sw, "telemetry")) !== 0) throw new Error("systemctl status != 0");
       return `pod ${pod.name} Ready ${Math.round(ready)} ms after apply; unit active on ks-stub; ` +
         `CRI: 3 containers running; 50051 served from the pod`;
+    },
+  },
+  {
+    part: "runtime",
+    name:
+      "v2: the host runtime came with the sidecar; systemctl start|stop|restart|status through it",
+    tools: ["ks-stub", "ks-patcher"],
+    async run(env) {
+      const stub = (await env.sw.exec(["cat", "/usr/local/bin/ks-stub"])).stdout;
+      const tree = /exec (\/usr\/local\/lib\/kubesonic\/[0-9a-f]{16})\/bin\/ks-stub "\$@"/.exec(
+        stub,
+      )?.[1];
+      if (!tree) throw new Error(`/usr/local/bin/ks-stub does not name a versioned tree: ${stub}`);
+      const which = await env.sw.exec(["sh", "-c", "command -v ks-stub"]);
+      if (which.stdout.trim() !== "/usr/local/bin/ks-stub") {
+        throw new Error(`command -v ks-stub: ${which.stdout.trim()}`);
+      }
+      const v = await env.sw.exec(["ks-stub", "--version"]);
+      if (v.code !== 0 || v.stdout.trim() !== `ks-stub ${VERSION}`) {
+        throw new Error(`ks-stub --version: ${v.code} ${v.stdout.trim()} ${v.stderr.trim()}`);
+      }
+      const codes: string[] = [];
+      for (
+        const [verb, want] of [["stop", 0], ["status", 3], ["start", 0], ["status", 0], [
+          "restart",
+          0,
+        ], ["status", 0]] as const
+      ) {
+        if (verb === "status" && want === 0) await waitPodReady(env, "v2");
+        const r = await env.sw.systemctl(
+          verb,
+          "telemetry",
+          ...(verb === "status" ? ["--no-pager"] : []),
+        );
+        codes.push(`${verb} ${r.code}`);
+        if (r.code !== want) {
+          throw new Error(`systemctl ${verb} telemetry: exit ${r.code}, expected ${want}`);
+        }
+      }
+      const du = await env.sw.exec(["du", "-sb", tree]);
+      return `/usr/local/bin/ks-stub -> ${tree} (${du.stdout.split("\t")[0]} bytes); systemctl ${
+        codes.join(", ")
+      }`;
+    },
+  },
+  {
+    part: "inject",
+    name: "v2: the unmodified feature image runs the injected entrypoint from the emptyDir (CRI)",
+    tools: ["ks-entrypoint"],
+    async run(env) {
+      await waitPodReady(env, "v2");
+      const ps = await env.sw.crictl("ps", "--name", "^telemetry$", "--state", "Running", "-q");
+      const id = ps.stdout.trim().split("\n")[0];
+      if (!id) throw new Error("no running telemetry container in the CRI");
+      const r = await env.sw.crictl("inspect", id);
+      if (r.code !== 0) throw new Error(`crictl inspect: ${r.stderr.trim()}`);
+      const info = JSON.parse(r.stdout);
+      const args: string[] = info.info?.runtimeSpec?.process?.args ?? [];
+      const want = [
+        "/kubesonic/bin/ks-entrypoint",
+        "--feature",
+        "telemetry",
+        "--",
+        "/usr/bin/supervisord",
+      ];
+      if (JSON.stringify(args.slice(0, 5)) !== JSON.stringify(want)) {
+        throw new Error(`the feature container's argv is ${JSON.stringify(args)}`);
+      }
+      // deno-lint-ignore no-explicit-any
+      const mount = (info.status?.mounts ?? []).find((m: any) => m.containerPath === "/kubesonic");
+      if (
+        !mount || !/kubernetes\.io~empty-dir\/ks-tools$/.test(mount.hostPath) || !mount.readonly
+      ) {
+        throw new Error(`/kubesonic mount: ${JSON.stringify(mount)}`);
+      }
+      const image = info.status?.image?.image ?? "";
+      // The entrypoint exec'd supervisord: nothing of ours stays resident (PID 1 is supervisord).
+      const pid = info.info?.pid;
+      const comm = (await env.sw.exec(["cat", `/proc/${pid}/comm`])).stdout.trim();
+      if (!/supervisord|python/.test(comm)) throw new Error(`the container's PID 1 is ${comm}`);
+      return `argv ${args.join(" ")}; /kubesonic from the ks-tools emptyDir (read-only); image ` +
+        `${image}; PID 1 now ${comm}`;
     },
   },
   {
@@ -553,6 +740,91 @@ export const FLOW_STEPS: FlowStep[] = [
         (o) => o === "docker",
       );
       return `launcher restored, unit ${u.ActiveState}, 50051 from ${owner}`;
+    },
+  },
+  {
+    part: "v0",
+    name: "v1 -> v0: the DaemonSet deleted; the switch's tree is exactly as before v1",
+    tools: ["ks-patcher"],
+    async run(env) {
+      if (!stockListing) throw new Error("no listing from before v1 (the stock step did not run)");
+      await kubectlOk(env, ["delete", "daemonset", "telemetry", "-n", "sonic", "--wait=true"]);
+      await waitFor("no telemetry pod", () => podsOnNode(env), (ps) => ps.length === 0, 90_000);
+      const ours = await ourFiles(env.sw);
+      if (ours.length > 0) throw new Error(`files of ours left after v0: ${ours.join(", ")}`);
+      const which = await env.sw.exec(["sh", "-c", "command -v deno ks-stub"]);
+      if (which.code === 0) throw new Error(`after v0 command -v finds ${which.stdout.trim()}`);
+      const after = await treeListing(env.sw);
+      if (JSON.stringify(after) !== JSON.stringify(stockListing)) {
+        throw new Error(`the tree differs from before v1: ${listingDiff(stockListing, after)}`);
+      }
+      const u = await unitState(env.sw, "telemetry");
+      if (u.ActiveState !== "active") throw new Error(`telemetry.service is ${u.ActiveState}`);
+      return `${after.length} listing lines identical to before v1; no ks file; native unit ` +
+        `${u.ActiveState}`;
+    },
+  },
+  {
+    part: "glibc",
+    name:
+      "a feature image without glibc (busybox-static): one line naming what is missing, exit 127",
+    tools: ["ks-render", "ks-entrypoint"],
+    async run(env) {
+      // The rendered v2 pod (init container, emptyDir, feature container) as a bare Pod on this
+      // node, with a busybox-static feature image: nothing on the host changes.
+      const out = await render(env, "v2");
+      const ds = parse(await Deno.readTextFile(join(out, "v2", "30-daemonset.yaml")));
+      // deno-lint-ignore no-explicit-any
+      const podSpec = ds.spec.template.spec as any;
+      // deno-lint-ignore no-explicit-any
+      const feature = podSpec.containers.find((c: any) => c.name === "telemetry");
+      feature.image = "kubesonic/busybox-static:1";
+      delete feature.livenessProbe;
+      delete feature.readinessProbe;
+      const pod = {
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: { name: "glibc-check", namespace: "sonic", labels: { app: "glibc-check" } },
+        spec: {
+          nodeName: env.sw.name,
+          hostNetwork: true,
+          restartPolicy: "Always",
+          automountServiceAccountToken: false,
+          tolerations: podSpec.tolerations,
+          initContainers: podSpec.initContainers,
+          containers: [feature],
+          volumes: podSpec.volumes.filter((v: { name: string }) => v.name === "ks-tools"),
+        },
+      };
+      const path = join(env.dir, "glibc-check.json");
+      await Deno.writeTextFile(path, JSON.stringify(pod));
+      await kubectlOk(env, ["apply", "-f", path]);
+      try {
+        const status = await waitFor(
+          "the feature container terminated with the launcher's line",
+          async () => {
+            const j = JSON.parse(
+              await kubectlOk(env, ["get", "pod", "-n", "sonic", "glibc-check", "-o", "json"]),
+            );
+            const c = (j.status?.containerStatuses ?? [])[0] ?? {};
+            return {
+              t: c.lastState?.terminated ?? c.state?.terminated,
+              restarts: c.restartCount,
+              waiting: c.state?.waiting?.reason,
+            };
+          },
+          (s) => s.t?.exitCode === 127 && typeof s.t?.message === "string",
+          120_000,
+        );
+        const message = status.t.message.trim();
+        if (message.split("\n").length !== 1 || !/has no glibc/.test(message)) {
+          throw new Error(`termination message: ${JSON.stringify(message)}`);
+        }
+        return `exit ${status.t.exitCode}, pod status says "${message}"; restarts ${status.restarts}` +
+          `${status.waiting ? `, ${status.waiting}` : ""} (the kubelet's back-off)`;
+      } finally {
+        await env.cluster.kubectl(["delete", "pod", "-n", "sonic", "glibc-check", "--wait=false"]);
+      }
     },
   },
   {

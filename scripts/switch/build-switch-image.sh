@@ -5,12 +5,15 @@
 # Output: <dir>/switch.tar and <dir>/images/{telemetry,pause}.tar (the images a switch loads).
 #   switch.tar     docker archive `kubesonic/switch:<key>`: Debian bookworm (debootstrap) with
 #                  systemd, dbus, redis-server, containerd, runc, CNI plugins, docker.io, monit,
-#                  socat, plus the kubelet and crictl (scripts/build-kube.sh), the pinned Deno, the
-#                  bundled ks-* tools and the switch's units/configs (scripts/switch/rootfs/).
-#   telemetry.tar  docker archive `kubesonic/telemetry:{v0,v1,v2,v3}` (one image for every role:
-#                  feature + entrypoint + watchdog + sidecar; the examples/telemetry daemon),
-#                  loaded into each switch's containerd (`ctr -n k8s.io images import`) and Docker.
-#   pause.tar      docker archive `kubesonic/pause:1` (busybox-static, sleeps), the sandbox image.
+#                  socat, plus the kubelet and crictl (scripts/build-kube.sh) and the switch's
+#                  units/configs (scripts/switch/rootfs/). No Deno and no ks-* tool: Kubernetes
+#                  brings those (the ks-tools image; the sidecar installs the host runtime).
+#   telemetry.tar  docker archive `kubesonic/telemetry:{v0,v1,v2,v3}`: a plain feature image as
+#                  SONiC builds one (supervisord and the examples/telemetry daemon, nothing of
+#                  ours), loaded into each switch's containerd (`ctr -n k8s.io images import`)
+#                  and Docker.
+#   pause.tar      docker archive `kubesonic/pause:1` (busybox-static, sleeps), the sandbox image;
+#                  also `kubesonic/busybox-static:1`, a feature image without glibc.
 #   ks-tools.tar   docker archive `kubesonic/ks-tools:<version>` and `:<version>-<tree hash>`: the
 #                  relocatable ks tree (dist/ks-tree: the pinned Deno, the one bundle, launchers)
 #                  at /opt/kubesonic, plus what it needs to start: glibc's loader and the libraries
@@ -93,7 +96,7 @@ KUBE_BIN=$(bash "$ROOT/scripts/build-kube.sh" --print-dir)
 for b in kubelet crictl; do
   [ -x "$KUBE_BIN/$b" ] || die "$KUBE_BIN/$b is missing: run scripts/build-kube.sh first"
 done
-DENO_BIN=$(readlink -f "$(command -v deno)") || die "deno is not on PATH: run scripts/setup.sh"
+command -v deno >/dev/null || die "deno is not on PATH: run scripts/setup.sh"
 log "bundling the ks-* tools (deno task bundle)"
 if ! (cd "$ROOT" && deno run -A scripts/bundle.ts >/dev/null 2>&1); then
   ls "$ROOT"/dist/ks-*.js >/dev/null 2>&1 || die "deno task bundle failed and dist/ holds no bundle"
@@ -108,8 +111,8 @@ TOOLS_IMAGE_BINS="$TREE/bin/deno $(command -v dash) $(command -v nsenter)"
 runtime_files() { for b in $TOOLS_IMAGE_BINS; do ldd "$b" | awk '/=> \//{print $3} /^\t\/lib/{print $1}'; done | LC_ALL=C sort -u; }
 example_dir="$ROOT/examples/telemetry"
 INPUT_KEY=$( {
-  echo "$SWITCH_BASE_KEY $FEATURE_BASE_KEY format-1"
-  sha256sum "$KUBE_BIN/kubelet" "$KUBE_BIN/crictl" "$DENO_BIN" "$BUSYBOX" $TOOLS_IMAGE_BINS $(runtime_files) | cut -d' ' -f1
+  echo "$SWITCH_BASE_KEY $FEATURE_BASE_KEY format-2"
+  sha256sum "$KUBE_BIN/kubelet" "$KUBE_BIN/crictl" "$BUSYBOX" $TOOLS_IMAGE_BINS $(runtime_files) | cut -d' ' -f1
   file_sums "$ROOT/scripts/switch/rootfs"
   file_sums "$ROOT/scripts/switch/feature"
   file_sums "$ROOT/dist"
@@ -151,20 +154,6 @@ docker_archive() {
   rm -rf "$dir"
 }
 
-# Installs the pinned Deno and the bundled tools into rootfs $1 (/opt/kubesonic, /usr/local/bin).
-install_tools() {
-  local r=$1 js tool
-  install -D -m 755 "$DENO_BIN" "$r/usr/local/bin/deno"
-  mkdir -p "$r/opt/kubesonic/dist" "$r/var/cache/deno"
-  cp "$ROOT"/dist/ks-*.js "$r/opt/kubesonic/dist/"
-  for js in "$ROOT"/dist/ks-*.js; do
-    tool=$(basename "$js" .js)
-    printf '#!/bin/sh\nexport DENO_DIR=${DENO_DIR:-/var/cache/deno} DENO_NO_UPDATE_CHECK=1\nexec /usr/local/bin/deno run -A --no-config --quiet /opt/kubesonic/dist/%s.js "$@"\n' \
-      "$tool" >"$r/usr/local/bin/$tool"
-    chmod 755 "$r/usr/local/bin/$tool"
-  done
-}
-
 # ---- the switch image ---------------------------------------------------------------------------
 log "switch image: assembling rootfs"
 R="$WORK/switch"
@@ -174,7 +163,6 @@ cp -a "$ROOT/scripts/switch/rootfs/." "$R/"
 # git keeps only the executable bit: monit refuses a control file readable by others.
 chmod 600 "$R/etc/monit/monitrc"
 install -m 755 "$KUBE_BIN/kubelet" "$KUBE_BIN/crictl" "$R/usr/local/bin/"
-install_tools "$R"
 printf 'runtime-endpoint: unix:///run/containerd/containerd.sock\nimage-endpoint: unix:///run/containerd/containerd.sock\ntimeout: 10\n' >"$R/etc/crictl.yaml"
 mkdir -p "$R/etc/kubernetes" "$R/var/lib/monit/events"
 chroot "$R" /bin/sh -c 'getent passwd admin >/dev/null || useradd -m -s /bin/bash -G docker admin'
@@ -193,12 +181,11 @@ docker_archive "$R" "$WORK/switch.tar" \
   "kubesonic/switch:$INPUT_KEY"
 rm -rf "$R"
 
-# ---- the feature image (every role of the telemetry example) ----------------------------------
+# ---- the feature image (the telemetry example as SONiC would build it) ------------------------
 log "feature image: assembling rootfs"
 F="$WORK/feature"
 mkdir -p "$F"
 tar -C "$F" -xf "$BASE_DIR/feature-base-$FEATURE_BASE_KEY.tar"
-install_tools "$F"
 [ -d "$ROOT/scripts/switch/feature" ] && cp -a "$ROOT/scripts/switch/feature/." "$F/"
 # The bundled telemetry example, laid out as its README says: the daemon, Debian's supervisord
 # with the example's config, a writable /var/run/telemetry. The lab adds SONiC's critical-process
@@ -216,9 +203,9 @@ install -m 755 "$example_dir/telemetry.py" "$F/usr/local/bin/telemetry.py"
 } >"$F/etc/supervisor/supervisord.conf"
 log "feature image: packing ($(du -sh "$F" | cut -f1))"
 docker_archive "$F" "$WORK/telemetry.tar" \
-  '{"Cmd":["/usr/bin/supervisord","-n","-c","/etc/supervisor/supervisord.conf"],"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","DENO_DIR=/var/cache/deno"]}' \
+  '{"Cmd":["/usr/bin/supervisord","-n","-c","/etc/supervisor/supervisord.conf"],"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]}' \
   kubesonic/telemetry:v0 kubesonic/telemetry:v1 kubesonic/telemetry:v2 kubesonic/telemetry:v3 \
-  docker-sonic-telemetry:latest kubesonic/ks-tools:0.1.0
+  docker-sonic-telemetry:latest
 rm -rf "$F"
 
 # ---- the pause image --------------------------------------------------------------------------
@@ -227,7 +214,8 @@ mkdir -p "$P/bin"
 cp "$BUSYBOX" "$P/bin/busybox"
 ln -s busybox "$P/bin/sleep"
 ln -s busybox "$P/bin/sh"
-docker_archive "$P" "$WORK/pause.tar" '{"Cmd":["/bin/sleep","2147483647"]}' kubesonic/pause:1
+docker_archive "$P" "$WORK/pause.tar" '{"Cmd":["/bin/sleep","2147483647"]}' kubesonic/pause:1 \
+  kubesonic/busybox-static:1
 
 # ---- the ks-tools image: the ks tree and what its runtime needs to start -----------------------
 log "ks-tools image: assembling rootfs"

@@ -9,9 +9,10 @@ import {
   DEFAULT_READINESS,
   DEFAULT_TOOL_RESOURCES,
   DEFAULT_TOOLS,
-  HOST_RUNTIME_PREFIX,
   defaultOptInLabel,
   type FeatureSpec,
+  HOST_RUNTIME_PREFIX,
+  HOST_RUNTIME_SIDECAR_RESOURCES,
   INJECTED_TREE,
   type MountSpec,
   type PortSpec,
@@ -624,8 +625,6 @@ export function validateFeatureSpec(doc: unknown, file: string): FeatureSpec {
     pattern: DURATION,
     expect: "a duration (e.g. 60s, 5m)",
   }) ?? "60s";
-  const scResources = readResources(r, sc.resources, "sidecar.resources", DEFAULT_TOOL_RESOURCES);
-  checkRequestsWithinLimits(r, scResources, "sidecar.resources");
 
   const stubObj = r.optObject(o, "stub", "", ["path", "source", "apiServer", "admissionPolicy"]);
   const apiServer = r.string(stubObj, "apiServer", "stub");
@@ -717,6 +716,15 @@ export function validateFeatureSpec(doc: unknown, file: string): FeatureSpec {
       "needs hostRuntime.install (the checkers run from the host runtime)",
     );
   }
+
+  // The sidecar that installs the host runtime holds its files (Deno: ~95 MB) while it works.
+  const scResources = readResources(
+    r,
+    sc.resources,
+    "sidecar.resources",
+    hostRuntime.install ? HOST_RUNTIME_SIDECAR_RESOURCES : DEFAULT_TOOL_RESOURCES,
+  );
+  checkRequestsWithinLimits(r, scResources, "sidecar.resources");
 
   const toolsObj = r.optObject(o, "tools", "", ["entrypoint", "watchdog", "patcher", "inject"]);
   const inject = r.bool(toolsObj, "inject", "tools", true);

@@ -171,6 +171,17 @@ export const DEFAULT_TOOL_RESOURCES: ResourceSpec = {
   limits: { cpu: "200m", memory: "192Mi" },
 };
 
+/**
+ * The sidecar's budget when it installs the host runtime: ks-patcher reads each source whole, so
+ * the ~95 MB Deno binary is held (and hashed) in memory: measured 294 MB RSS after the install,
+ * 534 MiB peak during it (docs/real-switch.md). Streamed sources would bring it back to the
+ * default budget.
+ */
+export const HOST_RUNTIME_SIDECAR_RESOURCES: ResourceSpec = {
+  requests: { cpu: "10m", memory: "320Mi" },
+  limits: { cpu: "200m", memory: "640Mi" },
+};
+
 /** The node label that opts a node in, unless the spec sets nodeSelector. */
 export function defaultOptInLabel(feature: string): Record<string, string> {
   return { [`kubesonic.io/${feature}`]: "enabled" };

@@ -27,6 +27,8 @@ export interface ManifestFile {
   actions: string[];
   /** Bound of the source's size for the patcher (the host runtime's big files). */
   maxBytes?: number;
+  /** Part of the host runtime (not written to the manifest): restored last on rollback. */
+  runtime?: boolean;
 }
 
 /** Where the host runtime keeps Deno's caches: tmpfs, so nothing of it outlives a reboot. */
@@ -193,6 +195,7 @@ export function buildHostFiles(
         owner: "0:0",
         actions: [],
         ...(f.size > 1048576 ? { maxBytes: maxBytesFor(f.size) } : {}),
+        runtime: true,
       });
     }
     const tools = spec.hostRuntime.checkers ? CHECKERS : [];
@@ -203,6 +206,7 @@ export function buildHostFiles(
         mode: "0755",
         owner: "0:0",
         actions: [],
+        runtime: true,
       });
     }
     files.push({
@@ -211,6 +215,7 @@ export function buildHostFiles(
       mode: "0755",
       owner: "0:0",
       actions: [],
+      runtime: true,
     });
   }
 
@@ -297,7 +302,10 @@ export function buildHostFiles(
   };
 }
 
-/** The HostFiles manifest (contract 3) for `mode`; native mode drops the stop-container actions. */
+/**
+ * The HostFiles manifest (contract 3) for `mode`; native mode drops the stop-container actions
+ * and restores the host runtime last.
+ */
 export function manifestDocument(
   spec: FeatureSpec,
   files: ManifestFile[],
@@ -308,17 +316,22 @@ export function manifestDocument(
     kind: "HostFiles",
     feature: spec.name,
     mode,
-    files: files.map((f) => ({
-      path: f.path,
-      source: f.source,
-      ...(f.sha256 !== undefined ? { sha256: f.sha256 } : {}),
-      mode: f.mode,
-      owner: f.owner,
-      ...(f.nativeSource !== undefined ? { nativeSource: f.nativeSource } : {}),
-      ...(f.maxBytes !== undefined ? { maxBytes: f.maxBytes } : {}),
-      actions: mode === "native"
-        ? f.actions.filter((a) => !a.startsWith("stop-container "))
-        : f.actions,
-    })),
+    // Rollback restores the launcher (and the unit files) before it takes the host runtime away,
+    // so the launcher never names a tree that is being removed.
+    files:
+      (mode === "native"
+        ? [...files.filter((f) => !f.runtime), ...files.filter((f) => f.runtime)]
+        : files).map((f) => ({
+          path: f.path,
+          source: f.source,
+          ...(f.sha256 !== undefined ? { sha256: f.sha256 } : {}),
+          mode: f.mode,
+          owner: f.owner,
+          ...(f.nativeSource !== undefined ? { nativeSource: f.nativeSource } : {}),
+          ...(f.maxBytes !== undefined ? { maxBytes: f.maxBytes } : {}),
+          actions: mode === "native"
+            ? f.actions.filter((a) => !a.startsWith("stop-container "))
+            : f.actions,
+        })),
   };
 }

@@ -230,22 +230,32 @@ Deno.test("the manifests are valid for the patcher and install the host runtime,
       assert.equal(manifest.mode, mode);
       assert.equal(manifest.feature, "telemetry");
       const runtime = `/usr/local/lib/kubesonic/${index.hash}`;
-      assert.deepEqual(manifest.files.map((f) => f.path), [
+      const hostRuntime = [
         `${runtime}/bin/deno`,
         `${runtime}/lib/ks.js`,
         `${runtime}/bin/ks-stub`,
         "/usr/local/bin/ks-stub",
+      ];
+      const unitFiles = [
         "/etc/systemd/system/telemetry.service.d/50-kubesonic.conf",
         "/usr/local/bin/telemetry.sh",
-      ]);
+      ];
+      // kube installs the runtime before the launcher naming it; rollback takes it away last.
+      assert.deepEqual(
+        manifest.files.map((f) => f.path),
+        mode === "kube" ? [...hostRuntime, ...unitFiles] : [...unitFiles, ...hostRuntime],
+      );
       // Big sources carry their own size bound for the patcher.
-      const deno = parseAllDocuments(text)[0].toJSON().files[0];
+      const deno = parseAllDocuments(text)[0].toJSON().files
+        .find((f: Any) => f.path.endsWith("/bin/deno"));
       assert.ok(deno.maxBytes >= index.files.find((f) => f.path === "bin/deno")!.size);
       assert.match(
-        new TextDecoder().decode(manifest.files[3].content),
+        new TextDecoder().decode(
+          manifest.files.find((f) => f.path === "/usr/local/bin/ks-stub")!.content,
+        ),
         new RegExp(`\nKS_DENO_DIR=/run/kubesonic/deno exec ${runtime}/bin/ks-stub "\\$@"\n$`),
       );
-      const launcher = manifest.files[5];
+      const launcher = manifest.files.find((f) => f.path === "/usr/local/bin/telemetry.sh")!;
       assert.equal(launcher.mode, 0o755);
       assert.ok(launcher.nativeContent, "native launcher from the spec");
       assert.deepEqual(
