@@ -1,9 +1,15 @@
-// `deno task bench stub`: median wall time of `ks-stub <feature> status` (the bundled tool, as
-// systemd and featured run it) on a warm host, beside the design's kubectl-based stub (design.md
-// 4.4: `kubectl get pods -l … --field-selector spec.nodeName=…` for the name, then
-// `kubectl get pod … -o jsonpath={.status.phase}`), against the same real API server and pod.
+// `deno task bench stub`: median wall time of `ks-stub <feature> status` on a warm host, beside the
+// design's kubectl-based stub (`kubectl get pods -l … --field-selector spec.nodeName=…` for the
+// name, then `kubectl get pod … -o jsonpath={.status.phase}`), against the same real API server
+// and pod. ks-stub is timed three ways: as the sidecar installs it on a stock switch (the host
+// launcher -> the versioned tree's launcher -> its Deno on the multi-call bundle, Deno's cache on
+// tmpfs), the multi-call bundle run directly, and the per-tool bundle with the system's Deno (what
+// the lab's switch image used to preinstall).
 import { join } from "node:path";
 import { toolArgv } from "../sandbox/harness/bin.ts";
+import { bundlePath, bundleTools } from "../src/build/bundle.ts";
+import { buildTree } from "../src/build/tree.ts";
+import { copyTree } from "../src/build/tree_copy.ts";
 import { kubeBinDir, startKube } from "../sandbox/harness/kube.ts";
 import { waitUntil } from "../sandbox/harness/net.ts";
 import {
@@ -124,6 +130,32 @@ async function main() {
       env,
       times: [],
     };
+    // The host runtime as the patcher lays it out: <prefix>/<hash>/ and a launcher naming it.
+    const { dir: tree, index } = await buildTree();
+    const prefix = join(dir, "usr/local/lib/kubesonic", index.hash);
+    await copyTree(tree, prefix);
+    const hostLauncher = join(dir, "ks-stub");
+    await Deno.writeTextFile(
+      hostLauncher,
+      `#!/bin/sh\nKS_DENO_DIR=${join(dir, "run-deno")} exec ${prefix}/bin/ks-stub "$@"\n`,
+      { mode: 0o755 },
+    );
+    const stubArgs = ["telemetry", "status", "--node", NODE, "--kubeconfig", kubeconfig];
+    const hostC: Candidate = { argv: [hostLauncher, ...stubArgs], env, times: [] };
+    await bundleTools({ only: ["ks-stub"] });
+    const preC: Candidate = {
+      argv: [
+        Deno.execPath(),
+        "run",
+        "-A",
+        "--no-config",
+        "--quiet",
+        bundlePath("ks-stub"),
+        ...stubArgs,
+      ],
+      env: { ...env, DENO_DIR: join(dir, "deno-dir") },
+      times: [],
+    };
     const designC: Candidate = {
       argv: ["bash", script],
       env: { ...env, KS_KUBECONFIG: kubectlConfig },
@@ -148,7 +180,9 @@ async function main() {
       env,
       times: [],
     };
-    await timeRounds([stubC, designC, oneC]);
+    await timeRounds([hostC, stubC, preC, designC, oneC]);
+    const host = stats(hostC.times);
+    const pre = stats(preC.times);
     const stub = stats(stubC.times);
     const design = stats(designC.times);
     const oneKubectl = stats(oneC.times);
@@ -159,7 +193,14 @@ async function main() {
         `server (load average ${load})`,
     );
     console.log(
-      `  ks-stub telemetry status (bundled)      median ${f(stub.median)}  p90 ${f(stub.p90)}`,
+      `  ks-stub status, installed host tree     median ${f(host.median)}  p90 ${f(host.p90)}` +
+        `  -> ${(host.median / pre.median).toFixed(2)}x the preinstalled per-tool bundle`,
+    );
+    console.log(
+      `  ks-stub status, multi-call bundle       median ${f(stub.median)}  p90 ${f(stub.p90)}`,
+    );
+    console.log(
+      `  ks-stub status, preinstalled (per-tool)  median ${f(pre.median)}  p90 ${f(pre.p90)}`,
     );
     console.log(
       `  design's kubectl stub status (2 calls)  median ${f(design.median)}  p90 ${f(design.p90)}` +

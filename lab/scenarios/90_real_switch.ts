@@ -47,6 +47,7 @@ export const scenario: LabScenario = {
       cluster,
       sw,
       others: lab.switches.slice(1),
+      imagesDir: lab.imagesDir,
       dir: ctx.dir,
       note: (t: string) => timeline.note(t),
     };

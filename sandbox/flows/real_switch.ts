@@ -21,6 +21,8 @@ export interface FlowEnv {
   others?: SwitchNode[];
   /** Scratch directory for rendered manifests. */
   dir: string;
+  /** The image build's output (ks-tree-next/ holds the next ks-tools' tree index). */
+  imagesDir?: string;
   /** Narration (the lab's timeline note, or the test's log). */
   note(text: string): void;
 }
@@ -203,18 +205,26 @@ export async function renderVersion(
   env: FlowEnv,
   version: string,
   extraEnv: Record<string, string> = {},
+  tools: { image: string; tree?: string } = { image: TOOLS_IMAGE },
 ): Promise<string> {
   // deno-lint-ignore no-explicit-any
   const spec = parse(await Deno.readTextFile(EXAMPLE_SPEC)) as any;
   const image = `kubesonic/telemetry:${version}`;
-  spec.images = { feature: image, watchdog: TOOLS_IMAGE, sidecar: TOOLS_IMAGE };
+  spec.images = { feature: image, watchdog: tools.image, sidecar: tools.image };
   // monit's container_checker / memory_checker checks run ours once v2 installs them.
   spec.hostRuntime = { checkers: true };
   spec.env = { ...(spec.env ?? {}), ...extraEnv };
   const specPath = join(env.dir, `telemetry-${version}.yaml`);
   await Deno.writeTextFile(specPath, stringify(spec));
-  const out = join(env.dir, `render-${version}`);
-  const r = await runTool("ks-render", [specPath, "--profile", "lab", "-o", out]);
+  const out = join(env.dir, `render-${version}${tools.tree ? "-next" : ""}`);
+  const r = await runTool("ks-render", [
+    specPath,
+    "--profile",
+    "lab",
+    "-o",
+    out,
+    ...(tools.tree ? ["--tools-tree", tools.tree] : []),
+  ]);
   if (r.code !== 0) throw new Error(`ks-render ${version}: ${r.stderr.trim()}`);
   return out;
 }
@@ -762,6 +772,62 @@ export const FLOW_STEPS: FlowStep[] = [
       if (u.ActiveState !== "active") throw new Error(`telemetry.service is ${u.ActiveState}`);
       return `${after.length} listing lines identical to before v1; no ks file; native unit ` +
         `${u.ActiveState}`;
+    },
+  },
+  {
+    part: "upgrade",
+    name: "v0 -> v2 -> v2' tools upgrade while systemctl status runs every 100 ms: no wrong answer",
+    tools: ["ks-render", "ks-patcher", "ks-stub"],
+    async run(env) {
+      if (!env.imagesDir) throw new Error("no imagesDir: the next ks-tools' tree index is there");
+      await rollTo(env, await render(env, "v2"), "v2");
+      await waitPodReady(env, "v2");
+      const old = await waitFor(
+        "the stub launcher",
+        async () => (await env.sw.exec(["cat", "/usr/local/bin/ks-stub"])).stdout,
+        (t) => /kubesonic\/[0-9a-f]{16}\/bin/.test(t),
+      );
+      await waitFor(
+        "telemetry.service active",
+        () => unitState(env.sw, "telemetry"),
+        (u) => u.ActiveState === "active",
+      );
+      // Every 100 ms: systemd's status (must stay 0) and the installed stub's own (0 running or
+      // 3 not running while the pod is replaced; never 4, never a launcher that cannot start).
+      const loop = env.sw.exec([
+        "sh",
+        "-c",
+        "end=$(($(date +%s) + 150)); while [ $(date +%s) -lt $end ] && [ ! -e /tmp/ks-loop-stop ]; do " +
+        "systemctl status telemetry >/dev/null 2>&1; a=$?; " +
+        "ks-stub telemetry status --namespace sonic >/dev/null 2>/tmp/ks-loop-err; b=$?; " +
+        'echo "$a $b $(head -c 200 /tmp/ks-loop-err | tr "\n" " ")"; sleep 0.1; done',
+      ], { timeoutMs: 200_000 });
+      const next = await renderVersion(env, "v2", {}, {
+        image: "kubesonic/ks-tools:next",
+        tree: join(env.imagesDir, "ks-tree-next"),
+      });
+      await new Promise((r) => setTimeout(r, 2000));
+      await rollTo(env, next, "v2");
+      const fresh = await waitFor(
+        "the stub launcher naming the next tree",
+        async () => (await env.sw.exec(["cat", "/usr/local/bin/ks-stub"])).stdout,
+        (t) => t !== old && /kubesonic\/[0-9a-f]{16}\/bin/.test(t),
+        90_000,
+      );
+      await waitPodReady(env, "v2");
+      await new Promise((r) => setTimeout(r, 3000));
+      await env.sw.exec(["touch", "/tmp/ks-loop-stop"]);
+      const lines = (await loop).stdout.trim().split("\n").filter(Boolean);
+      await env.sw.exec(["rm", "-f", "/tmp/ks-loop-stop", "/tmp/ks-loop-err"]);
+      const wrong = lines.filter((l) => !/^0 [03]( |$)/.test(l));
+      if (lines.length < 20 || wrong.length > 0) {
+        throw new Error(`${lines.length} answers, wrong: ${JSON.stringify(wrong.slice(0, 5))}`);
+      }
+      const stubCodes = lines.map((l) => l.split(" ")[1]);
+      const tree = /kubesonic\/([0-9a-f]{16})/.exec(fresh)![1];
+      return `${lines.length} answers during the upgrade: systemctl status always 0; ks-stub ` +
+        `status ${stubCodes.filter((c) => c === "0").length}x 0, ` +
+        `${stubCodes.filter((c) => c === "3").length}x 3 (pod being replaced); now tree ${tree}`;
     },
   },
   {

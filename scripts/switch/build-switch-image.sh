@@ -20,6 +20,9 @@
 #                  Deno links, /bin/sh (dash) for the launchers, nsenter for the sidecar's host
 #                  commands. The watchdog and sidecar containers and the v2 pod's init container
 #                  (which copies the tree into the pod for the unmodified feature image) run it.
+#   ks-tools-next.tar  `kubesonic/ks-tools:next`: the same with one more line in the bundle (a new
+#                  tree hash; its index in <dir>/ks-tree-next/lib/tree.json), the lab's tools
+#                  upgrade.
 #
 # Usage: scripts/switch/build-switch-image.sh [--print-dir] [--base-only]
 #   KS_CACHE   cache root (default /var/cache/kubesonic)
@@ -115,6 +118,7 @@ INPUT_KEY=$( {
   sha256sum "$KUBE_BIN/kubelet" "$KUBE_BIN/crictl" "$BUSYBOX" $TOOLS_IMAGE_BINS $(runtime_files) | cut -d' ' -f1
   file_sums "$ROOT/scripts/switch/rootfs"
   file_sums "$ROOT/scripts/switch/feature"
+  sha256sum "$ROOT/scripts/tree_index.ts" "$ROOT/src/build/tree.ts" | cut -d' ' -f1
   file_sums "$ROOT/dist"
   [ -d "$example_dir" ] && file_sums "$example_dir"
   sha256sum "$0" | cut -d' ' -f1
@@ -122,7 +126,8 @@ INPUT_KEY=$( {
 OUT="$CACHE/switch/$INPUT_KEY"
 if [ "${1:-}" = "--print-dir" ]; then echo "$OUT"; exit 0; fi
 if [ -s "$OUT/switch.tar" ] && [ -s "$OUT/images/telemetry.tar" ] && [ -s "$OUT/images/pause.tar" ] &&
-  [ -s "$OUT/images/ks-tools.tar" ]; then
+  [ -s "$OUT/images/ks-tools.tar" ] && [ -s "$OUT/images/ks-tools-next.tar" ] &&
+  [ -s "$OUT/ks-tree-next/lib/tree.json" ]; then
   log "reusing $OUT"
   echo "$OUT"
   exit 0
@@ -218,26 +223,48 @@ docker_archive "$P" "$WORK/pause.tar" '{"Cmd":["/bin/sleep","2147483647"]}' kube
   kubesonic/busybox-static:1
 
 # ---- the ks-tools image: the ks tree and what its runtime needs to start -----------------------
-log "ks-tools image: assembling rootfs"
-K="$WORK/ks-tools"
-mkdir -p "$K/opt" "$K/bin" "$K/usr/bin" "$K/tmp"
-chmod 1777 "$K/tmp"
-cp -a "$TREE" "$K/opt/kubesonic"
-rm -rf "$K/opt/kubesonic/lib/cache"
-for lib in $(runtime_files); do install -D -m 755 "$(readlink -f "$lib")" "$K$lib"; done
-install -m 755 "$(command -v dash)" "$K/bin/sh"
-install -m 755 "$(command -v nsenter)" "$K/usr/bin/nsenter"
-TREE_HASH=$(sed -n 's/^  "hash": "\([0-9a-f]*\)",$/\1/p' "$TREE/lib/tree.json")
-TOOLS_VERSION=$(sed -n 's/^  "version": "\([^"]*\)",$/\1/p' "$TREE/lib/tree.json")
+# tools_image TREE OUT TAG...: the tree at /opt/kubesonic, glibc's loader and the libraries Deno,
+# dash and nsenter link, dash as /bin/sh (the launchers), nsenter (the sidecar's host commands).
+tools_image() {
+  local tree=$1 out=$2 k="$WORK/ks-tools" lib
+  shift 2
+  rm -rf "$k"
+  mkdir -p "$k/opt" "$k/bin" "$k/usr/bin" "$k/tmp"
+  chmod 1777 "$k/tmp"
+  cp -a "$tree" "$k/opt/kubesonic"
+  rm -rf "$k/opt/kubesonic/lib/cache"
+  for lib in $(runtime_files); do install -D -m 755 "$(readlink -f "$lib")" "$k$lib"; done
+  install -m 755 "$(command -v dash)" "$k/bin/sh"
+  install -m 755 "$(command -v nsenter)" "$k/usr/bin/nsenter"
+  log "ks-tools image: packing ($(du -sh "$k" | cut -f1)) as $*"
+  docker_archive "$k" "$out" \
+    '{"Cmd":["/opt/kubesonic/bin/ks","--help"],"Env":["PATH=/opt/kubesonic/bin:/usr/bin:/bin"]}' "$@"
+  rm -rf "$k"
+}
+tree_field() { sed -n "s/^  \"$1\": \"\\([^\"]*\\)\",\$/\\1/p" "$2/lib/tree.json"; }
+TREE_HASH=$(tree_field hash "$TREE")
+TOOLS_VERSION=$(tree_field version "$TREE")
 [ -n "$TREE_HASH" ] && [ -n "$TOOLS_VERSION" ] || die "$TREE/lib/tree.json names no version or hash"
-log "ks-tools image: packing ($(du -sh "$K" | cut -f1); tree $TREE_HASH)"
-docker_archive "$K" "$WORK/ks-tools.tar" \
-  '{"Cmd":["/opt/kubesonic/bin/ks","--help"],"Env":["PATH=/opt/kubesonic/bin:/usr/bin:/bin"]}' \
-  "kubesonic/ks-tools:$TOOLS_VERSION" "kubesonic/ks-tools:$TOOLS_VERSION-$TREE_HASH"
-rm -rf "$K"
+log "ks-tools image: assembling (tree $TREE_HASH)"
+tools_image "$TREE" "$WORK/ks-tools.tar" "kubesonic/ks-tools:$TOOLS_VERSION" \
+  "kubesonic/ks-tools:$TOOLS_VERSION-$TREE_HASH"
+# The lab's tools upgrade (v2 -> v2'): the same tree with one more line in its bundle, so a new
+# tree hash; its lib/tree.json is kept beside the images for ks-render --tools-tree.
+N="$WORK/ks-tree-next"
+cp -a "$TREE" "$N"
+rm -rf "$N/lib/cache"
+printf '// the next ks-tools (the lab'"'"'s tools upgrade)\n' >>"$N/lib/ks.js"
+NEXT_HASH=$(cd "$ROOT" && deno run -A scripts/tree_index.ts "$N") || die "tree index of the next ks-tools failed"
+tools_image "$N" "$WORK/ks-tools-next.tar" "kubesonic/ks-tools:next" \
+  "kubesonic/ks-tools:$TOOLS_VERSION-$NEXT_HASH"
+mkdir -p "$WORK/ks-tree-next-index/lib"
+cp "$N/lib/tree.json" "$WORK/ks-tree-next-index/lib/tree.json"
+rm -rf "$N"
 
 mkdir -p "$OUT/images"
-mv "$WORK/telemetry.tar" "$WORK/pause.tar" "$WORK/ks-tools.tar" "$OUT/images/"
+rm -rf "$OUT/ks-tree-next"
+mv "$WORK/ks-tree-next-index" "$OUT/ks-tree-next"
+mv "$WORK/telemetry.tar" "$WORK/pause.tar" "$WORK/ks-tools.tar" "$WORK/ks-tools-next.tar" "$OUT/images/"
 mv "$WORK/switch.tar" "$OUT/"
 ls -la "$OUT" "$OUT/images" >&2
 # Keep the cache bounded: the newest three image sets stay, older ones go.

@@ -28,6 +28,7 @@ Deno.test({
           cluster,
           sw: lab.switches[0],
           others: lab.switches.slice(1),
+          imagesDir: lab.imagesDir,
           dir,
           note: (text: string) => console.error(`   ${text}`),
         };
