@@ -603,8 +603,11 @@ export const FLOW_STEPS: FlowStep[] = [
       "back-off; ks-memory-checker and ks-container-checker report it with exit 3",
     tools: ["ks-entrypoint", "ks-watchdog", "ks-memory-checker", "ks-container-checker"],
     async run(env) {
-      const memCheck = () => env.sw.exec(["ks-memory-checker", "telemetry", String(100 << 20)]);
-      const ctrCheck = () => env.sw.exec(["ks-container-checker"]);
+      // SONiC's paths, monit's: the host runtime replaced them with ks-memory-checker's and
+      // ks-container-checker's launchers (hostRuntime.checkers).
+      const memCheck = () =>
+        env.sw.exec(["/usr/bin/memory_checker", "telemetry", String(100 << 20)]);
+      const ctrCheck = () => env.sw.exec(["/usr/bin/container_checker"]);
       // A v2 whose daemon leaks: the example daemon grows towards 1000 MiB at 40 MiB/s, past the
       // rendered 400Mi limit; after its first restart it grows again at once.
       await rollTo(

@@ -111,8 +111,9 @@ export interface FeatureSpec {
   /**
    * The host runtime the kube-mode sidecar installs (default on unless stub.source is given): the
    * ks tree's Deno, bundle and ks-stub launcher under `<prefix>/<tree hash>/`, and `stub.path` as
-   * a launcher naming that tree (one atomic write switches versions); `checkers` adds
-   * ks-container-checker / ks-memory-checker launchers in `/usr/local/bin`. Rollback removes it.
+   * a launcher naming that tree (one atomic write switches versions); `checkers` replaces
+   * SONiC's /usr/bin/container_checker and memory_checker with ks-container-checker's and
+   * ks-memory-checker's launchers. Rollback removes it.
    */
   hostRuntime: { install: boolean; prefix: string; checkers: boolean };
   unit: { name: string; launcher: string };

@@ -36,12 +36,18 @@ export const HOST_DENO_DIR = "/run/kubesonic/deno";
 
 /** The tree files the host runtime needs, by tool: Deno, the bundle, each tool's launcher. */
 function runtimeTreeFiles(spec: FeatureSpec): string[] {
-  const tools = ["ks-stub", ...(spec.hostRuntime.checkers ? CHECKERS : [])];
+  const tools = ["ks-stub", ...(spec.hostRuntime.checkers ? Object.keys(CHECKERS) : [])];
   return ["bin/deno", "lib/ks.js", ...tools.map((t) => `bin/${t}`)];
 }
 
-/** The monit checkers the host runtime can carry, launched from `/usr/local/bin`. */
-export const CHECKERS = ["ks-container-checker", "ks-memory-checker"];
+/**
+ * The monit checkers the host runtime can carry, at SONiC's own paths (monit's `sonic-host` and
+ * `monit_<feature>` call these): the originals are backed up and come back with the rollback.
+ */
+export const CHECKERS: Readonly<Record<string, string>> = {
+  "ks-container-checker": "/usr/bin/container_checker",
+  "ks-memory-checker": "/usr/bin/memory_checker",
+};
 
 /** The host runtime's versioned directory for `tree`. */
 export function hostRuntimeDir(spec: FeatureSpec, tree: TreeIndex): string {
@@ -198,10 +204,10 @@ export function buildHostFiles(
         runtime: true,
       });
     }
-    const tools = spec.hostRuntime.checkers ? CHECKERS : [];
-    for (const tool of tools) {
+    const checkers = spec.hostRuntime.checkers ? Object.entries(CHECKERS) : [];
+    for (const [tool, path] of checkers) {
       files.push({
-        path: `/usr/local/bin/${tool}`,
+        path,
         ...addData(tool, hostToolLauncher(spec, tree, tool)),
         mode: "0755",
         owner: "0:0",

@@ -16,6 +16,8 @@ import { VERSION } from "../../src/version.ts";
 // deno-lint-ignore no-explicit-any
 type Any = any;
 
+const SONIC_CHECKER = "#!/usr/bin/python3\n# SONiC's own checker\n";
+
 const spec = (name: string, port: number) =>
   `apiVersion: kubesonic.io/v1
 kind: FeatureSpec
@@ -64,7 +66,9 @@ Deno.test("the host runtime arrives with kube mode, is shared by two features an
   const host = join(dir, "host");
   try {
     // The stock switch: native launchers, /usr/local/lib as Debian leaves it, no ks-* anywhere.
-    for (const d of ["usr/local/bin", "usr/local/lib", "etc/systemd/system", "var/lib"]) {
+    for (
+      const d of ["usr/local/bin", "usr/local/lib", "usr/bin", "etc/systemd/system", "var/lib"]
+    ) {
       await Deno.mkdir(join(host, d), { recursive: true });
     }
     for (const f of ["telemetry", "gnmi"]) {
@@ -73,6 +77,10 @@ Deno.test("the host runtime arrives with kube mode, is shared by two features an
         `#!/bin/bash\nexec /usr/bin/${f}.sh "$@"\n`,
       );
       await Deno.chmod(join(host, `usr/local/bin/${f}.sh`), 0o755);
+    }
+    for (const c of ["container_checker", "memory_checker"]) {
+      await Deno.writeTextFile(join(host, "usr/bin", c), SONIC_CHECKER);
+      await Deno.chmod(join(host, "usr/bin", c), 0o755);
     }
     const before = await listing(host);
 
@@ -141,7 +149,7 @@ Deno.test("the host runtime arrives with kube mode, is shared by two features an
       /exec \/usr\/local\/bin\/ks-stub telemetry/,
     );
     assert.match(
-      await Deno.readTextFile(join(host, "usr/local/bin/ks-memory-checker")),
+      await Deno.readTextFile(join(host, "usr/bin/memory_checker")),
       /bin\/ks-memory-checker "\$@"/,
     );
     // The installed tree runs by itself (the host launcher names host paths; run the tree's).
@@ -166,8 +174,8 @@ Deno.test("the host runtime arrives with kube mode, is shared by two features an
     );
     assert.ok((await Deno.stat(join(host, prefix, "bin/deno"))).isFile);
     assert.equal(await Deno.readTextFile(join(host, "usr/local/bin/ks-stub")), stubLauncher);
-    // telemetry alone asked for the checkers: they go with it.
-    await assert.rejects(() => Deno.lstat(join(host, "usr/local/bin/ks-memory-checker")));
+    // telemetry alone asked for the checkers: SONiC's come back with its rollback.
+    assert.equal(await Deno.readTextFile(join(host, "usr/bin/memory_checker")), SONIC_CHECKER);
     await assert.rejects(() => Deno.lstat(join(host, prefix, "bin/ks-memory-checker")));
 
     // The last rollback removes every file and directory the runtime added.
