@@ -783,6 +783,16 @@ export const FLOW_STEPS: FlowStep[] = [
     tools: ["ks-render", "ks-patcher", "ks-stub"],
     async run(env) {
       if (!env.imagesDir) throw new Error("no imagesDir: the next ks-tools' tree index is there");
+      // The next ks-tools is not loaded at boot: import it as a registry pull would.
+      const imp = await env.sw.exec([
+        "ctr",
+        "-n",
+        "k8s.io",
+        "images",
+        "import",
+        "/var/lib/kubesonic/images/later/ks-tools-next.tar",
+      ], { timeoutMs: 180_000 });
+      if (imp.code !== 0) throw new Error(`importing ks-tools:next: ${imp.stderr.trim()}`);
       await rollTo(env, await render(env, "v2"), "v2");
       await waitPodReady(env, "v2");
       const old = await waitFor(

@@ -20,9 +20,9 @@
 #                  Deno links, /bin/sh (dash) for the launchers, nsenter for the sidecar's host
 #                  commands. The watchdog and sidecar containers and the v2 pod's init container
 #                  (which copies the tree into the pod for the unmodified feature image) run it.
-#   ks-tools-next.tar  `kubesonic/ks-tools:next`: the same with one more line in the bundle (a new
-#                  tree hash; its index in <dir>/ks-tree-next/lib/tree.json), the lab's tools
-#                  upgrade.
+#   later/ks-tools-next.tar  `kubesonic/ks-tools:next`: the same with one more line in the bundle (a
+#                  new tree hash; its index in <dir>/ks-tree-next/lib/tree.json), the lab's tools
+#                  upgrade; not loaded at boot (the upgrade step imports it).
 #
 # Usage: scripts/switch/build-switch-image.sh [--print-dir] [--base-only]
 #   KS_CACHE   cache root (default /var/cache/kubesonic)
@@ -126,7 +126,7 @@ INPUT_KEY=$( {
 OUT="$CACHE/switch/$INPUT_KEY"
 if [ "${1:-}" = "--print-dir" ]; then echo "$OUT"; exit 0; fi
 if [ -s "$OUT/switch.tar" ] && [ -s "$OUT/images/telemetry.tar" ] && [ -s "$OUT/images/pause.tar" ] &&
-  [ -s "$OUT/images/ks-tools.tar" ] && [ -s "$OUT/images/ks-tools-next.tar" ] &&
+  [ -s "$OUT/images/ks-tools.tar" ] && [ -s "$OUT/images/later/ks-tools-next.tar" ] &&
   [ -s "$OUT/ks-tree-next/lib/tree.json" ]; then
   log "reusing $OUT"
   echo "$OUT"
@@ -264,7 +264,9 @@ rm -rf "$N"
 mkdir -p "$OUT/images"
 rm -rf "$OUT/ks-tree-next"
 mv "$WORK/ks-tree-next-index" "$OUT/ks-tree-next"
-mv "$WORK/telemetry.tar" "$WORK/pause.tar" "$WORK/ks-tools.tar" "$WORK/ks-tools-next.tar" "$OUT/images/"
+mkdir -p "$OUT/images/later"
+mv "$WORK/telemetry.tar" "$WORK/pause.tar" "$WORK/ks-tools.tar" "$OUT/images/"
+mv "$WORK/ks-tools-next.tar" "$OUT/images/later/"
 mv "$WORK/switch.tar" "$OUT/"
 ls -la "$OUT" "$OUT/images" >&2
 # Keep the cache bounded: the newest three image sets stay, older ones go.
