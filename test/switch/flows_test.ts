@@ -21,7 +21,14 @@ Deno.test({
     const cluster = await startKube({ dir: `${dir}/kube` });
     try {
       // Two switches: the flows run on sw1; sw2 shows that switches stay apart.
-      const lab = await startSwitches({ cluster, count: 2, dir: `${dir}/switches` });
+      // Boot loads the images into each switch's containerd and Docker (~70 s for one switch on a
+      // quiet machine); two switches side by side on a loaded machine need more than the default.
+      const lab = await startSwitches({
+        cluster,
+        count: 2,
+        dir: `${dir}/switches`,
+        readyTimeoutMs: 480_000,
+      });
       const cgroups = lab.switches.map((s) => `/sys/fs/cgroup/memory${s.cgroup}`);
       try {
         const env = {
