@@ -204,12 +204,12 @@ async function main() {
     );
     console.log(
       `  design's kubectl stub status (2 calls)  median ${f(design.median)}  p90 ${f(design.p90)}` +
-        `  -> ks-stub takes ${(stub.median / design.median).toFixed(2)}x its time`,
+        `  -> the installed ks-stub takes ${(host.median / design.median).toFixed(2)}x its time`,
     );
     console.log(
       `  one kubectl get pods (anchor)           median ${f(oneKubectl.median)}  p90 ${
         f(oneKubectl.p90)
-      }  -> ks-stub takes ${(stub.median / oneKubectl.median).toFixed(2)}x its time`,
+      }  -> the installed ks-stub takes ${(host.median / oneKubectl.median).toFixed(2)}x its time`,
     );
   } finally {
     await kube.stop();
