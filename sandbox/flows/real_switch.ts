@@ -3,6 +3,7 @@
 // Every step acts the way an operator or a SONiC daemon would (redis-cli, systemctl, kubectl) and
 // checks the result through systemd, the API server and the container runtime of the switch.
 // A step whose tool has not landed yet says exactly which one it waits for.
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
 import { runTool } from "../harness/bin.ts";
@@ -216,7 +217,11 @@ export async function renderVersion(
   spec.env = { ...(spec.env ?? {}), ...extraEnv };
   const specPath = join(env.dir, `telemetry-${version}.yaml`);
   await Deno.writeTextFile(specPath, stringify(spec));
-  const out = join(env.dir, `render-${version}${tools.tree ? "-next" : ""}`);
+  // One directory per distinct render: the leaking v2 must not overwrite the plain v2's output.
+  const variant = Object.keys(extraEnv).length > 0 || tools.tree
+    ? `-${createHash("sha256").update(JSON.stringify([extraEnv, tools])).digest("hex").slice(0, 8)}`
+    : "";
+  const out = join(env.dir, `render-${version}${variant}`);
   const r = await runTool("ks-render", [
     specPath,
     "--profile",
