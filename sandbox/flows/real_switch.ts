@@ -880,7 +880,11 @@ export const FLOW_STEPS: FlowStep[] = [
           tolerations: podSpec.tolerations,
           initContainers: podSpec.initContainers,
           containers: [feature],
-          volumes: podSpec.volumes.filter((v: { name: string }) => v.name === "ks-tools"),
+          // The volumes the feature and init containers mount (ks-tools, redis, sonic-config).
+          volumes: podSpec.volumes.filter((v: { name: string }) =>
+            [...feature.volumeMounts, ...podSpec.initContainers[0].volumeMounts]
+              .some((m: { name: string }) => m.name === v.name)
+          ),
         },
       };
       const path = join(env.dir, "glibc-check.json");
