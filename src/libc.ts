@@ -33,8 +33,11 @@ const SYMBOLS = {
   fchmod: { parameters: ["i32", "u32"], result: "i32" },
   fchown: { parameters: ["i32", "u32", "u32"], result: "i32" },
   getdents64: { parameters: ["i32", "buffer", "usize"], result: "isize", optional: true },
-  // Calls that can wait on the disk or on another process run off the event loop, so signals,
-  // timers and file events stay live meanwhile.
+  // Small reads and writes of regular files (page cache) run inline; large ones, fsync and flock
+  // can wait on the disk or on another process and run off the event loop, so signals, timers
+  // and file events stay live meanwhile.
+  read_now: { name: "read", parameters: ["i32", "buffer", "usize"], result: "isize" },
+  write_now: { name: "write", parameters: ["i32", "buffer", "usize"], result: "isize" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize", nonblocking: true },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize", nonblocking: true },
   fsync: { parameters: ["i32"], result: "i32", nonblocking: true },

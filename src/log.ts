@@ -39,14 +39,16 @@ export function escapeText(text: string): string {
   // deno-lint-ignore no-control-regex
   return text.replace(/[\u0000-\u001f\u007f-\u009f]|[\ud800-\udfff]/gu, (ch) => {
     if (ch.length === 2) return ch; // a well-formed surrogate pair
-    return JSON.stringify(ch).slice(1, -1).replace(/^[\u007f-\u009f]$/, (c) =>
-      `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`
+    return JSON.stringify(ch).slice(1, -1).replace(
+      /^[\u007f-\u009f]$/,
+      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
     );
   });
 }
 
 function formatValue(value: string | number | boolean): string {
   const text = String(value);
+  // deno-lint-ignore no-control-regex
   return /^[^\s"=\\\u0000-\u001f\u007f-\u009f\ud800-\udfff]+$/.test(text)
     ? text
     : JSON.stringify(text);

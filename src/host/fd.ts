@@ -271,20 +271,34 @@ export function readDirFd(dir: number): DirEntry[] {
   return out;
 }
 
-/** Reads up to `into.length` bytes at the current offset; 0 at the end. Runs off the event loop. */
+/** Up to this many bytes per call, reads and writes run inline (a thread hop costs more). */
+const INLINE_IO = 64 * 1024;
+
+/**
+ * Reads up to `into.length` bytes at the current offset; 0 at the end. Buffers above 64 KiB are
+ * read off the event loop.
+ */
 export async function readFd(fd: number, into: Uint8Array<ArrayBuffer>): Promise<number> {
-  const n = Number(await libc().read(fd, into, BigInt(into.length)));
-  if (n < 0) throw new FdError("read", `fd ${fd}`, 0);
+  const sym = libc();
+  const len = BigInt(into.length);
+  const n = Number(
+    into.length <= INLINE_IO ? sym.read_now(fd, into, len) : await sym.read(fd, into, len),
+  );
+  if (n < 0) throw new FdError("read", `fd ${fd}`, into.length <= INLINE_IO ? errnoOf(sym) : 0);
   return n;
 }
 
-/** Writes all of `bytes`. Runs off the event loop. */
+/** Writes all of `bytes` (chunks above 64 KiB off the event loop). */
 export async function writeAllFd(fd: number, bytes: Uint8Array): Promise<void> {
+  const sym = libc();
   // FFI needs an ArrayBuffer-backed view; a subarray of one keeps its offset.
   let rest = bytes as Uint8Array<ArrayBuffer>;
   while (rest.length > 0) {
-    const n = Number(await libc().write(fd, rest, BigInt(rest.length)));
-    if (n <= 0) throw new FdError("write", `fd ${fd}`, 0);
+    const len = BigInt(rest.length);
+    const n = Number(
+      rest.length <= INLINE_IO ? sym.write_now(fd, rest, len) : await sym.write(fd, rest, len),
+    );
+    if (n <= 0) throw new FdError("write", `fd ${fd}`, rest.length <= INLINE_IO ? errnoOf(sym) : 0);
     rest = rest.subarray(n);
   }
 }

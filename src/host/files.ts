@@ -112,10 +112,11 @@ export async function readBody(
   const keepMax = options.keepMax ?? IN_MEMORY_MAX;
   const limit = options.limit ?? Number.MAX_SAFE_INTEGER;
   const hash = new Sha256();
-  const hint = statFd(fd).size;
-  let kept: Uint8Array | null = new Uint8Array(Math.min(Math.max(hint, 0), keepMax) + 1);
+  const hint = Math.max(statFd(fd).size, 0);
+  // Sized to the file (one read plus the one that sees the end), at most CHUNK at a time.
+  const chunk = new Uint8Array(Math.min(hint + 1, CHUNK));
+  let kept: Uint8Array | null = hint <= keepMax ? new Uint8Array(hint) : null;
   let size = 0;
-  const chunk = new Uint8Array(CHUNK);
   while (true) {
     if (options.deadline !== undefined && Date.now() > options.deadline) {
       throw new Error(`${options.what ?? "read"}: not read within the time bound`);
@@ -131,6 +132,7 @@ export async function readBody(
     if (kept !== null && size > keepMax) kept = null;
     if (kept !== null) {
       if (size > kept.length) {
+        // It grew since the fstat: make room (doubling, up to keepMax).
         const grown: Uint8Array = new Uint8Array(
           Math.min(keepMax, Math.max(size, kept.length * 2)),
         );
@@ -140,7 +142,8 @@ export async function readBody(
       kept.set(part, size - n);
     }
   }
-  return { size, sha256: hash.hex(), bytes: kept === null ? null : kept.slice(0, size) };
+  const bytes = kept === null ? null : kept.length === size ? kept : kept.slice(0, size);
+  return { size, sha256: hash.hex(), bytes };
 }
 
 const ABSENT: FileState = { content: null, body: null, mode: 0, uid: 0, gid: 0 };

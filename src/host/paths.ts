@@ -16,8 +16,8 @@ import {
   ELOOP,
   ENOENT,
   ENOTDIR,
-  fdUnavailable,
   FdError,
+  fdUnavailable,
   fsyncFd,
   mkdirAt,
   O_DIRECTORY,
@@ -117,7 +117,6 @@ export function splitHostPath(path: string, what = "path", isFile = true): strin
 function isUnder(parts: string[], root: string[]): boolean {
   return root.length <= parts.length && root.every((p, i) => parts[i] === p);
 }
-
 
 /** A directory open on the way: its descriptor and the fstat taken through it. */
 interface Held {
@@ -292,11 +291,6 @@ export class HostPaths {
         `${what} is outside the allowed roots (${this.allowRoots.join(", ")})`,
       );
     }
-    const allowed = this.#allowLexical.map((root) => {
-      const walked = this.#walk(root, `allowed root ${"/" + root.join("/")}`, false);
-      for (const h of walked.held) closeFd(h.fd);
-      return walked.canonical;
-    });
     const { canonical, existing, held } = this.#walk(parts, what, true);
     const dirCount = canonical.length - 1;
     // Keep only the descriptor of the file's own directory (when it exists).
@@ -307,13 +301,30 @@ export class HostPaths {
       if (dirFd !== null) closeFd(dirFd);
       dirFd = null;
     };
-    if (allowed.some((root) => root.length === canonical.length && isUnder(canonical, root))) {
+    // The result must lie strictly inside an allowed root, itself resolved the same way. The
+    // roots that lexically hold the path are tried first: usually the answer.
+    const order = [...this.#allowLexical].sort((a, b) =>
+      Number(isUnder(parts, b)) - Number(isUnder(parts, a))
+    );
+    let verdict: "inside" | "root" | "outside" = "outside";
+    for (const root of order) {
+      const walked = this.#walk(root, `allowed root ${"/" + root.join("/")}`, false);
+      for (const h of walked.held) closeFd(h.fd);
+      const canonRoot = walked.canonical;
+      if (!isUnder(canonical, canonRoot)) continue;
+      if (canonical.length > canonRoot.length) {
+        verdict = "inside";
+        break;
+      }
+      verdict = "root";
+    }
+    if (verdict === "root") {
       close();
       throw new PathSafetyError(
         `${what} leads (through a symlink) to /${canonical.join("/")}, an allowed root itself`,
       );
     }
-    if (!allowed.some((root) => isUnder(canonical, root) && canonical.length > root.length)) {
+    if (verdict === "outside") {
       close();
       throw new PathSafetyError(
         `${what} leads (through a symlink) to /${canonical.join("/")}, outside the allowed roots`,

@@ -5,6 +5,7 @@
 // atomically, the lock refuses it), and the temp files a killed writer left are swept through
 // the same descriptors.
 import {
+  AT_FDCWD,
   closeFd,
   FdError,
   lockFd,
@@ -15,7 +16,6 @@ import {
   O_RDONLY,
   O_WRONLY,
   openAt,
-  AT_FDCWD,
   readDirFd,
   statAt,
   statFd,
@@ -84,12 +84,20 @@ export class StateDir {
   }
 
   /** Bytes of `sub/name`, or null when absent. Throws on a symlink or special file. */
-  async read(sub: string, name: string, limit = Number.MAX_SAFE_INTEGER): Promise<Uint8Array | null> {
+  async read(
+    sub: string,
+    name: string,
+    limit = Number.MAX_SAFE_INTEGER,
+  ): Promise<Uint8Array | null> {
     return await this.with(sub, false, async (dir) => {
       if (dir === null || statAt(dir, name) === null) return null;
       const fd = openRegular(dir, name);
       try {
-        const read = await readBody(fd, { keepMax: limit, limit, what: `${this.path}/${sub}/${name}` });
+        const read = await readBody(fd, {
+          keepMax: limit,
+          limit,
+          what: `${this.path}/${sub}/${name}`,
+        });
         return read.bytes;
       } finally {
         closeFd(fd);

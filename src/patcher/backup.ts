@@ -6,13 +6,7 @@
 // directory's descriptor; a large original is streamed, never held whole in memory.
 import { join } from "node:path";
 import { closeFd } from "../host/fd.ts";
-import {
-  type Body,
-  type FileState,
-  IN_MEMORY_MAX,
-  openRegular,
-  readBody,
-} from "../host/files.ts";
+import { type Body, type FileState, IN_MEMORY_MAX, openRegular, readBody } from "../host/files.ts";
 import { StateDir } from "../host/state_dir.ts";
 import { Sha256 } from "./hash.ts";
 
