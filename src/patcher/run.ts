@@ -4,6 +4,7 @@
 // jitter; a pass that leaves errors or owed actions is retried with exponential back-off.
 import { dirname } from "node:path";
 import { createHostCommands, type NsenterMode } from "../host/commands.ts";
+import { fdUnavailable } from "../host/fd.ts";
 import { HostPaths } from "../host/paths.ts";
 import { escapeText, type Logger } from "../log.ts";
 import { sameBody } from "../host/files.ts";
@@ -81,6 +82,12 @@ export async function runPatcher(options: PatcherOptions): Promise<number> {
   let log = options.log;
   let ctx: PatcherContext;
   const manifestOptions: ManifestOptions = { maxSourceBytes: options.maxSourceBytes };
+  const noFd = fdUnavailable();
+  if (noFd !== null) {
+    // Without descriptor-relative calls there is no safe way to touch host files: no fallback.
+    log.error(`cannot touch host files safely: ${noFd}; refusing to run`);
+    return EXIT_BAD_INPUT;
+  }
   try {
     const manifest = await loadManifest(options.manifestPath, manifestOptions);
     const paths = new HostPaths({ hostRoot: options.hostRoot, allowRoots: options.allowRoots });

@@ -19,6 +19,7 @@ import {
   telemetryManifest,
 } from "../../sandbox/fixtures/patcher_host.ts";
 import { waitUntil } from "../../sandbox/harness/net.ts";
+import { toolArgv } from "../../sandbox/harness/bin.ts";
 
 /** The telemetry manifest with `patch` applied to its first entry (the launcher). */
 function launcherWith(patch: Record<string, unknown>, mode: "kube" | "native" = "kube") {
@@ -324,6 +325,36 @@ Deno.test("the loop keeps running a good manifest when a reload is refused, and 
     try {
       child.kill("SIGKILL");
     } catch { /* gone */ }
+    await sb.cleanup();
+  }
+});
+
+Deno.test("without FFI the patcher refuses with one line instead of falling back to path strings", async () => {
+  const sb = await createPatcherSandbox();
+  try {
+    const [exe, , , , , bundle] = await toolArgv("ks-patcher");
+    const out = await new Deno.Command(exe, {
+      args: [
+        "run",
+        "--allow-read",
+        "--allow-write",
+        "--allow-env",
+        "--allow-run",
+        "--no-config",
+        "--quiet",
+        bundle,
+        ...sb.cliArgs(),
+        "--once",
+      ],
+      env: { PATH: sb.systemctl.path },
+    }).output();
+    const run = { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+    assertRefused(
+      sb,
+      run,
+      /cannot touch host files safely: libc FFI unavailable: .*refusing to run/,
+    );
+  } finally {
     await sb.cleanup();
   }
 });
