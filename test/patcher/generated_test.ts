@@ -18,6 +18,7 @@ import { ManifestError, parseManifest } from "../../src/patcher/manifest.ts";
 import { createPatcherContext, reconcileOnce } from "../../src/patcher/reconcile.ts";
 import { formatResult } from "../../src/patcher/run.ts";
 import { toolCommand } from "../../sandbox/harness/bin.ts";
+import { prng as rng } from "../../sandbox/harness/prng.ts";
 
 const SEED = Number(Deno.env.get("KS_GEN_SEED") ?? 18_2026);
 const CASES = Number(Deno.env.get("KS_GEN_CASES") ?? 10_000);
@@ -25,18 +26,6 @@ const TOOL_CASES = Number(Deno.env.get("KS_GEN_TOOL_CASES") ?? 40);
 const ALLOW = ["/usr/local/bin", "/etc/systemd/system", "/bin"];
 /** Allowed roots after resolution (on disk: /bin is usr/bin). */
 const ALLOWED_DIRS = ["usr/local/bin", "etc/systemd/system", "usr/bin"];
-
-/** mulberry32: small, seedable, good enough to pick cases. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Rand = () => number;
 const pick = <T>(r: Rand, items: readonly T[]): T => items[Math.floor(r() * items.length)];
@@ -466,8 +455,8 @@ async function runCases(from: number, to: number): Promise<void> {
   }
 }
 
-// The one seeded sequence is cut in four tests only to keep each one short under load.
-const PARTS = 4;
+// The one seeded sequence is cut in eight tests only to keep each one short under load.
+const PARTS = 8;
 const ranges = Array.from({ length: PARTS }, (_, i) => [
   Math.floor((CASES * i) / PARTS),
   Math.floor((CASES * (i + 1)) / PARTS),
