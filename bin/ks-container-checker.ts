@@ -15,9 +15,11 @@ asic.conf); always_enabled features and --always-running names. Running: the nod
 (never the API server): Docker containers by name, and Kubernetes containers (Docker or the CRI
 runtime) of pod namespace "sonic" by their io.kubernetes.container.name label (never POD).
 
-Prints "Expected containers not running: a, b" and exits 3 when something is missing; exits 3
-with one line per runtime that cannot be reached; 1 when CONFIG_DB cannot be read; else 0.
-A runtime whose socket does not exist is not installed here and is skipped.
+Prints "Expected containers not running: a, b" when something is missing, one line per runtime
+that cannot be reached. A runtime whose socket does not exist is not installed here and is skipped.
+
+Exit codes (monit's container_checker contract): 0 all expected containers run, 3 some are missing
+or a runtime cannot be reached, 1 CONFIG_DB cannot be read, 2 usage error.
 
 Options:
   --docker-socket P   Docker API socket (KS_DOCKER_SOCKET, DOCKER_HOST; default /var/run/docker.sock;

@@ -14,9 +14,9 @@ Finds the container by name in Docker (a native SONiC container), or by the kube
 runtime, and reads its use from its cgroup: v2 memory.current minus inactive_file, v1
 memory.usage_in_bytes minus total_inactive_file.
 
-Exit codes (SONiC's memory_checker): 0 under the threshold or not running, 3 over (prints
-"[<name>]: Memory usage (N Bytes) is larger than the threshold (T Bytes)!"), 2 invalid
-arguments, 1 internal error (one line on stdout).
+Exit codes (SONiC's memory_checker contract): 0 under the threshold or not running, 3 over
+(prints "[<name>]: Memory usage (N Bytes) is larger than the threshold (T Bytes)!"),
+2 usage error (invalid arguments), 1 internal error (one line on stdout).
 
 Options:
   --docker-socket P   Docker API socket (KS_DOCKER_SOCKET, DOCKER_HOST; default /var/run/docker.sock;

@@ -13,7 +13,7 @@ Usage: ks-patcher --manifest M [--host-root DIR] [--state-dir DIR] --allow-root 
   --state-dir DIR     backups, journal, ownership registry
                       (default <host-root>/var/lib/kubesonic)                  env KS_PATCHER_STATE_DIR
   --allow-root PATH   host path under which files may be written (repeatable; required)
-  --once              one pass, then exit: 0 converged, 1 errors, 2 bad input
+  --once              one pass, then exit (codes below)
   --dry-run           print the plan and touch nothing (exit 0, or 1 on errors)
   --interval D        periodic re-check, jittered ±10 % (default 60s)          env KS_PATCHER_INTERVAL
   --debounce D        quiet time after a file event before a pass (default 20ms)
@@ -23,6 +23,10 @@ Usage: ks-patcher --manifest M [--host-root DIR] [--state-dir DIR] --allow-root 
                       (default auto: when our mount namespace is not PID 1's)  env KS_NSENTER
   --output FORMAT     text|json for the --once/--dry-run result (default text)
   --help, --version
+
+Exit codes: --once 0 converged, 1 not converged (errors); --dry-run 0 planned, 1 errors; the
+loop 0 after SIGTERM/SIGINT; all of them 2 usage error or bad input (a bad manifest or host root:
+one line naming it, nothing touched).
 
 Example (in the telemetry sidecar):
   ks-patcher --manifest /etc/kubesonic/patcher.yaml --host-root /host \\

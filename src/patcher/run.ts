@@ -3,6 +3,7 @@
 // file-system events on the managed files' directories (debounced), and a periodic re-check with
 // jitter; a pass that leaves errors or owed actions is retried with exponential back-off.
 import { dirname } from "node:path";
+import { EXIT_BAD_INPUT } from "../cli.ts";
 import { createHostCommands, type NsenterMode } from "../host/commands.ts";
 import { HostPaths } from "../host/paths.ts";
 import type { Logger } from "../log.ts";
@@ -39,7 +40,7 @@ export interface PatcherOptions {
 }
 
 /** Exit code for a manifest or configuration that fails validation (nothing was written). */
-export const EXIT_BAD_INPUT = 2;
+export { EXIT_BAD_INPUT };
 
 /** Prints a pass result for humans or as one JSON document. */
 export function formatResult(result: PassResult, output: "text" | "json"): string {

@@ -46,7 +46,7 @@ function sha256(text: string): string {
 export function stubLauncher(spec: FeatureSpec, kubeconfig?: string): string {
   // ks-stub selects pods by raw_container_name=<arg> and a container named <arg>: the container
   // name, which is the feature's name unless the spec says otherwise.
-  const args = [`${spec.containerName}`, `--namespace ${spec.namespace}`];
+  const args = [`${spec.containerName}`, `--kube-namespace ${spec.namespace}`];
   if (kubeconfig) args.push(`--kubeconfig ${kubeconfig}`);
   return [
     "#!/bin/sh",
