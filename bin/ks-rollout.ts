@@ -116,9 +116,14 @@ if (import.meta.main) {
     if (!/^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$/.test(feature)) {
       throw new UsageError(`<feature>: "${feature}" is not a feature name`);
     }
-    const namespace = kubeNamespaceSetting("ks-rollout", values["kube-namespace"], values.namespace, {
-      oldEnv: true,
-    });
+    const namespace = kubeNamespaceSetting(
+      "ks-rollout",
+      values["kube-namespace"],
+      values.namespace,
+      {
+        oldEnv: true,
+      },
+    );
     // On a terminal the progress line is redrawn in place; log lines are printed above it.
     const tty = output === "text" && !isStatus && Deno.stderr.isTerminal();
     const encoder = new TextEncoder();

@@ -17,7 +17,6 @@ export const EXIT_USAGE = 2;
 /** Exit code for bad input (a bad spec, manifest or other file named on the command line). */
 export const EXIT_BAD_INPUT = 2;
 
-
 /** Thrown for bad command-line input; `runCli` prints its message on one line and exits 2. */
 export class UsageError extends Error {
   override name = "UsageError";

@@ -44,7 +44,11 @@ Deno.test("a bad input file exits 2 in every tool that reads one, with one line 
       assert.equal(lines.length, 1, `${tool}: ${r.stderr}`);
       assert.match(lines[0], /bad\.yaml/, tool);
     }
-    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["bad.yaml"], "nothing written");
+    assert.deepEqual(
+      [...Deno.readDirSync(dir)].map((e) => e.name),
+      ["bad.yaml"],
+      "nothing written",
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

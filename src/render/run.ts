@@ -9,7 +9,6 @@ import { type Profile } from "./profile.ts";
 import { renderFeature } from "./render.ts";
 import { OutputError, writeOutputDir } from "./write.ts";
 
-
 /** What one ks-render invocation asks for. */
 export interface RenderRun {
   specPath: string;
