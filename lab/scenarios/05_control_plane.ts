@@ -1,4 +1,4 @@
-// Lab: the real control plane every later Kubernetes scenario uses (issue 4): etcd,
+// Lab: the real control plane every later Kubernetes scenario uses: etcd,
 // kube-apiserver, kube-controller-manager, kube-scheduler and kwok started warm from the cached
 // binaries, the lab's switch registered as a kwok node with SONiC labels, and a DaemonSet pod
 // brought to Ready on it, each with its measured time. The cluster is left in `ctx.kube`.
@@ -12,7 +12,7 @@ import { formatMs } from "../timeline.ts";
 export const LAB_NODE = "sonic-lab";
 
 export const scenario: LabScenario = {
-  title: "issue 4: a real control plane (etcd, apiserver, controller-manager, scheduler, kwok)",
+  title: "a real control plane (etcd, apiserver, controller-manager, scheduler, kwok)",
   needs: ["kube"],
   async run(ctx) {
     const { timeline } = ctx;

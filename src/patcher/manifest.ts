@@ -1,4 +1,4 @@
-// The patcher's desired-state manifest (contract 3, `kind: HostFiles`): parsed from YAML or JSON
+// The patcher's desired-state manifest (`kind: HostFiles`): parsed from YAML or JSON
 // and validated as a whole — every field, every source file read and its declared SHA-256 checked
 // — before the patcher touches anything. Errors are one line naming the file and the field.
 import { parse as parseYaml } from "yaml";
