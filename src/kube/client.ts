@@ -6,6 +6,7 @@
 // objects as the server sent them, with rest.ts's errors (KubeApiError with the status, 410 for an
 // expired version; KubeUnreachableError), and `watchUntil()` waits for a condition by watch instead
 // of polling. ks-stub, spawned on every `systemctl` call, uses rest.ts only.
+import "./node_warnings.ts";
 import { KubeConfig as ClientNodeConfig, Watch } from "@kubernetes/client-node";
 import { type KubeConfig, KubeconfigError } from "./kubeconfig.ts";
 import { KubeApiError, KubeUnreachableError, type WatchEvent } from "./rest.ts";

@@ -1,6 +1,8 @@
 // The protobuf pieces the CRI client uses: varints as protobuf defines them (unsigned 64-bit on
 // the wire, int32 sign-extended, int64 as a bigint), what is written decodes back, unknown fields
-// are skipped, truncated or over-long input is an error.
+// are skipped, truncated or over-long input is an error; and real containerd ContainerStatus
+// answers (captured in sandbox/fixtures/cri_status.ts, and live when containerd and crictl are
+// here) decode to the exit codes and the nanosecond timestamps containerd reports.
 import assert from "node:assert/strict";
 import {
   asString,
@@ -13,6 +15,13 @@ import {
   ProtoWriter,
   readVarint,
 } from "../../src/checkers/protobuf.ts";
+import { decodeContainerStatus } from "../../src/checkers/cri.ts";
+import { CAPTURED, captureExitStatuses, fromHex } from "../../sandbox/fixtures/cri_status.ts";
+import {
+  containerdUnavailableReason,
+  crictlPath,
+  startContainerd,
+} from "../../sandbox/harness/containerd.ts";
 
 const hex = (bytes: number[] | Uint8Array) =>
   [...bytes].map((b) => b.toString(16).padStart(2, "0")).join(" ");
@@ -101,4 +110,86 @@ Deno.test("fixed-width fields are skipped; truncated input throws", () => {
   assert.throws(() => decodeFields(Uint8Array.from([0x0a, 5, 1])), /truncated/);
   assert.throws(() => decodeFields(Uint8Array.from([0x09, 1, 2])), /truncated field/);
   assert.throws(() => decodeFields(Uint8Array.from([0x0d, 1])), /truncated field/);
+});
+
+/** RFC 3339 with up to 9 fractional digits -> nanoseconds since the epoch, exactly. */
+function rfc3339Ns(text: string): bigint {
+  const m = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/.exec(text);
+  if (!m) throw new Error(`not RFC 3339: ${text}`);
+  const seconds = BigInt(Date.parse(`${m[1]}${m[3]}`) / 1000);
+  return seconds * 1_000_000_000n + BigInt((m[2] ?? "").padEnd(9, "0"));
+}
+
+/** The answer with the status's exit_code (field 7) replaced by `code`, re-encoded. */
+function withExitCode(answer: Uint8Array, code: number): Uint8Array {
+  const copy = (fields: ReturnType<typeof decodeFields>, edit?: (w: ProtoWriter) => void) => {
+    const w = new ProtoWriter();
+    for (const f of fields) {
+      if (edit && f.field === 7) continue;
+      if (typeof f.value === "bigint") w.varint(f.field, f.value);
+      else w.bytes(f.field, f.value);
+    }
+    edit?.(w);
+    return w;
+  };
+  const top = decodeFields(answer);
+  const w = new ProtoWriter();
+  for (const f of top) {
+    if (f.field === 1 && f.value instanceof Uint8Array) {
+      w.bytes(1, copy(decodeFields(f.value), (s) => s.varint(7, code)));
+    } else if (f.value instanceof Uint8Array) w.bytes(f.field, f.value);
+  }
+  return w.finish();
+}
+
+Deno.test("containerd's own ContainerStatus answers decode: exit 0, 1, 255, 137 and ns timestamps", () => {
+  assert.ok(CAPTURED.length >= 4, "the fixture holds the captured answers");
+  for (const c of CAPTURED) {
+    const s = decodeContainerStatus("id", fromHex(c.hex));
+    assert.equal(s.state, "exited", c.name);
+    assert.equal(s.exitCode, c.exitCode, c.name);
+    assert.ok(s.startedAtNs > 2n ** 53n, `${c.name}: a nanosecond timestamp beyond 2^53`);
+    assert.ok(s.finishedAtNs >= s.startedAtNs, c.name);
+    // The timestamp's varint re-encodes to the very bytes containerd sent: nothing was rounded.
+    assert.ok(c.hex.includes(hex(encodeVarint(s.finishedAtNs)).replaceAll(" ", "")), c.name);
+  }
+  // A runtime may report -1 (no process could give it): in a real answer, as protobuf writes an
+  // int32 -1 (10 bytes), it decodes as -1 and leaves the other fields alone.
+  const real = fromHex(CAPTURED[0].hex);
+  const minusOne = decodeContainerStatus("id", withExitCode(real, -1));
+  assert.equal(minusOne.exitCode, -1);
+  const orig = decodeContainerStatus("id", real);
+  assert.deepEqual(
+    { ...minusOne, exitCode: orig.exitCode },
+    orig,
+    "only the exit code changed",
+  );
+});
+
+const criSkip = containerdUnavailableReason() ??
+  (crictlPath() ? undefined : "crictl not built (scripts/build-kube.sh)");
+
+Deno.test({
+  name: "live containerd: exit codes and the exact finishedAt crictl reports",
+  ignore: criSkip !== undefined,
+  async fn() {
+    const containerd = await startContainerd();
+    try {
+      const captured = await captureExitStatuses(containerd);
+      for (const c of captured) {
+        const s = decodeContainerStatus("id", fromHex(c.hex));
+        assert.equal(s.exitCode, c.exitCode, c.name);
+        const id = decodeFields(decodeFields(fromHex(c.hex))[0].value as Uint8Array)
+          .find((f) => f.field === 1)!;
+        const inspect = await containerd.crictl(["inspect", asString(id.value)]);
+        assert.equal(inspect.code, 0, inspect.stderr);
+        const status = JSON.parse(inspect.stdout).status;
+        assert.equal(status.exitCode, c.exitCode, c.name);
+        assert.equal(s.finishedAtNs, rfc3339Ns(status.finishedAt), `${c.name}: exact to the ns`);
+        assert.equal(s.startedAtNs, rfc3339Ns(status.startedAt), c.name);
+      }
+    } finally {
+      await containerd.stop();
+    }
+  },
 });
