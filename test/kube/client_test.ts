@@ -1,7 +1,9 @@
 // The client-node side (src/kube/client.ts) against a real kube-apiserver: watchEvents yields the
 // objects as the server sent them, in order, with the admin's mutual TLS and with a service
-// account's token; an expired version is KubeApiError 410; an abort ends the iterator at once;
-// watchUntil waits for a condition and names what it waited for when it times out.
+// account's token; a refused watch is KubeApiError with its status; an abort ends the iterator at
+// once; watchUntil waits for a condition and names what it waited for when it times out. The ERROR
+// event of an expired version (410), which a real server sends only once its history is compacted,
+// comes from a scripted server: the events before it are delivered, then it is KubeApiError 410.
 import assert from "node:assert/strict";
 import { toClientNodeConfig, watchEvents, watchUntil } from "../../src/kube/client.ts";
 import { loadKubeconfig } from "../../src/kube/kubeconfig.ts";
@@ -17,7 +19,7 @@ interface ConfigMap {
 const cms = resourcePath({ resource: "configmaps", namespace: SONIC_NAMESPACE });
 
 Deno.test({
-  name: "client-node watches against a real apiserver: events in order, 410, abort, watchUntil",
+  name: "client-node watches against a real apiserver: events in order, errors, abort, watchUntil",
   ignore: kubeBinDir() === undefined,
   async fn(t) {
     const cluster = await startKube();
@@ -72,16 +74,37 @@ Deno.test({
         assert.equal(found[0].metadata.name, "sa-seen");
       });
 
-      await t.step("an expired resourceVersion is KubeApiError 410", async () => {
-        await assert.rejects(
-          (async () => {
+      await t.step(
+        "a refused watch (a resourceVersion that is not one) is KubeApiError with the server's status",
+        async () => {
+          let error: unknown;
+          try {
             for await (
-              const _ of watchEvents(kc, cms, { resourceVersion: "1" }, AbortSignal.timeout(20_000))
-            ) { /* an ERROR event ends it */ }
-          })(),
-          (e) => e instanceof KubeApiError && e.status === 410,
-        );
-      });
+              const _ of watchEvents(
+                kc,
+                cms,
+                { resourceVersion: "not-a-version" },
+                AbortSignal.timeout(20_000),
+              )
+            ) { /* none expected */ }
+          } catch (e) {
+            error = e;
+          }
+          assert.ok(error instanceof KubeApiError, String(error));
+          // The status the server gave: the same the REST client reports for the same watch.
+          let viaRest: unknown;
+          try {
+            for await (
+              const _ of cluster.rest.watch(cms, { resourceVersion: "not-a-version", retries: 0 })
+            ) { /* none expected */ }
+          } catch (e) {
+            viaRest = e;
+          }
+          assert.ok(viaRest instanceof KubeApiError, String(viaRest));
+          assert.equal(error.status, viaRest.status);
+          assert.ok(error.status >= 400, String(error.status));
+        },
+      );
 
       await t.step("an abort ends a quiet watch at once", async () => {
         const abort = new AbortController();
@@ -136,4 +159,36 @@ Deno.test("a watch of a server that does not listen is KubeUnreachableError", as
     })(),
     (e) => e instanceof KubeUnreachableError,
   );
+});
+
+Deno.test("an ERROR event (410 Expired) ends the watch as KubeApiError after the events before it", async () => {
+  const lines = [
+    `{"type":"ADDED","object":{"metadata":{"name":"a"}}}\n`,
+    `{"type":"MODIFIED","object":{"metadata":{"name":"a","resourceVersion":"2"}}}\n`,
+    `{"type":"ERROR","object":{"kind":"Status","code":410,"reason":"Expired","message":"too old resource version"}}\n`,
+  ];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+    assert.equal(new URL(req.url).searchParams.get("watch"), "true");
+    return new Response(lines.join(""), { headers: { "content-type": "application/json" } });
+  });
+  try {
+    const kc = toClientNodeConfig({ source: "t", server: `http://127.0.0.1:${server.addr.port}` });
+    const got: string[] = [];
+    await assert.rejects(
+      async () => {
+        for await (
+          const ev of watchEvents<ConfigMap>(
+            kc,
+            "/api/v1/configmaps",
+            {},
+            AbortSignal.timeout(10_000),
+          )
+        ) got.push(`${ev.type} ${ev.object.metadata.name}`);
+      },
+      (e) => e instanceof KubeApiError && e.status === 410 && e.reason === "Expired",
+    );
+    assert.deepEqual(got, ["ADDED a", "MODIFIED a"]);
+  } finally {
+    await server.shutdown();
+  }
 });
