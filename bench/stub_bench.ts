@@ -1,6 +1,6 @@
 // `deno task bench stub`: median wall time of `ks-stub <feature> status` (the bundled tool, as
-// systemd and featured run it) on a warm host, beside the design's kubectl-based stub (design.md
-// 4.4: `kubectl get pods -l … --field-selector spec.nodeName=…` for the name, then
+// systemd and featured run it) on a warm host, beside the design's kubectl-based stub
+// (`kubectl get pods -l … --field-selector spec.nodeName=…` for the name, then
 // `kubectl get pod … -o jsonpath={.status.phase}`), against the same real API server and pod.
 import { join } from "node:path";
 import { toolArgv } from "../sandbox/harness/bin.ts";

@@ -4,7 +4,7 @@
 // (tcp + process). Reports answer latency p50/p99/max, errors, and the watchdog's RSS (VmRSS at
 // the end, VmHWM peak), with Deno's defaults and with V8's young generation capped
 // (`--v8-flags=--max-semi-space-size=1`, the flag the images should pass). Beside it, the public
-// Rust watchdog's figures as measured in docs/environment.md (its code is not in this tree).
+// Rust watchdog's figures as measured earlier on this machine type (its code is not in this tree).
 import { startRedis } from "../sandbox/harness/redis.ts";
 import { freePort, waitForPort } from "../sandbox/harness/net.ts";
 import { startTool } from "../sandbox/harness/running_tool.ts";
@@ -139,7 +139,7 @@ try {
     );
   }
   console.log(
-    "| public Rust telemetry watchdog (docs/environment.md: 4 concurrent connections) | | ~42 ms | | | 2.4 MB | | |",
+    "| public Rust telemetry watchdog (measured earlier: 4 concurrent connections) | | ~42 ms | | | 2.4 MB | | |",
   );
   console.log(
     "(its ~290 requests/s ceiling is below this load; kubelet sends ~2 probes per period)",

@@ -1,6 +1,13 @@
 // ks-container-checker: monit's container_checker for a node where some features run under
 // Kubernetes. Parses flags and calls src/checkers/container_check.ts.
-import { parseCli, parseDuration, runCli, setting, UsageError } from "../src/cli.ts";
+import {
+  kubeNamespaceSetting,
+  parseCli,
+  parseDuration,
+  runCli,
+  setting,
+  UsageError,
+} from "../src/cli.ts";
 import { createLogger } from "../src/log.ts";
 import { runContainerChecker } from "../src/checkers/container_check.ts";
 import { resolveEndpoints } from "../src/checkers/runtimes.ts";
@@ -13,17 +20,21 @@ Expected: FEATURE rows (CONFIG_DB) whose state is not disabled/always_disabled; 
 platforms has_global_scope -> <name>, has_per_asic_scope -> <name><asic> per ASIC (NUM_ASIC from
 asic.conf); always_enabled features and --always-running names. Running: the node's runtimes only
 (never the API server): Docker containers by name, and Kubernetes containers (Docker or the CRI
-runtime) of pod namespace "sonic" by their io.kubernetes.container.name label (never POD).
+runtime) of pod namespace --kube-namespace (default "sonic") by their io.kubernetes.container.name
+label (never POD).
 
-Prints "Expected containers not running: a, b" and exits 3 when something is missing; exits 3
-with one line per runtime that cannot be reached; 1 when CONFIG_DB cannot be read; else 0.
-A runtime whose socket does not exist is not installed here and is skipped.
+Prints "Expected containers not running: a, b" when something is missing, one line per runtime
+that cannot be reached. A runtime whose socket does not exist is not installed here and is skipped.
+
+Exit codes (monit's container_checker contract): 0 all expected containers run, 3 some are missing
+or a runtime cannot be reached, 1 CONFIG_DB cannot be read, 2 usage error.
 
 Options:
   --docker-socket P   Docker API socket (KS_DOCKER_SOCKET, DOCKER_HOST; default /var/run/docker.sock;
                       "none" disables)
   --cri-socket P      CRI socket (KS_CRI_SOCKET, CONTAINER_RUNTIME_ENDPOINT; default
                       /run/containerd/containerd.sock; "none" disables)
+  --kube-namespace NS the Kubernetes namespace whose pods count (KS_KUBE_NAMESPACE; default sonic)
   --db-config P       database_config.json (KS_DB_CONFIG; default SONiC's)
   --asic-conf P       asic.conf (KS_ASIC_CONF; default /usr/share/sonic/device/<platform>/asic.conf)
   --always-running N  a container that must always run (repeatable), e.g. database-chassis
@@ -43,6 +54,7 @@ if (import.meta.main) {
       options: {
         "docker-socket": { type: "string" },
         "cri-socket": { type: "string" },
+        "kube-namespace": { type: "string" },
         "db-config": { type: "string" },
         "asic-conf": { type: "string" },
         "always-running": { type: "string", multiple: true },
@@ -60,6 +72,11 @@ if (import.meta.main) {
       endpoints: resolveEndpoints({
         dockerSocket: values["docker-socket"],
         criSocket: values["cri-socket"],
+        kubeNamespace: kubeNamespaceSetting(
+          "ks-container-checker",
+          values["kube-namespace"],
+          undefined,
+        ),
         timeoutMs,
       }),
       db: { dbConfigPath: values["db-config"] },

@@ -14,7 +14,7 @@ Usage: ks-patcher --manifest M [--host-root DIR] [--state-dir DIR] --allow-root 
   --state-dir DIR     backups, journal, ownership registry
                       (default <host-root>/var/lib/kubesonic)                  env KS_PATCHER_STATE_DIR
   --allow-root PATH   host path under which files may be written (repeatable; required)
-  --once              one pass, then exit: 0 converged, 1 errors, 2 bad input
+  --once              one pass, then exit (codes below)
   --dry-run           print the plan and touch nothing (exit 0, or 1 on errors)
   --interval D        periodic re-check, jittered ±10 % (default 60s)          env KS_PATCHER_INTERVAL
   --debounce D        quiet time after a file event before a pass (default 20ms)

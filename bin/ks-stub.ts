@@ -1,9 +1,17 @@
 // ks-stub: what a feature's systemd unit runs once Kubernetes owns its container
 // (ExecStartPre start, ExecStart wait, ExecStop stop; featured's restart), against this node's
 // pod of the feature's DaemonSet. Parses flags and calls src/stub/run.ts.
-import { parseCli, parseDuration, runCli, setting, UsageError } from "../src/cli.ts";
+import {
+  DEFAULT_KUBE_NAMESPACE,
+  kubeNamespaceSetting,
+  parseCli,
+  parseDuration,
+  runCli,
+  setting,
+  UsageError,
+} from "../src/cli.ts";
+import { STATUS_UNKNOWN } from "../src/stub/control.ts";
 import { DEFAULT_GRACE_MS, run } from "../src/stub/run.ts";
-import { DEFAULT_NAMESPACE } from "../src/stub/target.ts";
 
 const HELP = `ks-stub — systemd's start/stop/status for a feature whose container Kubernetes runs
 
@@ -19,7 +27,8 @@ Usage: ks-stub <feature> start|stop|restart|status|wait [asic] [options]
 Options:
   --kubeconfig P   kubeconfig (default: KUBECONFIG, then /etc/kubernetes/kubelet.conf)
   --node NAME      Kubernetes node name (default: KS_NODE_NAME, then the lowercased hostname)
-  --namespace NS   Kubernetes namespace of the DaemonSet (default ${DEFAULT_NAMESPACE})
+  --kube-namespace NS  Kubernetes namespace of the DaemonSet (env KS_KUBE_NAMESPACE, default
+                   ${DEFAULT_KUBE_NAMESPACE}; the old --namespace still works)
   --timeout D      bound of the verb (default start 20s, stop/restart 30s, status 5s)
   --grace D        wait: how long the feature may have no pod before wait returns (default ${
   DEFAULT_GRACE_MS / 1000
@@ -30,14 +39,19 @@ Options:
 Pods are selected by labels app=<feature> and raw_container_name (feature pods only; its value
 names the feature container), asic (per-ASIC) and field spec.nodeName.
 
+Exit codes: status keeps LSB's: 0 running, 3 not running, 4 unknown (also for a usage error or a
+kubeconfig that cannot be used: status never answers 1 or 2, which LSB reserves for "dead").
+start, stop, restart, wait: 0 done, 1 failed (API server unreachable, timed out), 2 usage error
+or a kubeconfig that cannot be used.
+
 Example:
   ks-stub telemetry status --output json
 telemetry.service's launcher /usr/local/bin/telemetry.sh runs
-  exec ks-stub telemetry --namespace sonic "$@"      (start, wait, stop; restart, status)`;
+  exec ks-stub telemetry --kube-namespace sonic "$@"  (start, wait, stop; restart, status)`;
 
 if (import.meta.main) {
-  // An unexpected failure of status is "unknown" (4) to LSB callers, of any other verb 1.
-  const internalError = Deno.args.includes("status") ? 4 : 1;
+  // Any failure of status, a usage error included, is "unknown" (4) to LSB callers.
+  const statusFailure = Deno.args.includes("status") ? STATUS_UNKNOWN : undefined;
   await runCli("ks-stub", async () => {
     const { values, positionals } = parseCli({
       tool: "ks-stub",
@@ -45,6 +59,7 @@ if (import.meta.main) {
       options: {
         kubeconfig: { type: "string" },
         node: { type: "string" },
+        "kube-namespace": { type: "string" },
         namespace: { type: "string" },
         timeout: { type: "string" },
         grace: { type: "string" },
@@ -72,8 +87,8 @@ if (import.meta.main) {
       asic: positionals[2],
       kubeconfig: values.kubeconfig,
       node: setting(values.node, "KS_NODE_NAME"),
-      // Not KS_NAMESPACE: ks-entrypoint and ks-watchdog read that as the ASIC namespace.
-      namespace: values.namespace || DEFAULT_NAMESPACE,
+      // Never KS_NAMESPACE: ks-entrypoint and ks-watchdog read that as the ASIC namespace.
+      namespace: kubeNamespaceSetting("ks-stub", values["kube-namespace"], values.namespace),
       timeoutMs: values.timeout === undefined
         ? undefined
         : parseDuration(values.timeout, "--timeout"),
@@ -81,5 +96,5 @@ if (import.meta.main) {
       output,
       signal: stopping.signal,
     });
-  }, internalError);
+  }, statusFailure);
 }

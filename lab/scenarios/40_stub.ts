@@ -1,5 +1,5 @@
 // Lab: ks-stub, what telemetry.service's start/stop/status/wait run once Kubernetes owns the
-// container (design.md 4.4). The bundled stub, as the rendered `<feature>-stub` ServiceAccount with
+// container (the design's systemd stub, docs/design.md). The bundled stub, as the rendered `<feature>-stub` ServiceAccount with
 // only its Role, against the lab's control plane: status with LSB codes, stop deleting the pod
 // and the DaemonSet replacing it, wait following the pod and returning when it is gone, and
 // status answering 4 while the API server is cut off — each with its measured time.

@@ -1,5 +1,5 @@
-// Lab: the monit checkers on a simulated switch's runtimes (design.md "Monitoring and
-// Alerting"). A private dockerd runs the native containers the FEATURE table expects; the
+// Lab: the monit checkers on a simulated switch's runtimes (the design's monitoring,
+// docs/design.md). A private dockerd runs the native containers the FEATURE table expects; the
 // Kubernetes-owned features (set_owner=kube) run as kubelet-style pods through the CRI of a
 // private containerd (or, without crictl, as Docker containers with the kubelet's labels).
 // ks-container-checker counts them all; a stopped pod is reported the way monit shows it; a

@@ -1,4 +1,4 @@
-// One simulated switch for the design's rollout/rollback flows (design.md 5): a kwok node on the
+// One simulated switch for the design's rollout/rollback flows (docs/design.md): a kwok node on the
 // real API server, the real redis as its CONFIG_DB, a sandbox host root in the v0 state (the
 // native launcher), the recording systemctl/docker, and the pod runner playing the kubelet's
 // container part. Everything else is the real tools, bundled: ks-render renders the telemetry

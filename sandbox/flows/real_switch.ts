@@ -1,4 +1,4 @@
-// The design's flows on a real lab switch (issue 9), as an ordered list of steps shared by the
+// The design's flows on a real lab switch, as an ordered list of steps shared by the
 // end-to-end test and the lab (lab/scenarios/90_real_switch.ts).
 // Every step acts the way an operator or a SONiC daemon would (redis-cli, systemctl, kubectl) and
 // checks the result through systemd, the API server and the container runtime of the switch.

@@ -1,4 +1,4 @@
-// Real lab switches for end-to-end tests and the lab (issue 9): N node containers (`sw1`…) on a
+// Real lab switches for end-to-end tests and the lab: N node containers (`sw1`…) on a
 // private dockerd, each with systemd as PID 1, the database (redis-server + SONiC's
 // database_config.json), containerd, the native Docker, monit, SONiC's telemetry.service in its
 // native v0 form, and a real kubelet registered with the lab's API server as `system:node:<name>`.

@@ -1,7 +1,7 @@
 // The CRI runtime (containerd's `runtime.v1.RuntimeService`) as the checkers see it: list the
 // running containers with their labels, and one container's status (state, exit code, PID) —
 // straight over the CRI gRPC socket, no crictl needed on the node.
-import { asString, decodeFields, decodeMapEntry, ProtoWriter } from "./protobuf.ts";
+import { asString, decodeFields, decodeMapEntry, int32, int64, ProtoWriter } from "./protobuf.ts";
 import { GrpcUnixClient } from "./grpc_unix.ts";
 
 const SERVICE = "/runtime.v1.RuntimeService";
@@ -26,7 +26,11 @@ export interface CriContainer {
 export interface CriContainerStatus {
   id: string;
   state: CriState;
+  /** The exit code (int32: a runtime may report a negative one). */
   exitCode: number;
+  /** When the container started and finished, in nanoseconds since the epoch (0n: not yet). */
+  startedAtNs: bigint;
+  finishedAtNs: bigint;
   reason: string;
   labels: Record<string, string>;
   /** The init process PID from the verbose info, when the runtime reports it. */
@@ -49,18 +53,58 @@ function decodeContainer(buf: Uint8Array): CriContainer {
   for (const f of decodeFields(buf)) {
     if (f.field === 1) c.id = asString(f.value);
     else if (f.field === 2) c.podSandboxId = asString(f.value);
-    else if (f.field === 3 && typeof f.value !== "number") {
+    else if (f.field === 3 && f.value instanceof Uint8Array) {
       for (const m of decodeFields(f.value)) {
         if (m.field === 1) c.name = asString(m.value);
-        else if (m.field === 2 && typeof m.value === "number") c.attempt = m.value;
+        else if (m.field === 2) c.attempt = int32(m.value);
       }
-    } else if (f.field === 6 && typeof f.value === "number") c.state = stateOf(f.value);
-    else if (f.field === 8 && typeof f.value !== "number") {
+    } else if (f.field === 6) c.state = stateOf(int32(f.value));
+    else if (f.field === 8 && f.value instanceof Uint8Array) {
       const [k, v] = decodeMapEntry(f.value);
       c.labels[k] = v;
     }
   }
   return c;
+}
+
+/**
+ * Decodes a ContainerStatusResponse (status: id 1, state 3, started_at 5, finished_at 6,
+ * exit_code 7, reason 10, labels 12; the verbose info map 2 with the PID).
+ */
+export function decodeContainerStatus(id: string, resp: Uint8Array): CriContainerStatus {
+  const s: CriContainerStatus = {
+    id,
+    state: "unknown",
+    exitCode: 0,
+    startedAtNs: 0n,
+    finishedAtNs: 0n,
+    reason: "",
+    labels: {},
+  };
+  for (const f of decodeFields(resp)) {
+    if (f.field === 1 && f.value instanceof Uint8Array) {
+      for (const m of decodeFields(f.value)) {
+        if (m.field === 3) s.state = stateOf(int32(m.value));
+        else if (m.field === 5) s.startedAtNs = int64(m.value);
+        else if (m.field === 6) s.finishedAtNs = int64(m.value);
+        else if (m.field === 7) s.exitCode = int32(m.value);
+        else if (m.field === 10) s.reason = asString(m.value);
+        else if (m.field === 12 && m.value instanceof Uint8Array) {
+          const [k, v] = decodeMapEntry(m.value);
+          s.labels[k] = v;
+        }
+      }
+    } else if (f.field === 2 && f.value instanceof Uint8Array) {
+      const [k, v] = decodeMapEntry(f.value);
+      if (k === "info") {
+        try {
+          const info = JSON.parse(v) as { pid?: number };
+          if (typeof info.pid === "number" && info.pid > 0) s.pid = info.pid;
+        } catch { /* not JSON: no pid */ }
+      }
+    }
+  }
+  return s;
 }
 
 /** A CRI runtime client on one socket. */
@@ -85,7 +129,7 @@ export class CriClient {
     const resp = await this.grpc.call(`${SERVICE}/ListContainers`, req.finish());
     const out: CriContainer[] = [];
     for (const field of decodeFields(resp)) {
-      if (field.field === 1 && typeof field.value !== "number") {
+      if (field.field === 1 && field.value instanceof Uint8Array) {
         out.push(decodeContainer(field.value));
       }
     }
@@ -95,31 +139,7 @@ export class CriClient {
   /** The verbose status of container `id`. Rejects with GrpcError NOT_FOUND when it is gone. */
   async containerStatus(id: string): Promise<CriContainerStatus> {
     const req = new ProtoWriter().bytes(1, id).varint(2, true).finish();
-    const resp = await this.grpc.call(`${SERVICE}/ContainerStatus`, req);
-    const s: CriContainerStatus = { id, state: "unknown", exitCode: 0, reason: "", labels: {} };
-    for (const f of decodeFields(resp)) {
-      if (f.field === 1 && typeof f.value !== "number") {
-        for (const m of decodeFields(f.value)) {
-          if (m.field === 3 && typeof m.value === "number") s.state = stateOf(m.value);
-          else if (m.field === 7 && typeof m.value === "number") {
-            s.exitCode = m.value > 0x7fffffff ? m.value - 2 ** 64 : m.value;
-          } else if (m.field === 10) s.reason = asString(m.value);
-          else if (m.field === 12 && typeof m.value !== "number") {
-            const [k, v] = decodeMapEntry(m.value);
-            s.labels[k] = v;
-          }
-        }
-      } else if (f.field === 2 && typeof f.value !== "number") {
-        const [k, v] = decodeMapEntry(f.value);
-        if (k === "info") {
-          try {
-            const info = JSON.parse(v) as { pid?: number };
-            if (typeof info.pid === "number" && info.pid > 0) s.pid = info.pid;
-          } catch { /* not JSON: no pid */ }
-        }
-      }
-    }
-    return s;
+    return decodeContainerStatus(id, await this.grpc.call(`${SERVICE}/ContainerStatus`, req));
   }
 
   /** Closes the connection. */

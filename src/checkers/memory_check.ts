@@ -91,12 +91,22 @@ async function socketExists(path: string | undefined): Promise<boolean> {
   }
 }
 
-function matchesK8s(runtime: RuntimeKind, labels: Record<string, string>, name: string): boolean {
-  return labels[K8S_NAMESPACE_LABEL] !== undefined && checkerName(runtime, labels, "") === name;
+function matchesK8s(
+  runtime: RuntimeKind,
+  labels: Record<string, string>,
+  name: string,
+  kubeNamespace: string,
+): boolean {
+  return labels[K8S_NAMESPACE_LABEL] !== undefined &&
+    checkerName(runtime, labels, "", kubeNamespace) === name;
 }
 
 /** Docker: the native container `name`, else running containers with the kubelet's labels. */
-async function findInDocker(docker: DockerClient, name: string): Promise<FoundContainer[]> {
+async function findInDocker(
+  docker: DockerClient,
+  name: string,
+  kubeNamespace: string,
+): Promise<FoundContainer[]> {
   const native = await docker.inspect(name);
   const found: FoundContainer[] = [];
   // The engine also resolves ID prefixes ("bad" could be an ID): only an exact name counts.
@@ -115,7 +125,7 @@ async function findInDocker(docker: DockerClient, name: string): Promise<FoundCo
     return found;
   }
   for (const c of await docker.listRunning()) {
-    if (!matchesK8s("docker", c.labels, name)) continue;
+    if (!matchesK8s("docker", c.labels, name, kubeNamespace)) continue;
     const info = await docker.inspect(c.id);
     if (!info?.running) continue;
     found.push({
@@ -132,15 +142,19 @@ async function findInDocker(docker: DockerClient, name: string): Promise<FoundCo
   return found;
 }
 
-/** CRI: running containers of namespace `sonic` whose container name is `name`. */
-async function findInCri(cri: CriClient, name: string): Promise<FoundContainer[]> {
+/** CRI: running containers of namespace `kubeNamespace` whose container name is `name`. */
+async function findInCri(
+  cri: CriClient,
+  name: string,
+  kubeNamespace: string,
+): Promise<FoundContainer[]> {
   const list = await cri.listContainers({
     running: true,
-    labels: { [K8S_NAMESPACE_LABEL]: SONIC_POD_NAMESPACE, [K8S_CONTAINER_NAME_LABEL]: name },
+    labels: { [K8S_NAMESPACE_LABEL]: kubeNamespace, [K8S_CONTAINER_NAME_LABEL]: name },
   });
   const found: FoundContainer[] = [];
   for (const c of list) {
-    if (!matchesK8s("cri", c.labels, name)) continue;
+    if (!matchesK8s("cri", c.labels, name, kubeNamespace)) continue;
     let pid: number | undefined;
     try {
       const st = await cri.containerStatus(c.id);
@@ -195,6 +209,7 @@ async function locate(c: FoundContainer, root: string): Promise<CgroupLocation |
 export async function checkMemory(opts: MemoryCheckOptions): Promise<MemoryCheckResult> {
   const base = { name: opts.name, thresholdBytes: opts.thresholdBytes };
   const root = opts.cgroupRoot ?? cgroupRoot();
+  const kubeNamespace = opts.endpoints.kubeNamespace ?? SONIC_POD_NAMESPACE;
   const docker = await socketExists(opts.endpoints.docker)
     ? new DockerClient(opts.endpoints.docker!, opts.endpoints.timeoutMs)
     : undefined;
@@ -205,13 +220,13 @@ export async function checkMemory(opts: MemoryCheckOptions): Promise<MemoryCheck
     const errors: string[] = [];
     const lookups = await Promise.all([
       docker
-        ? findInDocker(docker, opts.name).catch((e) => {
+        ? findInDocker(docker, opts.name, kubeNamespace).catch((e) => {
           errors.push(`docker: ${e instanceof Error ? e.message : e}`);
           return [];
         })
         : [],
       cri
-        ? findInCri(cri, opts.name).catch((e) => {
+        ? findInCri(cri, opts.name, kubeNamespace).catch((e) => {
           // A containerd without the CRI plugin is not a kubelet's runtime: nothing to find.
           if (!(e instanceof GrpcError && e.code === GRPC_UNIMPLEMENTED)) {
             errors.push(`cri: ${e instanceof Error ? e.message : e}`);

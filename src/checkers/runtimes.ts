@@ -17,7 +17,7 @@ export const K8S_POD_NAME_LABEL = "io.kubernetes.pod.name";
 export const K8S_POD_UID_LABEL = "io.kubernetes.pod.uid";
 /** dockershim's container type label (`container` or `podsandbox`). */
 export const K8S_DOCKER_TYPE_LABEL = "io.kubernetes.docker.type";
-/** The namespace SONiC's feature pods run in. */
+/** The Kubernetes namespace SONiC's feature pods run in unless `--kube-namespace` says otherwise. */
 export const SONIC_POD_NAMESPACE = "sonic";
 
 /** Docker's default socket on SONiC. */
@@ -34,6 +34,8 @@ export interface RuntimeEndpoints {
   cri?: string;
   /** Per-call timeout (ms). */
   timeoutMs: number;
+  /** The Kubernetes namespace whose pods' containers count (default `sonic`). */
+  kubeNamespace?: string;
 }
 
 function socketFrom(value: string | undefined): string | undefined {
@@ -49,7 +51,8 @@ function socketFrom(value: string | undefined): string | undefined {
  * /run/containerd/containerd.sock. The value `none` disables a runtime.
  */
 export function resolveEndpoints(
-  flags: { dockerSocket?: string; criSocket?: string; timeoutMs?: number } = {},
+  flags: { dockerSocket?: string; criSocket?: string; timeoutMs?: number; kubeNamespace?: string } =
+    {},
 ): RuntimeEndpoints {
   const pick = (flag: string | undefined, envs: string[], fallback: string) => {
     if (flag !== undefined && flag !== "") return socketFrom(flag);
@@ -68,12 +71,13 @@ export function resolveEndpoints(
     docker: pick(flags.dockerSocket, ["KS_DOCKER_SOCKET", "DOCKER_HOST"], DEFAULT_DOCKER_SOCKET),
     cri: pick(flags.criSocket, ["KS_CRI_SOCKET", "CONTAINER_RUNTIME_ENDPOINT"], DEFAULT_CRI_SOCKET),
     timeoutMs: flags.timeoutMs ?? 2000,
+    kubeNamespace: flags.kubeNamespace ?? SONIC_POD_NAMESPACE,
   };
 }
 
 /**
  * The name under which a running container counts for container_checker, or undefined when it
- * must not count: a container with a pod-namespace label counts only in namespace `sonic`, only
+ * must not count: a container with a pod-namespace label counts only in `kubeNamespace`, only
  * as a real container (not the `POD` sandbox, not `io.kubernetes.docker.type=podsandbox`), under
  * its `io.kubernetes.container.name`; a container without that label (a native SONiC container)
  * counts under its own name (Docker only).
@@ -82,10 +86,11 @@ export function checkerName(
   runtime: RuntimeKind,
   labels: Record<string, string>,
   nativeName: string,
+  kubeNamespace = SONIC_POD_NAMESPACE,
 ): string | undefined {
   const ns = labels[K8S_NAMESPACE_LABEL];
   if (ns === undefined) return runtime === "docker" && nativeName !== "" ? nativeName : undefined;
-  if (ns !== SONIC_POD_NAMESPACE) return undefined;
+  if (ns !== kubeNamespace) return undefined;
   const type = labels[K8S_DOCKER_TYPE_LABEL];
   if (runtime === "docker" ? type !== "container" : type !== undefined && type !== "container") {
     return undefined;
@@ -133,6 +138,7 @@ export async function listRuntime(
 ): Promise<{ status: RuntimeStatus; containers: RunningContainer[] }> {
   const socket = runtime === "docker" ? endpoints.docker : endpoints.cri;
   if (!socket) return { status: { runtime, status: "disabled", containers: 0 }, containers: [] };
+  const kubeNamespace = endpoints.kubeNamespace ?? SONIC_POD_NAMESPACE;
   if (!await socketExists(socket)) {
     return { status: { runtime, socket, status: "absent", containers: 0 }, containers: [] };
   }
@@ -141,7 +147,7 @@ export async function listRuntime(
       runtime,
       id: c.id,
       runtimeName: c.name,
-      name: checkerName(runtime, c.labels, c.name),
+      name: checkerName(runtime, c.labels, c.name, kubeNamespace),
       labels: c.labels,
     });
     let containers: RunningContainer[];
@@ -157,7 +163,7 @@ export async function listRuntime(
       try {
         containers = (await client.listContainers({
           running: true,
-          labels: { [K8S_NAMESPACE_LABEL]: SONIC_POD_NAMESPACE },
+          labels: { [K8S_NAMESPACE_LABEL]: kubeNamespace },
         })).map(toRunning);
       } finally {
         client.close();

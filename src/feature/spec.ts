@@ -40,7 +40,7 @@ export interface ResourceSpec {
   limits: ResourceAmounts;
 }
 
-/** One ks-watchdog check (contract 4: `--tcp`, `--process`, `--http`). */
+/** One ks-watchdog check (its `--tcp`, `--process`, `--http` flags). */
 export type WatchdogProbe =
   | { kind: "tcp"; target: string }
   | { kind: "process"; target: string }

@@ -4,6 +4,7 @@
 // Both API clients (`rest.ts` for short-lived tools, `client.ts` for long-lived ones) start here.
 import { dirname, isAbsolute, join } from "node:path";
 import { parse as parseYaml } from "yaml";
+import { BadInputError } from "../cli.ts";
 import { pathExists } from "../path_exists.ts";
 
 /** The kubelet's kubeconfig on a SONiC switch joined to a cluster. */
@@ -55,7 +56,7 @@ export interface LoadKubeconfigOptions {
 }
 
 /** A kubeconfig that cannot be used; the message names the file and what is wrong. */
-export class KubeconfigError extends Error {
+export class KubeconfigError extends BadInputError {
   override name = "KubeconfigError";
 }
 

@@ -1,4 +1,4 @@
-// The patcher's desired-state manifest (contract 3, `kind: HostFiles`): read as bytes (bounded,
+// The patcher's desired-state manifest (`kind: HostFiles`): read as bytes (bounded,
 // regular file only, strict UTF-8), parsed from YAML or JSON and validated as a whole — every
 // field, every source file read (regular files only, bounded in size and time) and its declared
 // SHA-256 checked — before the patcher touches anything. Errors are one line naming the file and

@@ -3,6 +3,7 @@
 // file-system events on the managed files' directories (debounced), and a periodic re-check with
 // jitter; a pass that leaves errors or owed actions is retried with exponential back-off.
 import { dirname } from "node:path";
+import { EXIT_BAD_INPUT } from "../cli.ts";
 import { createHostCommands, type NsenterMode } from "../host/commands.ts";
 import { fdUnavailable } from "../host/fd.ts";
 import { HostPaths } from "../host/paths.ts";
@@ -42,7 +43,7 @@ export interface PatcherOptions {
 }
 
 /** Exit code for a manifest or configuration that fails validation (nothing was written). */
-export const EXIT_BAD_INPUT = 2;
+export { EXIT_BAD_INPUT };
 
 /** After SIGTERM/SIGINT the pass in flight gets this long before the process exits anyway. */
 export const STOP_GRACE_MS = 5_000;

@@ -1,6 +1,6 @@
 // The host side of a feature under Kubernetes: the files the sidecar's ks-patcher keeps on the
 // switch (the stub launcher the unit calls, a unit drop-in, optionally ks-stub itself and the
-// stub's kubeconfig) and the two desired-state manifests (contract 3): `kube` installs them, `native`
+// stub's kubeconfig) and the two desired-state manifests (ks-patcher's HostFiles): `kube` installs them, `native`
 // restores the originals (the v1 rollback state). Everything here is text; the ConfigMap that
 // carries it is built in configmap.ts.
 import { createHash } from "node:crypto";
@@ -15,7 +15,7 @@ export const STUB_CREDENTIALS_DIR = "/var/run/kubesonic/stub-credentials";
 /** The drop-in file name under `/etc/systemd/system/<unit>.service.d/`. */
 export const DROPIN_NAME = "50-kubesonic.conf";
 
-/** One entry of a HostFiles manifest (contract 3). */
+/** One entry of a HostFiles manifest (what ks-patcher reads). */
 export interface ManifestFile {
   path: string;
   source: string;
@@ -42,11 +42,11 @@ function sha256(text: string): string {
   return createHash("sha256").update(new TextEncoder().encode(text)).digest("hex");
 }
 
-/** The stub launcher that replaces `/usr/local/bin/<feature>.sh` (contract 5). */
+/** The stub launcher that replaces `/usr/local/bin/<feature>.sh`. */
 export function stubLauncher(spec: FeatureSpec, kubeconfig?: string): string {
   // ks-stub selects pods by raw_container_name=<arg> and a container named <arg>: the container
   // name, which is the feature's name unless the spec says otherwise.
-  const args = [`${spec.containerName}`, `--namespace ${spec.namespace}`];
+  const args = [`${spec.containerName}`, `--kube-namespace ${spec.namespace}`];
   if (kubeconfig) args.push(`--kubeconfig ${kubeconfig}`);
   return [
     "#!/bin/sh",
@@ -206,7 +206,7 @@ export function buildHostFiles(spec: FeatureSpec, plan: InstancePlan): HostFiles
   };
 }
 
-/** The HostFiles manifest (contract 3) for `mode`; native mode drops the stop-container actions. */
+/** The HostFiles manifest for `mode`; native mode drops the stop-container actions. */
 export function manifestDocument(
   spec: FeatureSpec,
   files: ManifestFile[],

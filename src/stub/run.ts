@@ -2,7 +2,8 @@
 // kubeconfig, build the lean REST client, run the verb, print status. `bin/ks-stub.ts` only parses
 // flags and calls run().
 import { createLogger, type Logger } from "../log.ts";
-import { UsageError } from "../cli.ts";
+import { EXIT_BAD_INPUT, UsageError } from "../cli.ts";
+import { KubeconfigError } from "../kube/kubeconfig.ts";
 import { KubeRest } from "../kube/rest.ts";
 import type { PodApi } from "./api.ts";
 import {
@@ -82,7 +83,10 @@ export function resolveInvocation(opts: StubOptions): { target: StubTarget; verb
   };
 }
 
-/** Runs one invocation and returns its exit code (status: LSB 0/3/4; others 0/1). */
+/**
+ * Runs one invocation and returns its exit code: status LSB 0/3/4; the other verbs 0 done, 1
+ * failed, 2 a kubeconfig that cannot be used (bad input).
+ */
 export async function run(opts: StubOptions): Promise<number> {
   const { target, verb } = resolveInvocation(opts);
   const log = opts.log ?? createLogger("ks-stub", targetName(target));
@@ -107,7 +111,7 @@ export async function run(opts: StubOptions): Promise<number> {
         return STATUS_UNKNOWN;
       }
       log.error("cannot use the kubeconfig", { error: message });
-      return EXIT_FAILED;
+      return error instanceof KubeconfigError ? EXIT_BAD_INPUT : EXIT_FAILED;
     }
     api = kubePodApi(rest, { retries: 0 });
   }

@@ -85,6 +85,12 @@ Deno.test("label rules: sonic namespace, container type, never POD or <no value>
     checkerName("cri", k8s({ "io.kubernetes.pod.namespace": "default" }), "x"),
     undefined,
   );
+  // --kube-namespace: another namespace counts instead of sonic, never both.
+  assert.equal(
+    checkerName("cri", k8s({ "io.kubernetes.pod.namespace": "default" }), "x", "default"),
+    "telemetry",
+  );
+  assert.equal(checkerName("cri", k8s({}), "x", "default"), undefined);
   for (const bad of ["POD", "<no value>", ""]) {
     assert.equal(checkerName("cri", k8s({ "io.kubernetes.container.name": bad }), "x"), undefined);
   }

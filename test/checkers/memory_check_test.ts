@@ -174,6 +174,10 @@ Deno.test({
             last,
             /^\[telemetry\]: Memory usage \(\d+ Bytes\) is larger than the threshold \(30000000 Bytes\)!/,
           );
+          // Only the pods of the Kubernetes namespace asked for count.
+          const elsewhere = await check(["telemetry", "30000000", "--kube-namespace", "other"]);
+          assert.equal(elsewhere.code, 0, elsewhere.stdout + elsewhere.stderr);
+          assert.equal(elsewhere.stdout, "", "not running in namespace other");
         },
       );
 

@@ -197,7 +197,7 @@ Deno.test("the manifests are valid for the patcher and install the stub launcher
     assert.match(launcher, /^#!\/bin\/sh\n/);
     assert.match(
       launcher,
-      /\nexec \/usr\/local\/bin\/ks-stub telemetry --namespace sonic "\$@"\n$/,
+      /\nexec \/usr\/local\/bin\/ks-stub telemetry --kube-namespace sonic "\$@"\n$/,
     );
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -314,7 +314,7 @@ Deno.test("multi-ASIC per-ASIC feature: one DaemonSet per ASIC with asic label, 
       "/usr/local/bin/ks-entrypoint",
       "--feature",
       "telemetry",
-      "--namespace",
+      "--asic-namespace",
       `asic${asic}`,
       "--",
     ]);
@@ -324,7 +324,7 @@ Deno.test("multi-ASIC per-ASIC feature: one DaemonSet per ASIC with asic label, 
     assert.equal(feature.livenessProbe.httpGet.port, port);
     const wd = container(ds, "telemetry-watchdog").command;
     assert.equal(wd[wd.indexOf("--listen") + 1], `127.0.0.1:${port}`);
-    assert.equal(wd[wd.indexOf("--namespace") + 1], `asic${asic}`);
+    assert.equal(wd[wd.indexOf("--asic-namespace") + 1], `asic${asic}`);
     const redis = ds.spec.template.spec.volumes.find((v: Any) => v.name === "redis");
     assert.equal(redis.hostPath.path, `/var/run/redis${asic}`);
     assert.equal(ds.spec.template.spec.hostPID, false, "no sidecar, no host PID namespace");
@@ -389,7 +389,7 @@ Deno.test("a per-ASIC feature on a single-ASIC switch runs as one plain instance
   });
   const v2 = docs(result, "v2/30-daemonset.yaml");
   assert.deepEqual(v2.map((d) => d.metadata.name), ["telemetry"]);
-  assert.equal(container(v2[0], "telemetry").command.includes("--namespace"), false);
+  assert.equal(container(v2[0], "telemetry").command.includes("--asic-namespace"), false);
 });
 
 Deno.test("--asics beats the config_db count, which beats the spec", () => {
@@ -504,7 +504,7 @@ Deno.test("containerName: the container, raw_container_name, ks-stub's argument 
   const [cm] = docs(result, "common/20-configmap.yaml");
   assert.match(
     cm.data["telemetry.sh"],
-    /exec \/usr\/local\/bin\/ks-stub gnmi --namespace sonic "\$@"/,
+    /exec \/usr\/local\/bin\/ks-stub gnmi --kube-namespace sonic "\$@"/,
   );
   const manifest = parseYaml(cm.data["manifest-kube.yaml"]);
   assert.equal(manifest.files[1].actions[0], "stop-container gnmi");

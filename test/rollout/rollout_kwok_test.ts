@@ -143,7 +143,7 @@ Deno.test({
       );
 
       await t.step(
-        "a RollingUpdate DaemonSet or an unknown --to is refused with one line",
+        "a RollingUpdate DaemonSet, an unknown feature (exit 1) or a --to that is not YAML (exit 2) is refused with one line",
         async () => {
           const feature = "dhcp-relay";
           const ds = daemonSet(feature) as { spec: Record<string, unknown> };
@@ -159,6 +159,16 @@ Deno.test({
           );
           assert.equal(missing.code, 1);
           assert.match(missing.stderr, /no daemonset sonic\/nosuchfeature/);
+          // A --to file that is not YAML is bad input: exit 2, as in every tool, one line.
+          await cluster.rest.create(
+            `/apis/apps/v1/namespaces/${SONIC_NAMESPACE}/daemonsets`,
+            daemonSet("bmp"),
+          );
+          await Deno.writeTextFile(`${dir}/bad.yaml`, "kind: [unclosed\n");
+          const bad = await runTool("ks-rollout", rolloutArgs(cluster, "bmp", `${dir}/bad.yaml`));
+          assert.equal(bad.code, 2, bad.stderr);
+          assert.match(bad.stderr, /bad\.yaml: not YAML/);
+          await deleteDaemonSet(cluster, "bmp");
         },
       );
 
