@@ -247,6 +247,11 @@ export async function start(ctx: StubContext): Promise<number> {
     } catch (error) {
       log.debug("runtime not answering", { error: errorText(error) });
     }
+    // Not running here: ask the API server within the probe's bound before watching it.
+    const probed = await probeApi(ctx, deadline);
+    if (probed instanceof StubApiError && probed.kind === "unreachable") {
+      return await startThroughRuntime(ctx, deadline, probed.message);
+    }
   }
   if (!ctx.api) return await startThroughRuntime(ctx, deadline, "no kubeconfig");
   const stopTracking = new AbortController();
