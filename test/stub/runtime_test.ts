@@ -6,7 +6,7 @@
 // within the stated bound. The bundled dist/ks-stub.js runs every step.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runTool } from "../../sandbox/harness/bin.ts";
+import { runTool, toolCommand } from "../../sandbox/harness/bin.ts";
 import {
   type Containerd,
   containerdUnavailableReason,
@@ -15,7 +15,7 @@ import {
 } from "../../sandbox/harness/containerd.ts";
 import { dockerUnavailableReason, startDocker } from "../../sandbox/harness/docker.ts";
 import { BUSYBOX_REF, importBusyboxDocker } from "../../sandbox/harness/images.ts";
-import { freePort } from "../../sandbox/harness/net.ts";
+import { freePort, waitUntil } from "../../sandbox/harness/net.ts";
 import { runCommand } from "../../sandbox/harness/process.ts";
 
 const skip = containerdUnavailableReason() ??
@@ -145,6 +145,62 @@ Deno.test({
       assert.equal((await stub(["bgp", "status", "0"])).code, 3);
       assert.equal((await stub(["bgp", "status"])).code, 3, "the global instance is not ASIC 1's");
     });
+
+    await t.step(
+      "wait through an API outage: blocks, says what the runtime sees, ends 0 on SIGTERM",
+      async () => {
+        const pod = await featurePod(c, "ntp-w4it", { app: "ntp", raw_container_name: "ntp" }, [
+          "ntp",
+        ]);
+        const child = (await toolCommand("ks-stub", [
+          "ntp",
+          "wait",
+          "--node",
+          "sw1",
+          "--kubeconfig",
+          deadApi,
+          "--grace",
+          "1s",
+        ], {
+          stdout: "null",
+          stderr: "piped",
+          env: { KS_RUNTIME_SOCKET: c.socketPath },
+        })).spawn();
+        let stderr = "";
+        const reading = (async () => {
+          const dec = new TextDecoder();
+          for await (const chunk of child.stderr) stderr += dec.decode(chunk);
+        })();
+        let exited = false;
+        const status = child.status.finally(() => (exited = true));
+        try {
+          await waitUntil(
+            () => Promise.resolve(/the container runs on this node/.test(stderr)),
+            30_000,
+            "wait reporting the running container",
+            200,
+          );
+          // The container stops (the kubelet would restart it): wait says so and stays.
+          const stop = await c.crictl(["stop", pod.containerIds.ntp]);
+          assert.equal(stop.code, 0, stop.stderr);
+          await waitUntil(
+            () => Promise.resolve(/no running container on this node/.test(stderr)),
+            30_000,
+            "wait reporting the stopped container",
+            200,
+          );
+          assert.equal(exited, false, "an API outage never ends wait");
+          child.kill("SIGTERM");
+          assert.equal((await status).code, 0);
+          await reading;
+          assert.match(stderr, /API server call failed; retrying/);
+          assert.match(stderr, /wait ended by signal/);
+        } finally {
+          if (!exited) child.kill("SIGKILL");
+          await status;
+        }
+      },
+    );
 
     await t.step("start with the API server refusing: 0 at once, seen in the runtime", async () => {
       const out = await stub(["telemetry", "start"]);

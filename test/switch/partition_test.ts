@@ -341,7 +341,7 @@ Deno.test({
             check(stopped.code === 0, `systemctl stop ${service}: ${stopped.stderr}`);
             const rows: string[] = [];
             const bounds: Record<string, number> = {
-              status: 5000,
+              status: 8000,
               start: 25_000,
               stop: 15_000,
               restart: 40_000,
