@@ -170,14 +170,16 @@ export function criRuntime(socket: string, timeoutMs: number): NodeRuntime {
   return {
     name: `CRI runtime ${socket}`,
     async instances(target) {
-      const sandboxes = (await client.listPodSandboxes({
-        [K8S_NAMESPACE_LABEL]: target.namespace,
-        [APP_LABEL]: target.feature,
-      })).filter((s) => isTargetPod(s.labels, target));
+      // Both calls at once: one round trip of wall time.
+      const [all, containers] = await Promise.all([
+        client.listPodSandboxes({
+          [K8S_NAMESPACE_LABEL]: target.namespace,
+          [APP_LABEL]: target.feature,
+        }),
+        client.listContainers({ labels: { [K8S_NAMESPACE_LABEL]: target.namespace } }),
+      ]);
+      const sandboxes = all.filter((s) => isTargetPod(s.labels, target));
       if (sandboxes.length === 0) return [];
-      const containers = await client.listContainers({
-        labels: { [K8S_NAMESPACE_LABEL]: target.namespace },
-      });
       return toInstances(
         sandboxes.map((s) => ({
           id: s.id,
