@@ -159,14 +159,19 @@ export class CriClient {
   /**
    * Stops container `id`: SIGTERM, SIGKILL after `timeoutSeconds` (the kubelet, when its pod
    * still wants the container, starts it again). The call waits for the stop, so its deadline is
-   * the timeout plus a margin. Rejects with RuntimeUnreachableError / GrpcError (NOT_FOUND).
+   * the timeout plus `marginMs` (default: the client's timeout). Rejects with
+   * RuntimeUnreachableError / GrpcError (NOT_FOUND).
    */
-  async stopContainer(id: string, timeoutSeconds: number): Promise<void> {
+  async stopContainer(
+    id: string,
+    timeoutSeconds: number,
+    marginMs = this.grpc.timeoutMs,
+  ): Promise<void> {
     const req = new ProtoWriter().bytes(1, id).varint(2, Math.max(0, Math.round(timeoutSeconds)));
     await this.grpc.call(
       `${SERVICE}/StopContainer`,
       req.finish(),
-      timeoutSeconds * 1000 + this.grpc.timeoutMs,
+      timeoutSeconds * 1000 + marginMs,
     );
   }
 

@@ -50,7 +50,7 @@ export class DockerClient {
         signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (e) {
-      throw new RuntimeUnreachableError(`${this.socketPath}: ${this.#reason(e)}`);
+      throw new RuntimeUnreachableError(`${this.socketPath}: ${this.#reason(e, timeoutMs)}`);
     }
     const text = await res.text();
     let body: unknown = text;
@@ -61,9 +61,9 @@ export class DockerClient {
   }
 
   /** "connect: Connection refused (os error 111)" rather than fetch's "fetch failed". */
-  #reason(e: unknown): string {
+  #reason(e: unknown, timeoutMs: number): string {
     if (e instanceof DOMException && e.name === "TimeoutError") {
-      return `no answer within ${this.timeoutMs} ms`;
+      return `no answer within ${timeoutMs} ms`;
     }
     let root = e;
     while (root instanceof Error && root.cause instanceof Error) root = root.cause;
@@ -105,15 +105,16 @@ export class DockerClient {
   }
 
   /**
-   * Stops a container (SIGTERM, SIGKILL after `timeoutSeconds`); false when the engine does not
-   * know it (404). Rejects with RuntimeUnreachableError or an Error on HTTP errors.
+   * Stops a container (SIGTERM, SIGKILL after `timeoutSeconds`; the call may take `marginMs`
+   * longer); false when the engine does not know it (404). Rejects with RuntimeUnreachableError
+   * or an Error on HTTP errors.
    */
-  async stop(id: string, timeoutSeconds: number): Promise<boolean> {
+  async stop(id: string, timeoutSeconds: number, marginMs = this.timeoutMs): Promise<boolean> {
     const t = Math.max(0, Math.round(timeoutSeconds));
     const { status, body } = await this.#get(
       `/containers/${encodeURIComponent(id)}/stop?t=${t}`,
       "POST",
-      t * 1000 + this.timeoutMs,
+      t * 1000 + marginMs,
     );
     if (status === 404) return false;
     if (status !== 204 && status !== 304) {

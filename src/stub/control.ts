@@ -6,7 +6,7 @@
 import type { LogFields, Logger } from "../log.ts";
 import { type PodApi, StubApiError } from "./api.ts";
 import { hasFeatureContainer, pickPod, type Pod, type PodSummary, summarizePod } from "./pod.ts";
-import type { LocalInstance, NodeRuntime } from "./runtime.ts";
+import { type LocalInstance, type NodeRuntime, RUNTIME_STOP_MARGIN_S } from "./runtime.ts";
 import { podQuery, type StubTarget, targetName } from "./target.ts";
 import { asApiError, sleep, trackPods } from "./track.ts";
 
@@ -485,8 +485,11 @@ async function stopThroughRuntime(
     });
     return 0;
   }
-  // Leave the call room to answer before the verb's own deadline.
-  const grace = Math.max(1, Math.min(30, Math.floor((deadline - Date.now()) / 1000) - 3));
+  // Leave the call room (RUNTIME_STOP_MARGIN_S) to answer before the verb's own deadline.
+  const grace = Math.max(
+    1,
+    Math.min(30, Math.floor((deadline - Date.now()) / 1000) - RUNTIME_STOP_MARGIN_S),
+  );
   for (const instance of running) {
     const id = instance.container!.id;
     log.info("stopping the container through the runtime; the kubelet starts it again", {
@@ -557,6 +560,7 @@ export async function wait(ctx: StubContext, opts: WaitOptions): Promise<number>
   const api = needApi(ctx);
   const gone = new AbortController();
   let goneTimer: ReturnType<typeof setTimeout> | undefined;
+  let noPodTimer: ReturnType<typeof setTimeout> | undefined;
   let following: string | undefined;
   let state: "following" | "no-pod" | "v1" | undefined;
   let goneSince: number | undefined;
@@ -576,6 +580,8 @@ export async function wait(ctx: StubContext, opts: WaitOptions): Promise<number>
       apiDown = false;
       const all = [...pods.values()];
       const pod = pickPod(all.filter((p) => p.metadata.labels?.raw_container_name), target.feature);
+      if (noPodTimer !== undefined) clearTimeout(noPodTimer);
+      noPodTimer = undefined;
       if (pod) {
         if (goneTimer !== undefined) clearTimeout(goneTimer);
         goneTimer = undefined;
@@ -612,19 +618,24 @@ export async function wait(ctx: StubContext, opts: WaitOptions): Promise<number>
       }
       if (goneTimer !== undefined) clearTimeout(goneTimer);
       goneTimer = undefined;
-      if (state !== "no-pod") {
-        state = "no-pod";
-        following = undefined;
-        log.info(
-          "no pod on this node: waiting for this node's instance (node not selected by the" +
-            " DaemonSet, or its pod being created); the unit stays active",
-          { node: target.node },
-        );
+      // A replacement normally follows within the grace; only a longer absence is worth a line.
+      if (state !== "no-pod" && noPodTimer === undefined) {
+        noPodTimer = setTimeout(() => {
+          noPodTimer = undefined;
+          state = "no-pod";
+          following = undefined;
+          log.info(
+            "no pod on this node: waiting for this node's instance (node not selected by the" +
+              " DaemonSet, or its pod being created); the unit stays active",
+            { node: target.node, after_ms: opts.graceMs },
+          );
+        }, Math.max(0, opts.graceMs));
       }
       return false;
     },
   });
   if (goneTimer !== undefined) clearTimeout(goneTimer);
+  if (noPodTimer !== undefined) clearTimeout(noPodTimer);
   await checker;
   if (result === "done" || gone.signal.aborted) {
     log.info("the feature runs as v1 on this node; returning so systemd sees the service end", {

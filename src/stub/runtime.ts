@@ -55,10 +55,16 @@ export interface NodeRuntime {
   readonly name: string;
   /** The target's pods on this node, best first (a live one with its container running). */
   instances(target: StubTarget): Promise<LocalInstance[]>;
-  /** Stops a container (SIGTERM, SIGKILL after `graceSeconds`); the kubelet starts it again. */
+  /**
+   * Stops a container (SIGTERM, SIGKILL after `graceSeconds`; the call may take
+   * RUNTIME_STOP_MARGIN_S longer); the kubelet starts it again.
+   */
   stopContainer(id: string, graceSeconds: number): Promise<void>;
   close(): void;
 }
+
+/** What a runtime stop call gets beyond the container's grace to answer (s). */
+export const RUNTIME_STOP_MARGIN_S = 8;
 
 /** The environment variables that name the runtime socket, in precedence order. */
 export const RUNTIME_SOCKET_ENVS = ["KS_RUNTIME_SOCKET", "CONTAINER_RUNTIME_ENDPOINT"];
@@ -199,7 +205,7 @@ export function criRuntime(socket: string, timeoutMs: number): NodeRuntime {
       );
     },
     async stopContainer(id, graceSeconds) {
-      await client.stopContainer(id, graceSeconds);
+      await client.stopContainer(id, graceSeconds, RUNTIME_STOP_MARGIN_S * 1000);
     },
     close: () => client.close(),
   };
@@ -255,7 +261,7 @@ export function dockerRuntime(socket: string, timeoutMs: number): NodeRuntime {
       );
     },
     async stopContainer(id, graceSeconds) {
-      await client.stop(id, graceSeconds);
+      await client.stop(id, graceSeconds, RUNTIME_STOP_MARGIN_S * 1000);
     },
     close: () => client.close(),
   };

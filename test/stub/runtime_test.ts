@@ -212,7 +212,7 @@ Deno.test({
       "stop with the API server refusing: the container is stopped through the CRI",
       async () => {
         const id = telemetry.containerIds.telemetry;
-        const out = await stub(["telemetry", "stop", "--timeout", "20s"]);
+        const out = await stub(["telemetry", "stop", "--timeout", "12s"]);
         assert.equal(out.code, 0, out.stderr);
         const lines = out.stderr.split("\n").filter((l) => /stopping the container/.test(l));
         assert.equal(lines.length, 1, out.stderr);
@@ -385,6 +385,9 @@ Deno.test({
         "sw1",
         "--kubeconfig",
         deadApi,
+        // busybox's sleep as PID 1 ignores SIGTERM: a short grace (timeout - the call's margin).
+        "--timeout",
+        "12s",
       ], { env });
       assert.equal(stopped.code, 0, stopped.stderr);
       assert.match(stopped.stderr, /stopping the container through the runtime.*path=runtime/);
