@@ -638,10 +638,13 @@ export async function wait(ctx: StubContext, opts: WaitOptions): Promise<number>
   if (noPodTimer !== undefined) clearTimeout(noPodTimer);
   await checker;
   if (result === "done" || gone.signal.aborted) {
-    log.info("the feature runs as v1 on this node; returning so systemd sees the service end", {
-      node: target.node,
-      gone_ms: goneSince === undefined ? 0 : Date.now() - goneSince,
-    });
+    log.info(
+      "the pod is gone; returning so systemd sees the service end: the feature runs as v1 on this node",
+      {
+        node: target.node,
+        gone_ms: goneSince === undefined ? 0 : Date.now() - goneSince,
+      },
+    );
   } else {
     log.info("wait ended by signal");
   }
