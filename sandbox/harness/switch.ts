@@ -554,14 +554,16 @@ export async function startSwitches(opts: SwitchOptions): Promise<SwitchLab> {
 
     const timeout = opts.readyTimeoutMs ?? 180_000;
     await Promise.all(switches.map(async (sw) => {
-      // Right after `docker run` systemd's bus may not be up yet: ask again until it answers.
+      // Right after `docker run` systemd's bus may not be up yet ("offline" on a loaded machine:
+      // systemctl found no manager to ask): ask again until it answers.
       let boot: DockerResult = { code: 1, stdout: "", stderr: "" };
       await waitUntil(
         async () => {
           boot = await sw.exec(["systemctl", "is-system-running", "--wait"], {
             timeoutMs: timeout,
           });
-          return boot.stdout.trim() !== "";
+          const answer = boot.stdout.trim();
+          return answer !== "" && answer !== "offline";
         },
         timeout,
         `${sw.name}: systemd's bus`,

@@ -167,7 +167,13 @@ Deno.test({
     const dir = await Deno.makeTempDir({ prefix: "ks-switch-partition-" });
     const cluster = await startKube({ dir: `${dir}/kube` });
     try {
-      const lab = await startSwitches({ cluster, count: 1, dir: `${dir}/switches` });
+      // A loaded machine (other suites booting their switches) can take minutes to boot one.
+      const lab = await startSwitches({
+        cluster,
+        count: 1,
+        dir: `${dir}/switches`,
+        readyTimeoutMs: 600_000,
+      });
       const sw = lab.switches[0];
       const env: FlowEnv = {
         cluster,
