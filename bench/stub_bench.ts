@@ -96,7 +96,12 @@ async function onSwitch(kube: KubeCluster, bin: string, dir: string): Promise<vo
     console.log(`stub_bench: real switch part skipped (${why})`);
     return;
   }
-  const lab = await startSwitches({ cluster: kube, count: 1, dir: join(dir, "switches") });
+  const lab = await startSwitches({
+    cluster: kube,
+    count: 1,
+    dir: join(dir, "switches"),
+    readyTimeoutMs: 600_000,
+  });
   try {
     const sw = lab.switches[0];
     const env: FlowEnv = { cluster: kube, sw, dir, note: () => {} };
