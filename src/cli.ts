@@ -1,7 +1,8 @@
-// Flag parsing shared by every `ks-*` tool: node:util parseArgs with a typed spec, `--help` and
-// `--version` handled the same way everywhere, usage errors as one line and exit code 2, and the
-// flag > environment > file > default precedence for settings.
-import { parseArgs, type ParseArgsConfig } from "node:util";
+// Flag parsing shared by every `ks-*` tool: node:util parseArgs' strict semantics and types with a
+// typed spec (parsed here, so a tool's start-up does not load the Node compatibility layer),
+// `--help` and `--version` handled the same way everywhere, usage errors as one line and exit
+// code 2, and the flag > environment > file > default precedence for settings.
+import type { parseArgs, ParseArgsConfig } from "node:util";
 import { VERSION } from "./version.ts";
 
 /**
@@ -73,18 +74,93 @@ export function parseCli<O extends NonNullable<ParseArgsConfig["options"]>>(
       Deno.exit(0);
     }
   }
-  try {
-    const parsed = parseArgs({
-      args,
-      options: spec.options,
-      allowPositionals: spec.allowPositionals ?? true,
-      strict: true,
-    });
-    return { values: parsed.values as ParsedValues<O>, positionals: parsed.positionals };
-  } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    throw new UsageError(message.split("\n")[0]);
+  const parsed = strictParse(args, spec.options, spec.allowPositionals ?? true);
+  return { values: parsed.values as ParsedValues<O>, positionals: parsed.positionals };
+}
+
+type OptionSpec = NonNullable<ParseArgsConfig["options"]>[string];
+
+/**
+ * parseArgs({ strict: true }) for the options the tools use (string and boolean, `short`,
+ * `multiple`, `default`, `--name=value`, `--` ending the options), with its error wording.
+ * Throws UsageError.
+ */
+function strictParse(
+  args: string[],
+  options: Record<string, OptionSpec>,
+  allowPositionals: boolean,
+): { values: Record<string, unknown>; positionals: string[] } {
+  const values: Record<string, unknown> = {};
+  const positionals: string[] = [];
+  const byShort = new Map<string, string>();
+  for (const [name, o] of Object.entries(options)) if (o.short) byShort.set(o.short, name);
+  const store = (name: string, value: string | boolean) => {
+    if (options[name].multiple) {
+      const list = (values[name] as unknown[] | undefined) ?? [];
+      list.push(value);
+      values[name] = list;
+    } else values[name] = value;
+  };
+  const positional = (arg: string) => {
+    if (!allowPositionals) {
+      throw new UsageError(
+        `Unexpected argument '${arg}'. This command does not take positional arguments`,
+      );
+    }
+    positionals.push(arg);
+  };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === "--") {
+      for (const rest of args.slice(i + 1)) positional(rest);
+      break;
+    }
+    if (!arg.startsWith("-") || arg === "-") {
+      positional(arg);
+      continue;
+    }
+    let name: string | undefined;
+    let inline: string | undefined;
+    let shown: string;
+    if (arg.startsWith("--")) {
+      const eq = arg.indexOf("=");
+      name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
+      if (eq !== -1) inline = arg.slice(eq + 1);
+      shown = `--${name}`;
+      if (!(name in options)) name = undefined;
+    } else {
+      shown = arg.slice(0, 2);
+      name = byShort.get(arg[1]);
+      if (arg.length > 2) inline = arg.slice(2);
+    }
+    if (name === undefined) {
+      throw new UsageError(
+        `Unknown option '${shown}'. To specify a positional argument starting with a '-', ` +
+          `place it at the end of the command after '--', as in '-- "${arg}"'`,
+      );
+    }
+    const o = options[name];
+    const label = o.short ? `-${o.short}, --${name}` : `--${name}`;
+    if (o.type === "boolean") {
+      if (inline !== undefined) throw new UsageError(`Option '${label}' does not take an argument`);
+      store(name, true);
+      continue;
+    }
+    let value = inline;
+    if (value === undefined) {
+      const next = args[i + 1];
+      if (next === undefined || (next.startsWith("-") && next !== "-" && next.length > 1)) {
+        throw new UsageError(`Option '${label} <value>' argument missing`);
+      }
+      value = next;
+      i++;
+    }
+    store(name, value);
   }
+  for (const [name, o] of Object.entries(options)) {
+    if (values[name] === undefined && o.default !== undefined) values[name] = o.default;
+  }
+  return { values, positionals };
 }
 
 /**

@@ -227,7 +227,14 @@ export async function createFlowSwitch(opts: FlowSwitchOptions): Promise<FlowSwi
       const kubeconfig = await sw.stubKubeconfig();
       return new Deno.Command("sh", {
         args: [join(hostRoot, LAUNCHER), ...verb.split(" ")],
-        env: { KUBECONFIG: kubeconfig, KS_NODE_NAME: node, PATH: path, HOME: dir },
+        // kwok runs no containers: no runtime for the stub to ask (status asks the API server).
+        env: {
+          KUBECONFIG: kubeconfig,
+          KS_NODE_NAME: node,
+          KS_RUNTIME_SOCKET: "none",
+          PATH: path,
+          HOME: dir,
+        },
         stdout: "piped",
         stderr: "piped",
       }).spawn();

@@ -10,8 +10,14 @@ export const REPO_ROOT: string = join(dirname(fileURLToPath(import.meta.url)), "
 /** Where bundles are written. */
 export const DIST_DIR: string = join(REPO_ROOT, "dist");
 
-const REQUIRE_SHIM = 'import { createRequire as __ksCreateRequire } from "node:module";\n' +
-  "const require = __ksCreateRequire(import.meta.url);\n";
+// A `require` that loads node:module only when first called: a static import of it would make
+// every start-up pay for the Node compatibility layer, even in tools (ks-stub status) that never
+// reach the CommonJS code.
+const REQUIRE_SHIM = "let __ksRequire;\n" +
+  "function require(id) {\n" +
+  '  __ksRequire ??= process.getBuiltinModule("node:module").createRequire(import.meta.url);\n' +
+  "  return __ksRequire(id);\n" +
+  "}\n";
 
 /** One tool's bundle outcome. */
 export interface BundleResult {

@@ -1,6 +1,6 @@
-// The CRI runtime (containerd's `runtime.v1.RuntimeService`) as the checkers see it: list the
-// running containers with their labels, and one container's status (state, exit code, PID) —
-// straight over the CRI gRPC socket, no crictl needed on the node.
+// The CRI runtime (containerd's `runtime.v1.RuntimeService`) as the checkers and ks-stub see it:
+// list pod sandboxes and containers with their labels, one container's status (state, exit code,
+// PID), and stop a container — straight over the CRI gRPC socket, no crictl needed on the node.
 import { asString, decodeFields, decodeMapEntry, int32, int64, ProtoWriter } from "./protobuf.ts";
 import { GrpcUnixClient } from "./grpc_unix.ts";
 
@@ -19,6 +19,23 @@ export interface CriContainer {
   name: string;
   attempt: number;
   state: CriState;
+  labels: Record<string, string>;
+  /** The image as the kubelet named it (user_specified_image), else the runtime's image ref. */
+  image: string;
+  /** Creation time, ms since the epoch (0 when unknown). */
+  createdMs: number;
+}
+
+/** A pod sandbox as ListPodSandbox reports it (labels: the pod's labels + the kubelet's). */
+export interface CriSandbox {
+  id: string;
+  name: string;
+  uid: string;
+  namespace: string;
+  attempt: number;
+  /** READY while the pod's sandbox runs; NOTREADY once it is being torn down or stopped. */
+  ready: boolean;
+  createdMs: number;
   labels: Record<string, string>;
 }
 
@@ -41,6 +58,51 @@ function stateOf(n: number): CriState {
   return CRI_STATES[n] ?? "unknown";
 }
 
+/** A CRI int64 timestamp in nanoseconds as milliseconds. */
+function nsToMs(value: bigint | Uint8Array): number {
+  return typeof value === "bigint" ? Number(int64(value) / 1_000_000n) : 0;
+}
+
+function decodeImage(buf: Uint8Array): string {
+  let image = "";
+  let userSpecified = "";
+  for (const f of decodeFields(buf)) {
+    if (f.field === 1) image = asString(f.value);
+    else if (f.field === 18) userSpecified = asString(f.value);
+  }
+  return userSpecified || image;
+}
+
+function decodeSandbox(buf: Uint8Array): CriSandbox {
+  const s: CriSandbox = {
+    id: "",
+    name: "",
+    uid: "",
+    namespace: "",
+    attempt: 0,
+    ready: true,
+    createdMs: 0,
+    labels: {},
+  };
+  for (const f of decodeFields(buf)) {
+    if (f.field === 1) s.id = asString(f.value);
+    else if (f.field === 2 && f.value instanceof Uint8Array) {
+      for (const m of decodeFields(f.value)) {
+        if (m.field === 1) s.name = asString(m.value);
+        else if (m.field === 2) s.uid = asString(m.value);
+        else if (m.field === 3) s.namespace = asString(m.value);
+        else if (m.field === 4) s.attempt = int32(m.value);
+      }
+    } else if (f.field === 3 && typeof f.value === "bigint") s.ready = f.value === 0n;
+    else if (f.field === 4) s.createdMs = nsToMs(f.value);
+    else if (f.field === 5 && f.value instanceof Uint8Array) {
+      const [k, v] = decodeMapEntry(f.value);
+      s.labels[k] = v;
+    }
+  }
+  return s;
+}
+
 function decodeContainer(buf: Uint8Array): CriContainer {
   const c: CriContainer = {
     id: "",
@@ -49,7 +111,10 @@ function decodeContainer(buf: Uint8Array): CriContainer {
     attempt: 0,
     state: "created",
     labels: {},
+    image: "",
+    createdMs: 0,
   };
+  let imageRef = "";
   for (const f of decodeFields(buf)) {
     if (f.field === 1) c.id = asString(f.value);
     else if (f.field === 2) c.podSandboxId = asString(f.value);
@@ -58,12 +123,16 @@ function decodeContainer(buf: Uint8Array): CriContainer {
         if (m.field === 1) c.name = asString(m.value);
         else if (m.field === 2) c.attempt = int32(m.value);
       }
-    } else if (f.field === 6) c.state = stateOf(int32(f.value));
+    } else if (f.field === 4 && f.value instanceof Uint8Array) c.image = decodeImage(f.value);
+    else if (f.field === 5) imageRef = asString(f.value);
+    else if (f.field === 6) c.state = stateOf(int32(f.value));
+    else if (f.field === 7) c.createdMs = nsToMs(f.value);
     else if (f.field === 8 && f.value instanceof Uint8Array) {
       const [k, v] = decodeMapEntry(f.value);
       c.labels[k] = v;
     }
   }
+  if (!c.image) c.image = imageRef;
   return c;
 }
 
@@ -116,14 +185,50 @@ export class CriClient {
   }
 
   /**
-   * Lists containers, optionally only `running` ones and only those carrying `labels`.
-   * Rejects with RuntimeUnreachableError / GrpcError.
+   * Lists pod sandboxes carrying `labels` (pod labels and the kubelet's io.kubernetes.pod.*),
+   * ready or not. Rejects with RuntimeUnreachableError / GrpcError.
+   */
+  async listPodSandboxes(labels: Record<string, string> = {}): Promise<CriSandbox[]> {
+    const req = new ProtoWriter().bytes(1, new ProtoWriter().map(3, labels));
+    const resp = await this.grpc.call(`${SERVICE}/ListPodSandbox`, req.finish());
+    const out: CriSandbox[] = [];
+    for (const field of decodeFields(resp)) {
+      if (field.field === 1 && field.value instanceof Uint8Array) {
+        out.push(decodeSandbox(field.value));
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Stops container `id`: SIGTERM, SIGKILL after `timeoutSeconds` (the kubelet, when its pod
+   * still wants the container, starts it again). The call waits for the stop, so its deadline is
+   * the timeout plus `marginMs` (default: the client's timeout). Rejects with
+   * RuntimeUnreachableError / GrpcError (NOT_FOUND).
+   */
+  async stopContainer(
+    id: string,
+    timeoutSeconds: number,
+    marginMs = this.grpc.timeoutMs,
+  ): Promise<void> {
+    const req = new ProtoWriter().bytes(1, id).varint(2, Math.max(0, Math.round(timeoutSeconds)));
+    await this.grpc.call(
+      `${SERVICE}/StopContainer`,
+      req.finish(),
+      timeoutSeconds * 1000 + marginMs,
+    );
+  }
+
+  /**
+   * Lists containers, optionally only `running` ones, only those of one pod sandbox and only
+   * those carrying `labels`. Rejects with RuntimeUnreachableError / GrpcError.
    */
   async listContainers(
-    filter: { running?: boolean; labels?: Record<string, string> } = {},
+    filter: { running?: boolean; podSandboxId?: string; labels?: Record<string, string> } = {},
   ): Promise<CriContainer[]> {
     const f = new ProtoWriter();
     if (filter.running) f.bytes(2, new ProtoWriter().varint(1, 1));
+    if (filter.podSandboxId) f.bytes(3, filter.podSandboxId);
     if (filter.labels) f.map(4, filter.labels);
     const req = new ProtoWriter().bytes(1, f);
     const resp = await this.grpc.call(`${SERVICE}/ListContainers`, req.finish());

@@ -1,6 +1,6 @@
 // The Docker Engine API as the checkers see it, spoken directly over its unix socket (fetch with a
 // unix-socket HTTP client; no docker CLI, no Python SDK): list running containers with their
-// names and labels, and inspect one (ID, PID, state, cgroup parent).
+// names and labels, inspect one (ID, PID, state, cgroup parent), and stop one (ks-stub).
 import { RuntimeUnreachableError } from "./grpc_unix.ts";
 
 /** A running container as `GET /containers/json` reports it. */
@@ -10,6 +10,9 @@ export interface DockerContainer {
   name: string;
   labels: Record<string, string>;
   state: string;
+  image: string;
+  /** Creation time, ms since the epoch. */
+  createdMs: number;
 }
 
 /** The parts of `GET /containers/<id>/json` the checkers use. */
@@ -31,18 +34,23 @@ export class DockerClient {
 
   constructor(readonly socketPath: string, readonly timeoutMs = 2000) {}
 
-  async #get(path: string): Promise<{ status: number; body: unknown }> {
+  async #get(
+    path: string,
+    method = "GET",
+    timeoutMs = this.timeoutMs,
+  ): Promise<{ status: number; body: unknown }> {
     this.#client ??= Deno.createHttpClient({
       proxy: { transport: "unix", path: this.socketPath },
     });
     let res: Response;
     try {
       res = await fetch(`http://docker${path}`, {
+        method,
         client: this.#client,
-        signal: AbortSignal.timeout(this.timeoutMs),
+        signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (e) {
-      throw new RuntimeUnreachableError(`${this.socketPath}: ${this.#reason(e)}`);
+      throw new RuntimeUnreachableError(`${this.socketPath}: ${this.#reason(e, timeoutMs)}`);
     }
     const text = await res.text();
     let body: unknown = text;
@@ -53,9 +61,9 @@ export class DockerClient {
   }
 
   /** "connect: Connection refused (os error 111)" rather than fetch's "fetch failed". */
-  #reason(e: unknown): string {
+  #reason(e: unknown, timeoutMs: number): string {
     if (e instanceof DOMException && e.name === "TimeoutError") {
-      return `no answer within ${this.timeoutMs} ms`;
+      return `no answer within ${timeoutMs} ms`;
     }
     let root = e;
     while (root instanceof Error && root.cause instanceof Error) root = root.cause;
@@ -65,9 +73,24 @@ export class DockerClient {
   }
 
   /** Lists running containers. Rejects with RuntimeUnreachableError or an Error on HTTP errors. */
-  async listRunning(): Promise<DockerContainer[]> {
-    const filters = encodeURIComponent(JSON.stringify({ status: ["running"] }));
-    const { status, body } = await this.#get(`/containers/json?filters=${filters}`);
+  listRunning(): Promise<DockerContainer[]> {
+    return this.list({ running: true });
+  }
+
+  /**
+   * Lists containers (only running ones with `running`) carrying every label of `labels`.
+   * Rejects with RuntimeUnreachableError or an Error on HTTP errors.
+   */
+  async list(
+    opts: { running?: boolean; labels?: Record<string, string> } = {},
+  ): Promise<DockerContainer[]> {
+    const filter: Record<string, string[]> = {};
+    if (opts.running) filter.status = ["running"];
+    const labels = Object.entries(opts.labels ?? {}).map(([k, v]) => `${k}=${v}`);
+    if (labels.length) filter.label = labels;
+    const filters = encodeURIComponent(JSON.stringify(filter));
+    const all = opts.running ? "" : "&all=1";
+    const { status, body } = await this.#get(`/containers/json?filters=${filters}${all}`);
     if (status !== 200 || !Array.isArray(body)) {
       throw new Error(`docker: GET /containers/json answered ${status}: ${messageOf(body)}`);
     }
@@ -76,7 +99,28 @@ export class DockerClient {
       name: String((c.Names as string[] | undefined)?.[0] ?? "").replace(/^\//, ""),
       labels: (c.Labels as Record<string, string> | null) ?? {},
       state: String(c.State ?? ""),
+      image: String(c.Image ?? ""),
+      createdMs: Number(c.Created ?? 0) * 1000,
     }));
+  }
+
+  /**
+   * Stops a container (SIGTERM, SIGKILL after `timeoutSeconds`; the call may take `marginMs`
+   * longer); false when the engine does not know it (404). Rejects with RuntimeUnreachableError
+   * or an Error on HTTP errors.
+   */
+  async stop(id: string, timeoutSeconds: number, marginMs = this.timeoutMs): Promise<boolean> {
+    const t = Math.max(0, Math.round(timeoutSeconds));
+    const { status, body } = await this.#get(
+      `/containers/${encodeURIComponent(id)}/stop?t=${t}`,
+      "POST",
+      t * 1000 + marginMs,
+    );
+    if (status === 404) return false;
+    if (status !== 204 && status !== 304) {
+      throw new Error(`docker: POST /containers/${id}/stop answered ${status}: ${messageOf(body)}`);
+    }
+    return true;
   }
 
   /** Inspects one container by name or ID; undefined when the engine does not know it (404). */

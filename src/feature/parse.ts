@@ -623,7 +623,13 @@ export function validateFeatureSpec(doc: unknown, file: string): FeatureSpec {
   const scResources = readResources(r, sc.resources, "sidecar.resources", DEFAULT_TOOL_RESOURCES);
   checkRequestsWithinLimits(r, scResources, "sidecar.resources");
 
-  const stubObj = r.optObject(o, "stub", "", ["path", "source", "apiServer", "admissionPolicy"]);
+  const stubObj = r.optObject(o, "stub", "", [
+    "path",
+    "source",
+    "apiServer",
+    "admissionPolicy",
+    "runtimeSocket",
+  ]);
   const apiServer = r.string(stubObj, "apiServer", "stub");
   if (apiServer !== undefined) {
     let url: URL | undefined;
@@ -644,6 +650,9 @@ export function validateFeatureSpec(doc: unknown, file: string): FeatureSpec {
     ...(stubObj.source !== undefined ? { source: r.absPath(stubObj, "source", "stub")! } : {}),
     ...(apiServer !== undefined ? { apiServer: apiServer.replace(/\/$/, "") } : {}),
     admissionPolicy: r.bool(stubObj, "admissionPolicy", "stub", true),
+    ...(stubObj.runtimeSocket !== undefined
+      ? { runtimeSocket: r.absPath(stubObj, "runtimeSocket", "stub")! }
+      : {}),
   };
 
   const unitObj = r.optObject(o, "unit", "", ["name", "launcher"]);

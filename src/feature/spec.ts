@@ -106,7 +106,14 @@ export interface FeatureSpec {
     resources: ResourceSpec;
   };
   sidecar: { interval: string; resources: ResourceSpec };
-  stub: { path: string; source?: string; apiServer?: string; admissionPolicy: boolean };
+  stub: {
+    path: string;
+    source?: string;
+    apiServer?: string;
+    admissionPolicy: boolean;
+    /** This node's container runtime socket for ks-stub (default: containerd's). */
+    runtimeSocket?: string;
+  };
   unit: { name: string; launcher: string };
   native: { launcher?: string; launcherSource?: string };
   nodeSelector: Record<string, string>;

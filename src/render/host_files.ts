@@ -48,6 +48,8 @@ export function stubLauncher(spec: FeatureSpec, kubeconfig?: string): string {
   // name, which is the feature's name unless the spec says otherwise.
   const args = [`${spec.containerName}`, `--kube-namespace ${spec.namespace}`];
   if (kubeconfig) args.push(`--kubeconfig ${kubeconfig}`);
+  // status (and stop/restart without the API server) ask this node's container runtime.
+  if (spec.stub.runtimeSocket) args.push(`--runtime-socket ${spec.stub.runtimeSocket}`);
   return [
     "#!/bin/sh",
     `# ${spec.name} launcher installed by kubesonic (ks-patcher; rendered by ks-render).`,
@@ -64,11 +66,15 @@ export function stubLauncher(spec: FeatureSpec, kubeconfig?: string): string {
   ].join("\n");
 }
 
-/** The unit drop-in: ks-stub reads credentials only root may read (kubelet.conf or its token). */
+/**
+ * The unit drop-in: ks-stub reads credentials only root may read (kubelet.conf or its token) and
+ * talks to the container runtime's socket (root only).
+ */
 export function unitDropIn(spec: FeatureSpec): string {
   return [
     `# Installed by kubesonic for ${spec.name} (ks-render): the launcher runs ks-stub, whose`,
-    "# Kubernetes credentials (kubelet.conf, or the stub's token) only root may read.",
+    "# Kubernetes credentials (kubelet.conf, or the stub's token) and container runtime socket",
+    "# only root may use.",
     "[Service]",
     "User=root",
     "",

@@ -231,6 +231,22 @@ Deno.test("RBAC: the sidecar gets no rights, the stub lists/watches/deletes pods
   );
 });
 
+Deno.test("stub.runtimeSocket: the launcher passes it; without it ks-stub's default holds", () => {
+  const launcher = (stub?: Record<string, string>) => {
+    const raw = baseSpec();
+    if (stub) raw.stub = stub;
+    const result = renderFeature(parseFeatureSpec(specYaml(raw), "f.yaml"), {
+      profile: "production",
+    });
+    return docs(result, "common/20-configmap.yaml")[0].data["telemetry.sh"] as string;
+  };
+  assert.match(
+    launcher({ runtimeSocket: "/run/cri-dockerd.sock" }),
+    /--namespace sonic --runtime-socket \/run\/cri-dockerd.sock "\$@"/,
+  );
+  assert.doesNotMatch(launcher(), /--runtime-socket/);
+});
+
 Deno.test("stub.apiServer: token Secret, synced credentials and a kubeconfig the launcher passes", () => {
   const raw = baseSpec();
   raw.stub = { apiServer: "https://10.0.0.1:6443/" };

@@ -38,36 +38,56 @@ Deno.test("usage errors are one line naming the input: exit 2, or LSB's 4 (unkno
   }
 });
 
-Deno.test("an unusable kubeconfig is one line: status says unknown (4), stop bad input (2)", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "ks-stub-cli-" });
-  try {
-    const bad = `${dir}/kubeconfig`;
-    await Deno.writeTextFile(bad, "apiVersion: v1\nkind: Config\nclusters: 3\n");
-    const status = await runTool("ks-stub", [
-      "telemetry",
-      "status",
-      "--node",
-      "sw1",
-      "--kubeconfig",
-      bad,
-      "--output",
-      "json",
-    ]);
-    assert.equal(status.code, 4, status.stdout + status.stderr);
-    const report = JSON.parse(status.stdout);
-    assert.equal(report.state, "unknown");
-    assert.match(report.detail, /clusters/);
-    const stop = await runTool("ks-stub", ["telemetry", "stop", "--node", "sw1"], {
-      env: { KUBECONFIG: `${dir}/missing` },
-    });
-    assert.equal(stop.code, 2, stop.stderr);
-    const lines = stop.stderr.trim().split("\n");
-    assert.equal(lines.length, 1, stop.stderr);
-    assert.match(lines[0], /ks-stub\[\d+\]: telemetry: ERROR: cannot use the kubeconfig/);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+Deno.test(
+  "an unusable kubeconfig is one line: status without a runtime says unknown (4), stop bad input (2)",
+  async () => {
+    const dir = await Deno.makeTempDir({ prefix: "ks-stub-cli-" });
+    try {
+      const bad = `${dir}/kubeconfig`;
+      await Deno.writeTextFile(bad, "apiVersion: v1\nkind: Config\nclusters: 3\n");
+      const status = await runTool("ks-stub", [
+        "telemetry",
+        "status",
+        "--node",
+        "sw1",
+        "--kubeconfig",
+        bad,
+        "--runtime-socket",
+        "none",
+        "--output",
+        "json",
+      ]);
+      assert.equal(status.code, 4, status.stdout + status.stderr);
+      const report = JSON.parse(status.stdout);
+      assert.equal(report.state, "unknown");
+      assert.equal(report.source, "api");
+      assert.match(report.detail, /clusters/);
+      // With a runtime (here: its socket missing) status never reads the kubeconfig.
+      const local = await runTool("ks-stub", [
+        "telemetry",
+        "status",
+        "--node",
+        "sw1",
+        "--kubeconfig",
+        bad,
+        "--output",
+        "json",
+      ], { env: { KS_RUNTIME_SOCKET: `${dir}/containerd.sock` } });
+      assert.equal(local.code, 4, local.stdout + local.stderr);
+      assert.equal(JSON.parse(local.stdout).source, "runtime");
+      assert.match(JSON.parse(local.stdout).detail, /containerd\.sock: connect ENOENT/);
+      const stop = await runTool("ks-stub", ["telemetry", "stop", "--node", "sw1"], {
+        env: { KUBECONFIG: `${dir}/missing` },
+      });
+      assert.equal(stop.code, 2, stop.stderr);
+      const lines = stop.stderr.trim().split("\n");
+      assert.equal(lines.length, 1, stop.stderr);
+      assert.match(lines[0], /ks-stub\[\d+\]: telemetry: ERROR: cannot use the kubeconfig/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
 
 Deno.test("a bounded verb dies at once on SIGTERM (systemd's start timeout)", async () => {
   const dir = await Deno.makeTempDir({ prefix: "ks-stub-cli-" });
