@@ -280,14 +280,18 @@ Deno.test({
       }
     });
 
-    await t.step("a bad --runtime-socket or --runtime is a usage error (2)", async () => {
-      const rel = await stub(["telemetry", "status", "--runtime-socket", "relative.sock"]);
-      assert.equal(rel.code, 2, rel.stderr);
-      assert.match(rel.stderr, /--runtime-socket: "relative.sock" is not an absolute/);
-      const kind = await stub(["telemetry", "status", "--runtime", "rkt"]);
-      assert.equal(kind.code, 2, kind.stderr);
-      assert.match(kind.stderr, /--runtime: "rkt" is not cri or docker/);
-    });
+    await t.step(
+      "a bad --runtime-socket or --runtime is a usage error (status: 4, stop: 2)",
+      async () => {
+        // status keeps LSB's codes (a usage error is 4, never 1 or 2); the other verbs exit 2.
+        const rel = await stub(["telemetry", "status", "--runtime-socket", "relative.sock"]);
+        assert.equal(rel.code, 4, rel.stderr);
+        assert.match(rel.stderr, /--runtime-socket: "relative.sock" is not an absolute/);
+        const kind = await stub(["telemetry", "stop", "--runtime", "rkt"]);
+        assert.equal(kind.code, 2, kind.stderr);
+        assert.match(kind.stderr, /--runtime: "rkt" is not cri or docker/);
+      },
+    );
   } finally {
     await c.stop();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
@@ -372,8 +376,8 @@ Deno.test({
       "--kubeconfig",
       "/nonexistent/kubeconfig",
     ], { env });
-    // No kubeconfig is not an outage: stop refuses in one line rather than guessing.
-    assert.equal(stop.code, 1, stop.stderr);
+    // No kubeconfig is not an outage: stop refuses in one line (bad input) rather than guessing.
+    assert.equal(stop.code, 2, stop.stderr);
     assert.match(stop.stderr, /cannot use the kubeconfig/);
     const dir = await Deno.makeTempDir({ prefix: "ks-stub-docker-" });
     try {
