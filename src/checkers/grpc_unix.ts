@@ -1,8 +1,17 @@
 // Unary gRPC calls over a unix socket (HTTP/2 without TLS, `node:http2` on a `node:net` unix
 // connection), with a deadline on every call. Just enough for the CRI's RuntimeService; errors
 // come back as GrpcError (a gRPC status) or RuntimeUnreachableError (socket / transport).
-import http2 from "node:http2";
-import net from "node:net";
+// node:http2 and node:net are loaded on the first call, not at start-up: they cost the checkers
+// (spawned by monit every cycle) ~50 ms of CPU, and a run that never calls the CRI does not pay.
+import type http2 from "node:http2";
+
+let http2Modules: Promise<{ http2: typeof http2; net: typeof import("node:net") }> | undefined;
+function loadHttp2() {
+  http2Modules ??= Promise.all([import("node:http2"), import("node:net")]).then((
+    [h, n],
+  ) => ({ http2: h.default, net: n.default }));
+  return http2Modules;
+}
 
 /** The runtime's socket could not be used (missing, refused, reset, timed out). */
 export class RuntimeUnreachableError extends Error {
@@ -29,7 +38,8 @@ export class GrpcUnixClient {
 
   constructor(readonly socketPath: string, readonly timeoutMs = 2000) {}
 
-  #connect(): http2.ClientHttp2Session {
+  async #connect(): Promise<http2.ClientHttp2Session> {
+    const { http2, net } = await loadHttp2();
     if (this.#session && !this.#session.closed && !this.#session.destroyed) return this.#session;
     this.#failure = undefined;
     const session = http2.connect("http://localhost", {
@@ -46,8 +56,13 @@ export class GrpcUnixClient {
    * Calls `method` (e.g. `/runtime.v1.RuntimeService/ListContainers`) with an encoded request;
    * resolves to the encoded response message. Rejects with GrpcError or RuntimeUnreachableError.
    */
-  call(method: string, request: Uint8Array, timeoutMs = this.timeoutMs): Promise<Uint8Array> {
-    return new Promise((resolve, reject) => {
+  async call(
+    method: string,
+    request: Uint8Array,
+    timeoutMs = this.timeoutMs,
+  ): Promise<Uint8Array> {
+    const session = await this.#connect().catch((e) => e as Error);
+    return await new Promise((resolve, reject) => {
       let done = false;
       const finish = (err?: Error, data?: Uint8Array) => {
         if (done) return;
@@ -69,11 +84,8 @@ export class GrpcUnixClient {
         finish(new RuntimeUnreachableError(`${this.socketPath}: no answer within ${timeoutMs} ms`));
         this.close();
       }, timeoutMs);
-      let session: http2.ClientHttp2Session;
-      try {
-        session = this.#connect();
-      } catch (e) {
-        finish(unreachable(e));
+      if (session instanceof Error) {
+        finish(unreachable(session));
         return;
       }
       session.once("error", (e: Error) => finish(unreachable(e)));
