@@ -7,6 +7,7 @@
 //     (64 keep-alive connections in a closed loop for 5 s: the highest rate this machine reaches);
 //   - ks-patcher's loop on a sandbox switch: idle, then a drift loop (a managed file overwritten
 //     as soon as it was repaired, for 10 s);
+//   - ks-entrypoint idling while its FEATURE is disabled (resident until it execs the daemon);
 //   - a raw-RESP prototype of the watchdog (bench/prototypes/resp_watchdog.ts: the same server,
 //     health logic and probes without npm:redis), to show what the redis client costs;
 //   - the per-feature sum (watchdog + sidecar patcher) of this run; with `--real`, the same sum on
@@ -249,6 +250,33 @@ async function measurePatcher(
   }
 }
 
+// ---- the idle entrypoint -----------------------------------------------------------------------
+
+/** ks-entrypoint idling while its FEATURE is disabled (until it execs the daemon it is resident). */
+async function measureEntrypoint(
+  bundle: string,
+  flags: string[],
+  env: Record<string, string>,
+): Promise<Footprint> {
+  const start = async () => {
+    const ep = await startTool("ks-entrypoint", ["--feature", "bmp", "--", "/bin/true"], {
+      env,
+      runtimeFlags: false,
+      denoFlags: flags,
+      bundle,
+    });
+    await ep.waitForLine(/idle until it is enabled/);
+    return ep;
+  };
+  await (await start()).stop(); // warm-up: this copy's caches
+  const ep = await start();
+  try {
+    return await settledFootprint(ep.pid);
+  } finally {
+    await ep.stop();
+  }
+}
+
 // ---- the prototype -----------------------------------------------------------------------------
 
 async function bundlePrototype(): Promise<string> {
@@ -377,6 +405,7 @@ try {
   await waitForPort(daemonPort);
   await toolArgv("ks-watchdog");
   await toolArgv("ks-patcher");
+  await toolArgv("ks-entrypoint");
   const shippedWd = runtimeFlags("ks-watchdog");
   const shippedPatcher = runtimeFlags("ks-patcher");
   console.log(`load average at start: ${Deno.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
@@ -430,6 +459,20 @@ try {
     peak: ptDefaults.peak,
     note: `drift loop: ${ptDefaults.repairs} repairs, p99 ${ptDefaults.p99.toFixed(1)} ms`,
   });
+
+  for (
+    const [label, flags] of [["as shipped", runtimeFlags("ks-entrypoint")], ["Deno defaults", []]]
+  ) {
+    rows.push({
+      what: `ks-entrypoint idle (FEATURE disabled), ${label}`,
+      idle: await measureEntrypoint(
+        await copyBundle(bundlePath("ks-entrypoint"), `entrypoint-${label}`),
+        flags as string[],
+        redis.env,
+      ),
+      note: "gone once it execs the daemon",
+    });
+  }
 
   const proto = await measureWatchdog(
     "prototype",

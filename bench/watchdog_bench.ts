@@ -2,13 +2,14 @@
 // one — 500 requests/s for ~10 s (open loop: a request every 2 ms whether or not the previous one
 // answered, over keep-alive connections), FEATURE enabled, probing the bundled telemetry daemon
 // (tcp + process). Reports answer latency p50/p99/max, errors, and the watchdog's RSS (VmRSS at
-// the end, VmHWM peak), with Deno's defaults and with V8's young generation capped
-// (`--v8-flags=--max-semi-space-size=1`, the flag the images should pass). Beside it, the public
-// Rust watchdog's figures as measured in docs/environment.md (its code is not in this tree).
+// the end, VmHWM peak), as shipped (the launcher's runtime flags, src/build/runtime_flags.ts) and
+// with Deno's defaults. Beside it, the public Rust watchdog's figures as measured before (its
+// code is not in this tree). Memory in detail: `deno task bench footprint`.
 import { startRedis } from "../sandbox/harness/redis.ts";
 import { freePort, waitForPort } from "../sandbox/harness/net.ts";
 import { startTool } from "../sandbox/harness/running_tool.ts";
 import { TELEMETRY_EXAMPLE } from "../examples/telemetry/sandbox.ts";
+import { runtimeFlags } from "../src/build/runtime_flags.ts";
 
 const RATE = Number(Deno.env.get("KS_BENCH_RATE") ?? 500);
 const SECONDS = Number(Deno.env.get("KS_BENCH_SECONDS") ?? 10);
@@ -38,7 +39,7 @@ interface Result {
 
 async function run(
   label: string,
-  denoFlags: string[],
+  shipped: boolean,
   env: Record<string, string>,
   daemonPort: number,
 ): Promise<Result> {
@@ -52,7 +53,7 @@ async function run(
     `127.0.0.1:${daemonPort}`,
     "--process",
     "ksbenchtelem",
-  ], { env, denoFlags });
+  ], { env, runtimeFlags: shipped });
   try {
     await waitForPort(port);
     await wd.waitForLine(/FEATURE state state=enabled/);
@@ -116,13 +117,8 @@ try {
   await waitForPort(daemonPort);
   console.log(`load average at start: ${Deno.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
   const results = [
-    await run("defaults", [], redis.env, daemonPort),
-    await run(
-      "--v8-flags=--max-semi-space-size=1",
-      ["--v8-flags=--max-semi-space-size=1"],
-      redis.env,
-      daemonPort,
-    ),
+    await run(`as shipped: ${runtimeFlags("ks-watchdog").join(" ")}`, true, redis.env, daemonPort),
+    await run("Deno defaults", false, redis.env, daemonPort),
   ];
   console.log(`load average at end: ${Deno.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
   console.log("");
@@ -139,7 +135,7 @@ try {
     );
   }
   console.log(
-    "| public Rust telemetry watchdog (docs/environment.md: 4 concurrent connections) | | ~42 ms | | | 2.4 MB | | |",
+    "| public Rust telemetry watchdog (measured before: 4 concurrent connections) | | ~42 ms | | | 2.4 MB | | |",
   );
   console.log(
     "(its ~290 requests/s ceiling is below this load; kubelet sends ~2 probes per period)",

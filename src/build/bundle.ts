@@ -19,12 +19,11 @@ export const DIST_DIR: string = join(REPO_ROOT, "dist");
  */
 export function requireShim(bundleText: string): string | undefined {
   if (!/\b__require\b/.test(bundleText)) return undefined;
-  const ids = [
-    ...new Set([...bundleText.matchAll(/\b__require\("((?:node:)?[a-z_/0-9]+)"\)/g)]
-      .map((m) => m[1])),
-  ].sort();
-  const dynamic = /\b__require\((?!")/.test(bundleText.replace(/var __require = [^;]*;/s, ""));
-  if (dynamic) {
+  const calls = bundleText.replace(/var __require = [^;]*;/s, "").match(/\b__require\(/g) ?? [];
+  const builtins = [...bundleText.matchAll(/\b__require\("((?:node:)?[a-z_/0-9]+)"\)/g)];
+  const ids = [...new Set(builtins.map((m) => m[1]))].sort();
+  if (calls.length !== builtins.length) {
+    // A computed or relative id somewhere: only Node's own require can serve it.
     return 'import { createRequire as __ksCreateRequire } from "node:module";\n' +
       "const require = __ksCreateRequire(import.meta.url);\n";
   }
