@@ -1,7 +1,7 @@
 // The Docker Engine API as the checkers see it, spoken directly over its unix socket (fetch with a
 // unix-socket HTTP client; no docker CLI, no Python SDK): list running containers with their
 // names and labels, and inspect one (ID, PID, state, cgroup parent).
-import { RuntimeUnreachableError } from "./grpc_unix.ts";
+import { fetchFailureReason, RuntimeUnreachableError } from "./grpc_unix.ts";
 
 /** A running container as `GET /containers/json` reports it. */
 export interface DockerContainer {
@@ -42,7 +42,9 @@ export class DockerClient {
         signal: AbortSignal.timeout(this.timeoutMs),
       });
     } catch (e) {
-      throw new RuntimeUnreachableError(`${this.socketPath}: ${this.#reason(e)}`);
+      throw new RuntimeUnreachableError(
+        `${this.socketPath}: ${fetchFailureReason(e, this.timeoutMs)}`,
+      );
     }
     const text = await res.text();
     let body: unknown = text;
@@ -50,18 +52,6 @@ export class DockerClient {
       body = JSON.parse(text);
     } catch { /* plain text error */ }
     return { status: res.status, body };
-  }
-
-  /** "connect: Connection refused (os error 111)" rather than fetch's "fetch failed". */
-  #reason(e: unknown): string {
-    if (e instanceof DOMException && e.name === "TimeoutError") {
-      return `no answer within ${this.timeoutMs} ms`;
-    }
-    let root = e;
-    while (root instanceof Error && root.cause instanceof Error) root = root.cause;
-    const text = root instanceof Error ? root.message : String(root);
-    return text.replace(/^error sending request for url \([^)]*\): /, "")
-      .replace(/^client error \(Connect\): /, "connect: ");
   }
 
   /** Lists running containers. Rejects with RuntimeUnreachableError or an Error on HTTP errors. */

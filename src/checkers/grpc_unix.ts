@@ -1,17 +1,13 @@
-// Unary gRPC calls over a unix socket (HTTP/2 without TLS, `node:http2` on a `node:net` unix
-// connection), with a deadline on every call. Just enough for the CRI's RuntimeService; errors
-// come back as GrpcError (a gRPC status) or RuntimeUnreachableError (socket / transport).
-// node:http2 and node:net are loaded on the first call, not at start-up: they cost the checkers
-// (spawned by monit every cycle) ~50 ms of CPU, and a run that never calls the CRI does not pay.
-import type http2 from "node:http2";
-
-let http2Modules: Promise<{ http2: typeof http2; net: typeof import("node:net") }> | undefined;
-function loadHttp2() {
-  http2Modules ??= Promise.all([import("node:http2"), import("node:net")]).then((
-    [h, n],
-  ) => ({ http2: h.default, net: n.default }));
-  return http2Modules;
-}
+// Unary gRPC calls over a unix socket: HTTP/2 without TLS (prior knowledge) through Deno's own
+// fetch and an HTTP client bound to the socket, with a deadline on every call. Just enough for the
+// CRI's RuntimeService; errors come back as GrpcError (a gRPC status) or RuntimeUnreachableError
+// (socket / transport). Deno's fetch instead of node:http2 + node:net: those two cost the
+// checkers, which monit spawns every cycle, ~50 ms of CPU per start-up.
+//
+// fetch does not expose HTTP trailers, where a gRPC server puts the status after a message. The
+// status is read where it can be seen: a failed call is "trailers-only" (the status in the
+// headers, no message: how gRPC servers answer an error), and a call that returned a whole
+// length-prefixed message succeeded (unary: the server sends its one message only on success).
 
 /** The runtime's socket could not be used (missing, refused, reset, timed out). */
 export class RuntimeUnreachableError extends Error {
@@ -31,26 +27,26 @@ export const GRPC_NOT_FOUND = 5;
 /** gRPC status code UNIMPLEMENTED. */
 export const GRPC_UNIMPLEMENTED = 12;
 
-/** One HTTP/2 connection to a gRPC server on a unix socket. */
+/**
+ * Why a fetch over a unix socket failed, in one line: "connect: Connection refused (os error
+ * 111)" or "no answer within N ms" rather than fetch's "error sending request for url (…)".
+ */
+export function fetchFailureReason(e: unknown, timeoutMs: number): string {
+  if (e instanceof DOMException && e.name === "TimeoutError") {
+    return `no answer within ${timeoutMs} ms`;
+  }
+  let root = e;
+  while (root instanceof Error && root.cause instanceof Error) root = root.cause;
+  const text = root instanceof Error ? root.message : String(root);
+  return text.replace(/^error sending request for url \([^)]*\): /, "")
+    .replace(/^client error \(Connect\): /, "connect: ").split("\n")[0];
+}
+
+/** One HTTP/2 connection (pool) to a gRPC server on a unix socket. */
 export class GrpcUnixClient {
-  #session?: http2.ClientHttp2Session;
-  #failure?: Error;
+  #client?: Deno.HttpClient;
 
   constructor(readonly socketPath: string, readonly timeoutMs = 2000) {}
-
-  async #connect(): Promise<http2.ClientHttp2Session> {
-    const { http2, net } = await loadHttp2();
-    if (this.#session && !this.#session.closed && !this.#session.destroyed) return this.#session;
-    this.#failure = undefined;
-    const session = http2.connect("http://localhost", {
-      createConnection: () => net.connect({ path: this.socketPath }),
-    });
-    session.on("error", (e: Error) => {
-      this.#failure = e;
-    });
-    this.#session = session;
-    return session;
-  }
 
   /**
    * Calls `method` (e.g. `/runtime.v1.RuntimeService/ListContainers`) with an encoded request;
@@ -61,95 +57,67 @@ export class GrpcUnixClient {
     request: Uint8Array,
     timeoutMs = this.timeoutMs,
   ): Promise<Uint8Array> {
-    const session = await this.#connect().catch((e) => e as Error);
-    return await new Promise((resolve, reject) => {
-      let done = false;
-      const finish = (err?: Error, data?: Uint8Array) => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        if (err) reject(err);
-        else resolve(data!);
-      };
-      const unreachable = (e: unknown) => {
-        // Report the root cause ("connect ECONNREFUSED <path>"), not the stream wrapper.
-        let root = e;
-        while (root instanceof Error && root.cause instanceof Error) root = root.cause;
-        const why = root instanceof Error ? root.message : String(root);
-        return new RuntimeUnreachableError(
-          why.includes(this.socketPath) ? why : `${this.socketPath}: ${why}`,
-        );
-      };
-      const timer = setTimeout(() => {
-        finish(new RuntimeUnreachableError(`${this.socketPath}: no answer within ${timeoutMs} ms`));
-        this.close();
-      }, timeoutMs);
-      if (session instanceof Error) {
-        finish(unreachable(session));
-        return;
-      }
-      session.once("error", (e: Error) => finish(unreachable(e)));
-      const req = session.request({
-        ":method": "POST",
-        ":path": method,
-        "content-type": "application/grpc",
-        "te": "trailers",
-        "grpc-timeout": `${timeoutMs}m`,
-      });
-      const chunks: Uint8Array[] = [];
-      let status: number | undefined;
-      let message = "";
-      const takeStatus = (h: http2.IncomingHttpHeaders) => {
-        if (h["grpc-status"] !== undefined) {
-          status = Number(h["grpc-status"]);
-          message = decodeURIComponent(String(h["grpc-message"] ?? ""));
-        }
-      };
-      req.on("response", takeStatus);
-      req.on("trailers", takeStatus);
-      req.on("data", (d: Uint8Array) => chunks.push(d));
-      req.on(
-        "error",
-        (e: Error) => finish(this.#failure ? unreachable(this.#failure) : unreachable(e)),
-      );
-      req.on("end", () => {
-        if (status === undefined) {
-          finish(unreachable(new Error(`${method}: stream ended without a gRPC status`)));
-          return;
-        }
-        if (status !== 0) {
-          finish(new GrpcError(status, `${method}: ${message || `gRPC status ${status}`}`));
-          return;
-        }
-        const total = chunks.reduce((n, c) => n + c.length, 0);
-        const all = new Uint8Array(total);
-        let off = 0;
-        for (const c of chunks) {
-          all.set(c, off);
-          off += c.length;
-        }
-        if (all.length < 5) {
-          finish(undefined, new Uint8Array());
-          return;
-        }
-        if (all[0] !== 0) {
-          finish(new GrpcError(12, `${method}: compressed responses are not supported`));
-          return;
-        }
-        const len = new DataView(all.buffer, all.byteOffset).getUint32(1);
-        finish(undefined, all.subarray(5, 5 + len));
-      });
-      const frame = new Uint8Array(5 + request.length);
-      new DataView(frame.buffer).setUint32(1, request.length);
-      frame.set(request, 5);
-      req.end(frame);
+    this.#client ??= Deno.createHttpClient({
+      proxy: { transport: "unix", path: this.socketPath },
+      http1: false,
+      http2: true,
     });
+    const frame = new Uint8Array(5 + request.length);
+    new DataView(frame.buffer).setUint32(1, request.length);
+    frame.set(request, 5);
+    const signal = AbortSignal.timeout(timeoutMs);
+    let all: Uint8Array;
+    let headers: Headers;
+    let httpStatus: number;
+    try {
+      const res = await fetch(`http://localhost${method}`, {
+        method: "POST",
+        client: this.#client,
+        signal,
+        headers: {
+          "content-type": "application/grpc",
+          "te": "trailers",
+          "grpc-timeout": `${timeoutMs}m`,
+        },
+        body: frame,
+      });
+      headers = res.headers;
+      httpStatus = res.status;
+      all = new Uint8Array(await res.arrayBuffer());
+    } catch (e) {
+      throw new RuntimeUnreachableError(`${this.socketPath}: ${fetchFailureReason(e, timeoutMs)}`);
+    }
+    const grpcStatus = headers.get("grpc-status");
+    if (grpcStatus !== null && grpcStatus !== "0") {
+      const code = Number(grpcStatus);
+      const message = decodeURIComponent(headers.get("grpc-message") ?? "");
+      throw new GrpcError(code, `${method}: ${message || `gRPC status ${code}`}`);
+    }
+    if (httpStatus !== 200) {
+      throw new RuntimeUnreachableError(`${this.socketPath}: ${method}: HTTP status ${httpStatus}`);
+    }
+    if (all.length < 5) {
+      if (grpcStatus === "0") return new Uint8Array();
+      throw new RuntimeUnreachableError(
+        `${this.socketPath}: ${method}: the answer ended without a message or a gRPC status`,
+      );
+    }
+    if (all[0] !== 0) {
+      throw new GrpcError(12, `${method}: compressed responses are not supported`);
+    }
+    const len = new DataView(all.buffer, all.byteOffset).getUint32(1);
+    if (all.length < 5 + len) {
+      throw new RuntimeUnreachableError(`${this.socketPath}: ${method}: the answer was cut short`);
+    }
+    return all.subarray(5, 5 + len);
   }
 
   /** Closes the connection (safe to call twice). */
   close(): void {
-    const s = this.#session;
-    this.#session = undefined;
-    if (s && !s.destroyed) s.destroy();
+    const c = this.#client;
+    this.#client = undefined;
+    try {
+      c?.close();
+    } catch { /* closed */ }
   }
 }
