@@ -1,7 +1,10 @@
-// Flag parsing shared by every `ks-*` tool: node:util parseArgs with a typed spec, `--help` and
-// `--version` handled the same way everywhere, usage errors as one line and exit code 2, and the
-// flag > environment > file > default precedence for settings.
-import { parseArgs, type ParseArgsConfig } from "node:util";
+// Flag parsing shared by every `ks-*` tool: node:util parseArgs's typed spec and strict semantics,
+// `--help` and `--version` handled the same way everywhere, usage errors as one line and exit
+// code 2, and the flag > environment > file > default precedence for settings. The parser is
+// parseArgs's strict subset written here (long and short options, `--name=value`, `multiple`,
+// `default`, `--`): importing any node: module costs a tool's start-up ~20 ms of CPU (Node
+// compatibility set-up), which the monit checkers, spawned every cycle, should not pay.
+import type { parseArgs, ParseArgsConfig } from "node:util";
 import { VERSION } from "./version.ts";
 
 /** Exit code for a usage error (bad flag, missing argument), as getopt-style tools use. */
@@ -55,18 +58,82 @@ export function parseCli<O extends NonNullable<ParseArgsConfig["options"]>>(
       Deno.exit(0);
     }
   }
-  try {
-    const parsed = parseArgs({
-      args,
-      options: spec.options,
-      allowPositionals: spec.allowPositionals ?? true,
-      strict: true,
-    });
-    return { values: parsed.values as ParsedValues<O>, positionals: parsed.positionals };
-  } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    throw new UsageError(message.split("\n")[0]);
+  const { values, positionals } = parseStrict(args, spec.options, spec.allowPositionals ?? true);
+  return { values: values as ParsedValues<O>, positionals };
+}
+
+type OptionSpec = NonNullable<ParseArgsConfig["options"]>[string];
+
+/** parseArgs({ strict: true }) for string/boolean options; throws UsageError (its wording). */
+function parseStrict(
+  args: string[],
+  options: Record<string, OptionSpec>,
+  allowPositionals: boolean,
+): { values: Record<string, unknown>; positionals: string[] } {
+  const values: Record<string, unknown> = {};
+  const positionals: string[] = [];
+  const byShort = new Map<string, string>();
+  for (const [name, o] of Object.entries(options)) if (o.short) byShort.set(o.short, name);
+  const store = (name: string, value: string | boolean) => {
+    if (!options[name].multiple) values[name] = value;
+    else if (Array.isArray(values[name])) (values[name] as (string | boolean)[]).push(value);
+    else values[name] = [value];
+  };
+  const take = (name: string, shown: string, inline: string | undefined, i: number): number => {
+    const o = options[name];
+    if (o.type === "boolean") {
+      if (inline !== undefined) throw new UsageError(`Option '${shown}' does not take an argument`);
+      store(name, true);
+      return i;
+    }
+    if (inline !== undefined) {
+      store(name, inline);
+      return i;
+    }
+    const next = args[i + 1];
+    if (next === undefined) throw new UsageError(`Option '${shown} <value>' argument missing`);
+    if (next.startsWith("-")) {
+      throw new UsageError(
+        `Option '${shown}' argument is ambiguous. Did you forget to specify the option argument ` +
+          `for '${shown}'? To specify an option argument starting with a dash use '${shown}=-XYZ'.`,
+      );
+    }
+    store(name, next);
+    return i + 1;
+  };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === "--") {
+      positionals.push(...args.slice(i + 1));
+      break;
+    }
+    if (arg.startsWith("--")) {
+      const eq = arg.indexOf("=");
+      const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
+      if (!Object.hasOwn(options, name)) {
+        throw new UsageError(
+          `Unknown option '--${name}'. To specify a positional argument starting with a '-', ` +
+            `place it at the end of the command after '--', as in '-- "--${name}"`,
+        );
+      }
+      i = take(name, `--${name}`, eq === -1 ? undefined : arg.slice(eq + 1), i);
+    } else if (arg.startsWith("-") && arg.length > 1) {
+      const name = byShort.get(arg[1]);
+      if (!name) throw new UsageError(`Unknown option '-${arg[1]}'`);
+      i = take(name, `-${arg[1]}`, arg.length > 2 ? arg.slice(2) : undefined, i);
+    } else if (allowPositionals) positionals.push(arg);
+    else {
+      throw new UsageError(
+        `Unexpected argument '${arg}'. This command does not take positional arguments`,
+      );
+    }
   }
+  for (const [name, o] of Object.entries(options)) {
+    if (values[name] === undefined && o.default !== undefined) {
+      values[name] = Array.isArray(o.default) ? [...o.default] : o.default;
+    }
+  }
+  return { values, positionals };
 }
 
 /**
