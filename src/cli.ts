@@ -64,6 +64,13 @@ export function parseCli<O extends NonNullable<ParseArgsConfig["options"]>>(
 
 type OptionSpec = NonNullable<ParseArgsConfig["options"]>[string];
 
+function unknownOption(shown: string): UsageError {
+  return new UsageError(
+    `Unknown option '${shown}'. To specify a positional argument starting with a '-', ` +
+      `place it at the end of the command after '--', as in '-- "${shown}"`,
+  );
+}
+
 /** parseArgs({ strict: true }) for string/boolean options; throws UsageError (its wording). */
 function parseStrict(
   args: string[],
@@ -92,11 +99,8 @@ function parseStrict(
     }
     const next = args[i + 1];
     if (next === undefined) throw new UsageError(`Option '${shown} <value>' argument missing`);
-    if (next.startsWith("-")) {
-      throw new UsageError(
-        `Option '${shown}' argument is ambiguous. Did you forget to specify the option argument ` +
-          `for '${shown}'? To specify an option argument starting with a dash use '${shown}=-XYZ'.`,
-      );
+    if (next.length > 1 && next.startsWith("-")) {
+      throw new UsageError(`Option '${shown}' argument is ambiguous.`);
     }
     store(name, next);
     return i + 1;
@@ -110,16 +114,11 @@ function parseStrict(
     if (arg.startsWith("--")) {
       const eq = arg.indexOf("=");
       const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
-      if (!Object.hasOwn(options, name)) {
-        throw new UsageError(
-          `Unknown option '--${name}'. To specify a positional argument starting with a '-', ` +
-            `place it at the end of the command after '--', as in '-- "--${name}"`,
-        );
-      }
+      if (!Object.hasOwn(options, name)) throw unknownOption(`--${name}`);
       i = take(name, `--${name}`, eq === -1 ? undefined : arg.slice(eq + 1), i);
     } else if (arg.startsWith("-") && arg.length > 1) {
       const name = byShort.get(arg[1]);
-      if (!name) throw new UsageError(`Unknown option '-${arg[1]}'`);
+      if (!name) throw unknownOption(`-${arg[1]}`);
       i = take(name, `-${arg[1]}`, arg.length > 2 ? arg.slice(2) : undefined, i);
     } else if (allowPositionals) positionals.push(arg);
     else {
