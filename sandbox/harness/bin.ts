@@ -1,19 +1,27 @@
 // How end-to-end tests and benchmarks run the tools: the bundled artifact `dist/<tool>.js`
 // (built on demand when missing or older than the sources), through the pinned Deno, exactly as
-// the images and the lab run it.
+// the images and the lab run it, with the tool's runtime flags (src/build/runtime_flags.ts).
 import { bundlePath, bundleTools, DIST_DIR } from "../../src/build/bundle.ts";
+import { runtimeFlags } from "../../src/build/runtime_flags.ts";
 import { join } from "node:path";
 import { runCommand } from "./process.ts";
 
 const built = new Set<string>();
 
-/** Ensures the tool's bundle is current and returns the argv prefix that runs it. */
-export async function toolArgv(tool: string): Promise<string[]> {
+/**
+ * Ensures the tool's bundle is current and returns the argv prefix that runs it, as its launcher
+ * does (`runtimeFlags: false`: with Deno's defaults instead, for comparisons).
+ */
+export async function toolArgv(
+  tool: string,
+  opts: { runtimeFlags?: boolean } = {},
+): Promise<string[]> {
   if (!built.has(tool)) {
     await bundleTools({ only: [tool] });
     built.add(tool);
   }
-  return [Deno.execPath(), "run", "-A", "--no-config", "--quiet", bundlePath(tool)];
+  const flags = opts.runtimeFlags === false ? [] : runtimeFlags(tool);
+  return [Deno.execPath(), "run", "-A", "--no-config", "--quiet", ...flags, bundlePath(tool)];
 }
 
 /** The launcher script path for a tool (`dist/bin/<tool>`), after ensuring its bundle. */

@@ -36,9 +36,18 @@ async function collect(
 export async function startTool(
   tool: string,
   args: string[],
-  opts: { env?: Record<string, string>; denoFlags?: string[]; wrap?: string[] } = {},
+  opts: {
+    env?: Record<string, string>;
+    denoFlags?: string[];
+    wrap?: string[];
+    /** false: Deno's defaults instead of the tool's runtime flags (for comparisons). */
+    runtimeFlags?: boolean;
+    /** Runs this bundle file instead of dist/<tool>.js (a copy, a prototype). */
+    bundle?: string;
+  } = {},
 ): Promise<RunningTool> {
-  const [exe, run, ...rest] = await toolArgv(tool);
+  const [exe, run, ...rest] = await toolArgv(tool, { runtimeFlags: opts.runtimeFlags });
+  if (opts.bundle) rest[rest.length - 1] = opts.bundle;
   // setsid: the tool leads its own process group, so stop() can kill every daemon it started.
   const argv = [
     "setsid",

@@ -3,7 +3,7 @@
 // `has_global_scope` -> `<name>` and `has_per_asic_scope` -> `<name><asic>` for each ASIC; the
 // always-running containers (always_enabled features, plus any the platform names) added. The
 // ASIC count comes from the platform's `asic.conf` (NUM_ASIC), whose path is configurable.
-import { join } from "node:path";
+import { joinPath as join } from "../path_join.ts";
 import type { FeatureTable } from "../sonic/config_db.ts";
 
 /** FEATURE rows that are options of other containers, not containers (skipped like SONiC). */

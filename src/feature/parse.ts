@@ -7,8 +7,9 @@ import { formatBytes, parseQuantity } from "./quantity.ts";
 import {
   DEFAULT_LIVENESS,
   DEFAULT_READINESS,
-  DEFAULT_TOOL_RESOURCES,
+  DEFAULT_SIDECAR_RESOURCES,
   DEFAULT_TOOLS,
+  DEFAULT_WATCHDOG_RESOURCES,
   defaultOptInLabel,
   type FeatureSpec,
   type MountSpec,
@@ -612,7 +613,12 @@ export function validateFeatureSpec(doc: unknown, file: string): FeatureSpec {
   if (probes.length === 0) {
     r.fail("watchdog.probes", "required: at least one of tcp, process, http");
   }
-  const wdResources = readResources(r, wd.resources, "watchdog.resources", DEFAULT_TOOL_RESOURCES);
+  const wdResources = readResources(
+    r,
+    wd.resources,
+    "watchdog.resources",
+    DEFAULT_WATCHDOG_RESOURCES,
+  );
   checkRequestsWithinLimits(r, wdResources, "watchdog.resources");
 
   const sc = r.optObject(o, "sidecar", "", ["interval", "resources"]);
@@ -620,7 +626,12 @@ export function validateFeatureSpec(doc: unknown, file: string): FeatureSpec {
     pattern: DURATION,
     expect: "a duration (e.g. 60s, 5m)",
   }) ?? "60s";
-  const scResources = readResources(r, sc.resources, "sidecar.resources", DEFAULT_TOOL_RESOURCES);
+  const scResources = readResources(
+    r,
+    sc.resources,
+    "sidecar.resources",
+    DEFAULT_SIDECAR_RESOURCES,
+  );
   checkRequestsWithinLimits(r, scResources, "sidecar.resources");
 
   const stubObj = r.optObject(o, "stub", "", [

@@ -145,14 +145,25 @@ export const DEFAULT_READINESS: ProbeTiming = {
 };
 
 /**
- * Small fixed budgets for the Deno-based watchdog and sidecar. Measured (docs/entrypoint-watchdog.md,
- * docs/patcher.md): ks-watchdog idles at ~80 MB RSS and peaked at 107-115 MB under 500 requests/s;
- * ks-patcher idles at 60-75 MB. The request covers the idle size, the limit leaves room over the
- * peak so a probe storm never gets the watchdog OOM-killed (which would fail the pod's liveness).
+ * The watchdog container's default budget, from its measured footprint as shipped (runtime flags
+ * of src/build/runtime_flags.ts; `deno task bench footprint`, docs/footprint.md): ks-watchdog idles
+ * at 53-58 MiB RSS and peaks at 64-70 MiB under 500 probes/s and a burst at the highest rate the
+ * benchmark reaches. Request = idle + 10-20 %; limit = peak + 35-50 %, so a probe storm never gets
+ * it OOM-killed (which would fail the pod's liveness).
  */
-export const DEFAULT_TOOL_RESOURCES: ResourceSpec = {
-  requests: { cpu: "10m", memory: "96Mi" },
-  limits: { cpu: "200m", memory: "192Mi" },
+export const DEFAULT_WATCHDOG_RESOURCES: ResourceSpec = {
+  requests: { cpu: "10m", memory: "64Mi" },
+  limits: { cpu: "200m", memory: "96Mi" },
+};
+
+/**
+ * The sidecar container's default budget: ks-patcher's loop idles at 48-50 MiB RSS and peaks at
+ * 52 MiB in a drift loop (61 MiB with Deno's defaults). Request = idle + 12-16 %; limit = peak +
+ * 30-50 %.
+ */
+export const DEFAULT_SIDECAR_RESOURCES: ResourceSpec = {
+  requests: { cpu: "10m", memory: "56Mi" },
+  limits: { cpu: "200m", memory: "80Mi" },
 };
 
 /** The node label that opts a node in, unless the spec sets nodeSelector. */

@@ -243,7 +243,9 @@ Deno.test({
           // telemetry still counts through its kubelet-labelled Docker container.
           assert.match(
             r.stdout,
-            new RegExp(`^Container runtime cri is unreachable: connect ECONNREFUSED ${dead}\n$`),
+            new RegExp(
+              `^Container runtime cri is unreachable: ${dead}: connect: Connection refused \\(os error 111\\)\n$`,
+            ),
           );
           assert.doesNotMatch(r.stdout + r.stderr, /\n\s+at /);
         },

@@ -297,6 +297,27 @@ Deno.test("memory limit derived from monit's threshold shows in the container an
   assert.equal(result.summary.memoryLimitFrom, "monit.memoryThreshold");
 });
 
+Deno.test("watchdog and sidecar budgets follow their measured footprint (64/96Mi, 56/80Mi); a spec's own wins", async () => {
+  const [ds] = docs(await telemetry(), "v2/30-daemonset.yaml");
+  // ks-watchdog idles at 53-58 MiB RSS and peaks at 64-70 MiB; ks-patcher 48-50 and 52 MiB.
+  assert.deepEqual(container(ds, "telemetry-watchdog").resources, {
+    requests: { cpu: "10m", memory: "64Mi" },
+    limits: { cpu: "200m", memory: "96Mi" },
+  });
+  assert.deepEqual(container(ds, "telemetry-sidecar").resources, {
+    requests: { cpu: "10m", memory: "56Mi" },
+    limits: { cpu: "200m", memory: "80Mi" },
+  });
+  const [v1] = docs(await telemetry(), "v1/30-daemonset.yaml");
+  assert.equal(container(v1, "telemetry-sidecar").resources.limits.memory, "80Mi");
+  const raw = baseSpec();
+  (raw.watchdog as Any).resources = { requests: { memory: "100Mi" }, limits: { memory: "200Mi" } };
+  const own = renderFeature(parseFeatureSpec(specYaml(raw), "f.yaml"), { profile: "production" });
+  const [ds2] = docs(own, "v2/30-daemonset.yaml");
+  assert.equal(container(ds2, "telemetry-watchdog").resources.requests.memory, "100Mi");
+  assert.equal(container(ds2, "telemetry-watchdog").resources.limits.memory, "200Mi");
+});
+
 Deno.test("multi-ASIC per-ASIC feature: one DaemonSet per ASIC with asic label, namespace and own ports", () => {
   const raw = baseSpec();
   raw.scope = { global: false, perAsic: true };
