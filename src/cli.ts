@@ -136,7 +136,7 @@ function strictParse(
     if (name === undefined) {
       throw new UsageError(
         `Unknown option '${shown}'. To specify a positional argument starting with a '-', ` +
-          `place it at the end of the command after '--', as in '-- "${arg}"'`,
+          `place it at the end of the command after '--', as in '-- "${arg}"`,
       );
     }
     const o = options[name];
@@ -149,8 +149,10 @@ function strictParse(
     let value = inline;
     if (value === undefined) {
       const next = args[i + 1];
-      if (next === undefined || (next.startsWith("-") && next !== "-" && next.length > 1)) {
-        throw new UsageError(`Option '${label} <value>' argument missing`);
+      if (next === undefined) throw new UsageError(`Option '${label} <value>' argument missing`);
+      if (next.startsWith("-") && next.length > 1) {
+        // parseArgs' wording: the option as typed, then how to pass a value that starts with '-'.
+        throw new UsageError(`Option '${shown}' argument is ambiguous.`);
       }
       value = next;
       i++;

@@ -244,7 +244,7 @@ Deno.test({
           assert.match(
             r.stdout,
             new RegExp(
-              `^Container runtime cri is unreachable: ${dead}: connect: Connection refused \\(os error 111\\)\n$`,
+              `^Container runtime cri is unreachable: connect ECONNREFUSED ${dead}\n$`,
             ),
           );
           assert.doesNotMatch(r.stdout + r.stderr, /\n\s+at /);
