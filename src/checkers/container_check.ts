@@ -10,8 +10,20 @@ import {
   withTimeout,
 } from "../sonic/config_db.ts";
 import { type DbLocation, describeTarget, resolveRedisTarget } from "../sonic/db_config.ts";
-import { expectedContainers, readAsicCount, resolveAsicConfPath } from "./expected.ts";
-import { listAllRuntimes, type RuntimeEndpoints, type RuntimeStatus } from "./runtimes.ts";
+import {
+  applyTelemetryChoice,
+  expectedContainers,
+  readAsicCount,
+  resolveAsicConfPath,
+  TELEMETRY_SKIPPED_MESSAGE,
+  telemetryContainer,
+} from "./expected.ts";
+import {
+  listAllImageRefs,
+  listAllRuntimes,
+  type RuntimeEndpoints,
+  type RuntimeStatus,
+} from "./runtimes.ts";
 
 /** Exit code when every expected container runs. */
 export const EXIT_OK = 0;
@@ -38,6 +50,12 @@ export interface ContainerCheckResult {
   running: string[];
   missing: string[];
   runtimes: RuntimeStatus[];
+  /**
+   * What the FEATURE row `telemetry` was checked as (SONiC's image rule): `telemetry`, `gnmi`
+   * (no docker-sonic-telemetry image, a docker-sonic-gnmi one), `skip` (neither), `unknown` (a
+   * runtime could not be asked: kept as telemetry); undefined without a telemetry row.
+   */
+  telemetry?: "telemetry" | "gnmi" | "skip" | "unknown";
 }
 
 async function loadFeatureTable(db: DbLocation, timeoutMs: number) {
@@ -66,7 +84,24 @@ export async function checkContainers(opts: ContainerCheckOptions): Promise<Cont
     readAsicCount(asicConfPath),
     listAllRuntimes(opts.endpoints),
   ]);
-  const { expected } = expectedContainers(table, numAsics, opts.alwaysRunning ?? []);
+  // SONiC's slim images ship gnmi (or neither) instead of docker-sonic-telemetry: which one the
+  // telemetry row stands for is decided by the images present, in Docker and in the CRI alike.
+  let telemetry: ContainerCheckResult["telemetry"];
+  let checked = table;
+  const telemetryState = table.get("telemetry")?.state;
+  // A disabled row expects nothing, whichever image it would stand for: no need to ask.
+  if (
+    telemetryState !== undefined && telemetryState !== "disabled" &&
+    telemetryState !== "always_disabled"
+  ) {
+    const images = await listAllImageRefs(opts.endpoints);
+    telemetry = telemetryContainer(images.refs, images.complete);
+    checked = applyTelemetryChoice(table, telemetry);
+    if (telemetry !== "telemetry") {
+      opts.logger?.debug("telemetry row checked by image", { as: telemetry });
+    }
+  }
+  const { expected } = expectedContainers(checked, numAsics, opts.alwaysRunning ?? []);
   const running = new Set<string>();
   for (const c of seen.containers) if (c.name) running.add(c.name);
   const missing = [...expected].filter((n) => !running.has(n)).sort();
@@ -84,12 +119,14 @@ export async function checkContainers(opts: ContainerCheckOptions): Promise<Cont
     running: [...running].sort(),
     missing,
     runtimes: seen.statuses,
+    telemetry,
   };
 }
 
 /** The lines to print (monit appends them to its alert) for a result. */
 export function containerCheckLines(result: ContainerCheckResult): string[] {
   const lines: string[] = [];
+  if (result.telemetry === "skip") lines.push(TELEMETRY_SKIPPED_MESSAGE);
   for (const r of result.runtimes) {
     if (r.status === "unreachable") {
       lines.push(`Container runtime ${r.runtime} is unreachable: ${r.error}`);

@@ -5,6 +5,7 @@ import { asString, decodeFields, decodeMapEntry, ProtoWriter } from "./protobuf.
 import { GrpcUnixClient } from "./grpc_unix.ts";
 
 const SERVICE = "/runtime.v1.RuntimeService";
+const IMAGE_SERVICE = "/runtime.v1.ImageService";
 
 /** CRI container states (runtime.v1.ContainerState). */
 export const CRI_STATES = ["created", "running", "exited", "unknown"] as const;
@@ -120,6 +121,25 @@ export class CriClient {
       }
     }
     return s;
+  }
+
+  /**
+   * Lists the runtime's images (the CRI's ImageService, namespace `k8s.io` for containerd) as
+   * their references: repo_tags and repo_digests. Rejects with RuntimeUnreachableError / GrpcError.
+   */
+  async listImageRefs(): Promise<string[]> {
+    const req = new ProtoWriter().finish(); // ListImagesRequest without a filter
+    const resp = await this.grpc.call(`${IMAGE_SERVICE}/ListImages`, req);
+    const refs: string[] = [];
+    for (const field of decodeFields(resp)) {
+      if (field.field !== 1 || typeof field.value === "number") continue;
+      for (const f of decodeFields(field.value)) {
+        if ((f.field === 2 || f.field === 3) && typeof f.value !== "number") {
+          refs.push(asString(f.value));
+        }
+      }
+    }
+    return refs;
   }
 
   /** Closes the connection. */

@@ -79,6 +79,25 @@ export class DockerClient {
     }));
   }
 
+  /**
+   * Lists the engine's images as their references (`RepoTags` and `RepoDigests`, e.g.
+   * `registry:5000/docker-sonic-gnmi:v2`). Rejects like listRunning.
+   */
+  async listImageRefs(): Promise<string[]> {
+    const { status, body } = await this.#get("/images/json");
+    if (status !== 200 || !Array.isArray(body)) {
+      throw new Error(`docker: GET /images/json answered ${status}: ${messageOf(body)}`);
+    }
+    const refs: string[] = [];
+    for (const img of body as Record<string, unknown>[]) {
+      for (const key of ["RepoTags", "RepoDigests"]) {
+        const list = img[key];
+        if (Array.isArray(list)) { for (const r of list) if (typeof r === "string") refs.push(r); }
+      }
+    }
+    return refs;
+  }
+
   /** Inspects one container by name or ID; undefined when the engine does not know it (404). */
   async inspect(nameOrId: string): Promise<DockerInspect | undefined> {
     const { status, body } = await this.#get(`/containers/${encodeURIComponent(nameOrId)}/json`);
