@@ -18,6 +18,13 @@ runtime) of pod namespace "sonic" by their io.kubernetes.container.name label (n
 Prints "Expected containers not running: a, b" and exits 3 when something is missing; exits 3
 with one line per runtime that cannot be reached; 1 when CONFIG_DB cannot be read; else 0.
 A runtime whose socket does not exist is not installed here and is skipped.
+The FEATURE row telemetry stands for gnmi when the node has a docker-sonic-gnmi image and no
+docker-sonic-telemetry one (Docker or the CRI, any registry or tag), and is skipped with SONiC's
+line when it has neither.
+
+Events: one sonic-events-host event-down-ctr (ctr_name) per missing container, published to
+eventd's XSUB endpoint (events.xsub_path of /etc/sonic/init_cfg.json or KS_INIT_CFG; default
+tcp://127.0.0.1:5570) when eventd listens, within KS_EVENTS_TIMEOUT (1s); never changes the exit.
 
 Options:
   --docker-socket P   Docker API socket (KS_DOCKER_SOCKET, DOCKER_HOST; default /var/run/docker.sock;
@@ -67,6 +74,12 @@ if (import.meta.main) {
       alwaysRunning: values["always-running"] ?? [],
       dbTimeoutMs: timeoutMs,
       output,
+      events: {
+        timeoutMs: parseDuration(
+          setting(undefined, "KS_EVENTS_TIMEOUT", "1s"),
+          "KS_EVENTS_TIMEOUT",
+        ),
+      },
       logger: createLogger("ks-container-checker"),
     });
   });

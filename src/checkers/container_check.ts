@@ -3,6 +3,8 @@
 // code monit acts on (`Expected containers not running: a, b` / exit 3). The API server is never
 // asked, so the check keeps working while it is unreachable.
 import type { Logger } from "../log.ts";
+import { downContainerEvents } from "../events/host_events.ts";
+import { EVENTS_SOURCE_HOST, publishEvents, type PublishOptions } from "../events/publisher.ts";
 import {
   connectInBackground,
   createConfigDbClient,
@@ -147,6 +149,8 @@ export function containerCheckExitCode(result: ContainerCheckResult): number {
 /** Options of the ks-container-checker command (already parsed). */
 export interface ContainerCheckerRun extends ContainerCheckOptions {
   output: "text" | "json";
+  /** Where `event-down-ctr` goes (SONiC's eventd); false publishes nothing. */
+  events?: PublishOptions | false;
 }
 
 /**
@@ -169,6 +173,14 @@ export async function runContainerChecker(opts: ContainerCheckerRun): Promise<nu
     console.log(JSON.stringify({ ...result, exitCode: code }));
   } else {
     for (const line of containerCheckLines(result)) console.log(line);
+  }
+  // As SONiC's container_checker: one event-down-ctr per missing container, through eventd when
+  // it runs (skipped quietly when not; never changes the exit code).
+  if (result.missing.length > 0 && opts.events !== false) {
+    await publishEvents(EVENTS_SOURCE_HOST, downContainerEvents(result.missing), {
+      logger: opts.logger,
+      ...opts.events,
+    });
   }
   // monit appends stdout AND stderr to its alert, so the verdict is the stdout line only; the
   // log line is debug (KS_DEBUG=1) to keep monit's message exactly SONiC's wording.

@@ -13,6 +13,7 @@ import {
 import { BUSYBOX_CRI_REF, importBusyboxDocker } from "../../sandbox/harness/images.ts";
 import { TELEMETRY_SKIPPED_MESSAGE } from "../../src/checkers/expected.ts";
 import { runTool } from "../../sandbox/harness/bin.ts";
+import { eventdUnavailableReason, startEventd } from "../../sandbox/harness/eventd.ts";
 
 const TOOL = "ks-container-checker";
 
@@ -134,6 +135,40 @@ Deno.test({
           assert.equal(r.stdout, "Expected containers not running: lldp, telemetry\n");
         },
       );
+
+      await t.step({
+        name:
+          "one event-down-ctr per missing container reaches a real subscriber via eventd's proxy",
+        ignore: eventdUnavailableReason() !== undefined,
+        async fn() {
+          const eventd = await startEventd();
+          try {
+            const r = await check([], {
+              KS_INIT_CFG: eventd.initCfgPath,
+              KS_EVENTS_TIMEOUT: "10s",
+            });
+            assert.equal(r.code, 3);
+            assert.equal(r.stdout, "Expected containers not running: lldp, telemetry\n");
+            const got = await eventd.waitFor(3);
+            assert.deepEqual(
+              got.map((m) => m.event?.["sonic-events-host:event-down-ctr"]?.ctr_name ?? m.d),
+              ["lldp", "telemetry", "CONTROL_DEINIT"],
+            );
+            assert.deepEqual(got.map((m) => m.s), ["1", "2", "3"]);
+            assert.deepEqual(got.map((m) => m.source), Array(3).fill("sonic-events-host"));
+            // With nothing listening at the endpoint: same verdict, no delay worth noting.
+            await eventd.stop();
+            const t0 = Date.now();
+            const again = await check([], { KS_INIT_CFG: eventd.initCfgPath });
+            assert.equal(again.code, 3);
+            assert.equal(again.stdout, r.stdout);
+            assert.equal(again.stderr, "");
+            assert.ok(Date.now() - t0 < 20_000);
+          } finally {
+            await eventd.stop();
+          }
+        },
+      });
 
       await t.step(
         "a kubelet-labelled Docker container counts under io.kubernetes.container.name",
