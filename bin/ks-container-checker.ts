@@ -3,6 +3,7 @@
 import { parseCli, parseDuration, runCli, setting, UsageError } from "../src/cli.ts";
 import { createLogger } from "../src/log.ts";
 import { runContainerChecker } from "../src/checkers/container_check.ts";
+import { runSystemHealth } from "../src/checkers/critical.ts";
 import { resolveEndpoints } from "../src/checkers/runtimes.ts";
 
 const HELP = `ks-container-checker — are all expected SONiC containers running on this node?
@@ -36,7 +37,17 @@ Options:
   --always-running N  a container that must always run (repeatable), e.g. database-chassis
   --timeout D         per-runtime and CONFIG_DB timeout (default 2s)
   --output F          text (default) or json
+  --system-health     instead of the monit check: system-health's view of what its service
+                      checker skips (CONTAINER_K8S_WHITELIST features, containers of pod
+                      namespace sonic): each such expected container and its critical processes
+                      (/etc/supervisor/critical_processes, supervisorctl status inside it through
+                      the CRI or Docker), printed as a user-defined checker: "Services", then
+                      "<container>:OK|Container '<c>' is not running" and
+                      "<container>/<process>:OK|Process '<p>' in container '<c>' is not running"
   --help, --version
+
+Example (system-health, system_health_monitoring_config.json):
+  "user_defined_checkers": ["/usr/local/bin/ks-container-checker --system-health"]
 
 Example (monit):
   check program container_checker with path "/usr/local/bin/ks-container-checker"
@@ -55,6 +66,7 @@ if (import.meta.main) {
         "always-running": { type: "string", multiple: true },
         timeout: { type: "string" },
         output: { type: "string", default: "text" },
+        "system-health": { type: "boolean" },
       },
     }, Deno.args);
     if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
@@ -63,7 +75,7 @@ if (import.meta.main) {
       throw new UsageError(`--output: "${output}" is not text or json`);
     }
     const timeoutMs = parseDuration(setting(values.timeout, "KS_CHECK_TIMEOUT", "2s"), "--timeout");
-    return await runContainerChecker({
+    const opts = {
       endpoints: resolveEndpoints({
         dockerSocket: values["docker-socket"],
         criSocket: values["cri-socket"],
@@ -73,7 +85,7 @@ if (import.meta.main) {
       asicConf: values["asic-conf"],
       alwaysRunning: values["always-running"] ?? [],
       dbTimeoutMs: timeoutMs,
-      output,
+      output: output as "text" | "json",
       events: {
         timeoutMs: parseDuration(
           setting(undefined, "KS_EVENTS_TIMEOUT", "1s"),
@@ -81,6 +93,7 @@ if (import.meta.main) {
         ),
       },
       logger: createLogger("ks-container-checker"),
-    });
+    };
+    return values["system-health"] ? await runSystemHealth(opts) : await runContainerChecker(opts);
   });
 }

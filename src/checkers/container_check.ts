@@ -23,6 +23,7 @@ import {
 import {
   listAllImageRefs,
   listAllRuntimes,
+  type RunningContainer,
   type RuntimeEndpoints,
   type RuntimeStatus,
 } from "./runtimes.ts";
@@ -58,6 +59,8 @@ export interface ContainerCheckResult {
    * runtime could not be asked: kept as telemetry); undefined without a telemetry row.
    */
   telemetry?: "telemetry" | "gnmi" | "skip" | "unknown";
+  /** Every running container the runtimes listed (not printed). */
+  seen: RunningContainer[];
 }
 
 async function loadFeatureTable(db: DbLocation, timeoutMs: number) {
@@ -122,6 +125,7 @@ export async function checkContainers(opts: ContainerCheckOptions): Promise<Cont
     missing,
     runtimes: seen.statuses,
     telemetry,
+    seen: seen.containers,
   };
 }
 
@@ -170,7 +174,8 @@ export async function runContainerChecker(opts: ContainerCheckerRun): Promise<nu
   }
   const code = containerCheckExitCode(result);
   if (opts.output === "json") {
-    console.log(JSON.stringify({ ...result, exitCode: code }));
+    const { seen: _seen, ...printed } = result;
+    console.log(JSON.stringify({ ...printed, exitCode: code }));
   } else {
     for (const line of containerCheckLines(result)) console.log(line);
   }

@@ -142,6 +142,35 @@ export class CriClient {
     return refs;
   }
 
+  /**
+   * Runs `cmd` in container `id` and waits for it (the CRI's ExecSync, what `crictl exec -s`
+   * does), at most `timeoutSec` seconds on the runtime's side. Rejects with GrpcError (e.g.
+   * NOT_FOUND for a container that is gone) or RuntimeUnreachableError.
+   */
+  async execSync(
+    id: string,
+    cmd: string[],
+    timeoutSec: number,
+  ): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+    const req = new ProtoWriter().bytes(1, id);
+    for (const arg of cmd) req.bytes(2, arg);
+    req.varint(3, timeoutSec);
+    const resp = await this.grpc.call(
+      `${SERVICE}/ExecSync`,
+      req.finish(),
+      (timeoutSec + 2) * 1000,
+    );
+    const out = { exitCode: 0, stdout: "", stderr: "" };
+    for (const f of decodeFields(resp)) {
+      if (f.field === 1 && typeof f.value !== "number") out.stdout = asString(f.value);
+      else if (f.field === 2 && typeof f.value !== "number") out.stderr = asString(f.value);
+      else if (f.field === 3 && typeof f.value === "number") {
+        out.exitCode = f.value > 0x7fffffff ? f.value - 2 ** 64 : f.value;
+      }
+    }
+    return out;
+  }
+
   /** Closes the connection. */
   close(): void {
     this.grpc.close();
