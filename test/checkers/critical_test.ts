@@ -57,11 +57,11 @@ const skip = dockerUnavailableReason() ?? containerdUnavailableReason() ??
   (crictlPath() ? undefined : "crictl not built (scripts/build-kube.sh)");
 
 /** A container that looks like a SONiC feature to the check: critical_processes, supervisorctl. */
-const FEATURE_CMD = "mkdir -p /etc/supervisor /usr/local/bin && " +
+const FEATURE_CMD = "mkdir -p /etc/supervisor && " +
   "echo program:telemetry > /etc/supervisor/critical_processes && " +
   "echo 'telemetry                        RUNNING   pid 7, uptime 0:00:01' > /tmp/status && " +
-  "printf '#!/bin/sh\\ncat /tmp/status\\n' > /usr/local/bin/supervisorctl && " +
-  "chmod 755 /usr/local/bin/supervisorctl && exec sleep 600";
+  "printf '#!/bin/sh\\ncat /tmp/status\\n' > /bin/supervisorctl && " +
+  "chmod 755 /bin/supervisorctl && exec sleep 600";
 
 Deno.test({
   name:
