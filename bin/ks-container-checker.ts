@@ -10,6 +10,7 @@ import {
 } from "../src/cli.ts";
 import { createLogger } from "../src/log.ts";
 import { runContainerChecker } from "../src/checkers/container_check.ts";
+import { runSystemHealth } from "../src/checkers/critical.ts";
 import { resolveEndpoints } from "../src/checkers/runtimes.ts";
 
 const HELP = `ks-container-checker — are all expected SONiC containers running on this node?
@@ -28,6 +29,13 @@ that cannot be reached. A runtime whose socket does not exist is not installed h
 
 Exit codes (monit's container_checker contract): 0 all expected containers run, 3 some are missing
 or a runtime cannot be reached, 1 CONFIG_DB cannot be read, 2 usage error.
+The FEATURE row telemetry stands for gnmi when the node has a docker-sonic-gnmi image and no
+docker-sonic-telemetry one (Docker or the CRI, any registry or tag), and is skipped with SONiC's
+line when it has neither.
+
+Events: one sonic-events-host event-down-ctr (ctr_name) per missing container, published to
+eventd's XSUB endpoint (events.xsub_path of /etc/sonic/init_cfg.json or KS_INIT_CFG; default
+tcp://127.0.0.1:5570) when eventd listens, within KS_EVENTS_TIMEOUT (1s); never changes the exit.
 
 Options:
   --docker-socket P   Docker API socket (KS_DOCKER_SOCKET, DOCKER_HOST; default /var/run/docker.sock;
@@ -40,7 +48,17 @@ Options:
   --always-running N  a container that must always run (repeatable), e.g. database-chassis
   --timeout D         per-runtime and CONFIG_DB timeout (default 2s)
   --output F          text (default) or json
+  --system-health     instead of the monit check: system-health's view of what its service
+                      checker skips (CONTAINER_K8S_WHITELIST features, containers of pod
+                      namespace sonic): each such expected container and its critical processes
+                      (/etc/supervisor/critical_processes, supervisorctl status inside it through
+                      the CRI or Docker), printed as a user-defined checker: "Services", then
+                      "<container>:OK|Container '<c>' is not running" and
+                      "<container>/<process>:OK|Process '<p>' in container '<c>' is not running"
   --help, --version
+
+Example (system-health, system_health_monitoring_config.json):
+  "user_defined_checkers": ["/usr/local/bin/ks-container-checker --system-health"]
 
 Example (monit):
   check program container_checker with path "/usr/local/bin/ks-container-checker"
@@ -60,6 +78,7 @@ if (import.meta.main) {
         "always-running": { type: "string", multiple: true },
         timeout: { type: "string" },
         output: { type: "string", default: "text" },
+        "system-health": { type: "boolean" },
       },
     }, Deno.args);
     if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
@@ -68,7 +87,7 @@ if (import.meta.main) {
       throw new UsageError(`--output: "${output}" is not text or json`);
     }
     const timeoutMs = parseDuration(setting(values.timeout, "KS_CHECK_TIMEOUT", "2s"), "--timeout");
-    return await runContainerChecker({
+    const opts = {
       endpoints: resolveEndpoints({
         dockerSocket: values["docker-socket"],
         criSocket: values["cri-socket"],
@@ -83,8 +102,15 @@ if (import.meta.main) {
       asicConf: values["asic-conf"],
       alwaysRunning: values["always-running"] ?? [],
       dbTimeoutMs: timeoutMs,
-      output,
+      output: output as "text" | "json",
+      events: {
+        timeoutMs: parseDuration(
+          setting(undefined, "KS_EVENTS_TIMEOUT", "1s"),
+          "KS_EVENTS_TIMEOUT",
+        ),
+      },
       logger: createLogger("ks-container-checker"),
-    });
+    };
+    return values["system-health"] ? await runSystemHealth(opts) : await runContainerChecker(opts);
   });
 }

@@ -26,6 +26,11 @@ Exit codes (SONiC's memory_checker contract): 0 under the threshold or not runni
 (prints "[<name>]: Memory usage (N Bytes) is larger than the threshold (T Bytes)!"),
 2 usage error (invalid arguments), 1 internal error (one line on stdout).
 
+Events: over the threshold, one sonic-events-host mem-threshold-exceeded (ctr_name, mem_usage,
+threshold) to eventd's XSUB endpoint (events.xsub_path of /etc/sonic/init_cfg.json or KS_INIT_CFG;
+default tcp://127.0.0.1:5570) when eventd listens, within KS_EVENTS_TIMEOUT (1s); never changes
+the exit code.
+
 Options:
   --docker-socket P   Docker API socket (KS_DOCKER_SOCKET, DOCKER_HOST; default /var/run/docker.sock;
                       "none" disables)
@@ -87,6 +92,12 @@ if (import.meta.main) {
         timeoutMs,
       }),
       output,
+      events: {
+        timeoutMs: parseDuration(
+          setting(undefined, "KS_EVENTS_TIMEOUT", "1s"),
+          "KS_EVENTS_TIMEOUT",
+        ),
+      },
       logger: createLogger("ks-memory-checker", name),
     });
   });

@@ -11,9 +11,12 @@ CACHE=${KS_CACHE:-/var/cache/kubesonic}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 log() { echo "setup: $*" >&2; }
 
+# g++, libzmq3-dev, libboost-serialization-dev, nlohmann-json3-dev: the test subscriber that decodes
+# the checkers' events as SONiC's event framework does (sandbox/harness/eventd.ts).
 APT_PACKAGES=(redis-server redis-tools monit docker.io containerd runc debootstrap
   containernetworking-plugins iproute2 openssl procps psmisc util-linux systemd hyperfine
-  busybox-static ca-certificates curl supervisor)
+  busybox-static ca-certificates curl supervisor
+  g++ libzmq3-dev libboost-serialization-dev nlohmann-json3-dev)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -57,6 +57,8 @@ export const scenario: LabScenario = {
     if (!started || !docker) return;
     const d = docker;
     const image = await importBusyboxDocker(d);
+    // The image the telemetry row stands for (without it or a gnmi image the row is skipped).
+    await d.docker(["tag", image, "docker-sonic-telemetry:latest"]);
 
     const target = resolveRedisTarget({ dbConfigPath: ctx.redis.env.KS_DB_CONFIG });
     const client = createConfigDbClient(target);

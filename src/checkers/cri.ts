@@ -5,6 +5,7 @@ import { asString, decodeFields, decodeMapEntry, int32, int64, ProtoWriter } fro
 import { GrpcUnixClient } from "./grpc_unix.ts";
 
 const SERVICE = "/runtime.v1.RuntimeService";
+const IMAGE_SERVICE = "/runtime.v1.ImageService";
 
 /** CRI container states (runtime.v1.ContainerState). */
 export const CRI_STATES = ["created", "running", "exited", "unknown"] as const;
@@ -245,6 +246,52 @@ export class CriClient {
   async containerStatus(id: string): Promise<CriContainerStatus> {
     const req = new ProtoWriter().bytes(1, id).varint(2, true).finish();
     return decodeContainerStatus(id, await this.grpc.call(`${SERVICE}/ContainerStatus`, req));
+  }
+
+  /**
+   * Lists the runtime's images (the CRI's ImageService, namespace `k8s.io` for containerd) as
+   * their references: repo_tags and repo_digests. Rejects with RuntimeUnreachableError / GrpcError.
+   */
+  async listImageRefs(): Promise<string[]> {
+    const req = new ProtoWriter().finish(); // ListImagesRequest without a filter
+    const resp = await this.grpc.call(`${IMAGE_SERVICE}/ListImages`, req);
+    const refs: string[] = [];
+    for (const field of decodeFields(resp)) {
+      if (field.field !== 1 || !(field.value instanceof Uint8Array)) continue;
+      for (const f of decodeFields(field.value)) {
+        if ((f.field === 2 || f.field === 3) && f.value instanceof Uint8Array) {
+          refs.push(asString(f.value));
+        }
+      }
+    }
+    return refs;
+  }
+
+  /**
+   * Runs `cmd` in container `id` and waits for it (the CRI's ExecSync, what `crictl exec -s`
+   * does), at most `timeoutSec` seconds on the runtime's side. Rejects with GrpcError (e.g.
+   * NOT_FOUND for a container that is gone) or RuntimeUnreachableError.
+   */
+  async execSync(
+    id: string,
+    cmd: string[],
+    timeoutSec: number,
+  ): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+    const req = new ProtoWriter().bytes(1, id);
+    for (const arg of cmd) req.bytes(2, arg);
+    req.varint(3, timeoutSec);
+    const resp = await this.grpc.call(
+      `${SERVICE}/ExecSync`,
+      req.finish(),
+      (timeoutSec + 2) * 1000,
+    );
+    const out = { exitCode: 0, stdout: "", stderr: "" };
+    for (const f of decodeFields(resp)) {
+      if (f.field === 1 && f.value instanceof Uint8Array) out.stdout = asString(f.value);
+      else if (f.field === 2 && f.value instanceof Uint8Array) out.stderr = asString(f.value);
+      else if (f.field === 3) out.exitCode = int32(f.value);
+    }
+    return out;
   }
 
   /** Closes the connection. */

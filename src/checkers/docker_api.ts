@@ -36,9 +36,10 @@ export class DockerClient {
 
   async #get(
     path: string,
-    method = "GET",
+    post?: unknown,
     timeoutMs = this.timeoutMs,
-  ): Promise<{ status: number; body: unknown }> {
+    method = post === undefined ? "GET" : "POST",
+  ): Promise<{ status: number; body: unknown; raw?: Uint8Array }> {
     this.#client ??= Deno.createHttpClient({
       proxy: { transport: "unix", path: this.socketPath },
     });
@@ -48,9 +49,17 @@ export class DockerClient {
         method,
         client: this.#client,
         signal: AbortSignal.timeout(timeoutMs),
+        ...(post === undefined ? {} : {
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(post),
+        }),
       });
     } catch (e) {
       throw new RuntimeUnreachableError(`${this.socketPath}: ${this.#reason(e, timeoutMs)}`);
+    }
+    if (res.headers.get("content-type")?.startsWith("application/vnd.docker.")) {
+      // An exec's output: the multiplexed stream, read to its end.
+      return { status: res.status, body: undefined, raw: new Uint8Array(await res.arrayBuffer()) };
     }
     const text = await res.text();
     let body: unknown = text;
@@ -113,14 +122,34 @@ export class DockerClient {
     const t = Math.max(0, Math.round(timeoutSeconds));
     const { status, body } = await this.#get(
       `/containers/${encodeURIComponent(id)}/stop?t=${t}`,
-      "POST",
+      undefined,
       t * 1000 + marginMs,
+      "POST",
     );
     if (status === 404) return false;
     if (status !== 204 && status !== 304) {
       throw new Error(`docker: POST /containers/${id}/stop answered ${status}: ${messageOf(body)}`);
     }
     return true;
+  }
+
+  /**
+   * Lists the engine's images as their references (`RepoTags` and `RepoDigests`, e.g.
+   * `registry:5000/docker-sonic-gnmi:v2`). Rejects like listRunning.
+   */
+  async listImageRefs(): Promise<string[]> {
+    const { status, body } = await this.#get("/images/json");
+    if (status !== 200 || !Array.isArray(body)) {
+      throw new Error(`docker: GET /images/json answered ${status}: ${messageOf(body)}`);
+    }
+    const refs: string[] = [];
+    for (const img of body as Record<string, unknown>[]) {
+      for (const key of ["RepoTags", "RepoDigests"]) {
+        const list = img[key];
+        if (Array.isArray(list)) { for (const r of list) if (typeof r === "string") refs.push(r); }
+      }
+    }
+    return refs;
   }
 
   /** Inspects one container by name or ID; undefined when the engine does not know it (404). */
@@ -149,6 +178,36 @@ export class DockerClient {
     };
   }
 
+  /**
+   * Runs `cmd` in container `nameOrId` (exec create, start attached, inspect) and returns its
+   * exit code and output, within `timeoutMs`. Rejects on API errors (a container that is not
+   * running answers 409) and with RuntimeUnreachableError.
+   */
+  async exec(
+    nameOrId: string,
+    cmd: string[],
+    timeoutMs: number,
+  ): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+    const created = await this.#get(`/containers/${encodeURIComponent(nameOrId)}/exec`, {
+      AttachStdout: true,
+      AttachStderr: true,
+      Cmd: cmd,
+    });
+    const id = (created.body as { Id?: string } | undefined)?.Id;
+    if (created.status !== 201 || !id) {
+      throw new Error(
+        `docker: exec in ${nameOrId} answered ${created.status}: ${messageOf(created.body)}`,
+      );
+    }
+    const started = await this.#get(`/exec/${id}/start`, { Detach: false, Tty: false }, timeoutMs);
+    if (started.status !== 200) {
+      throw new Error(`docker: exec start answered ${started.status}: ${messageOf(started.body)}`);
+    }
+    const out = demultiplex(started.raw ?? new Uint8Array());
+    const info = await this.#get(`/exec/${id}/json`);
+    return { exitCode: Number((info.body as { ExitCode?: number })?.ExitCode ?? -1), ...out };
+  }
+
   /** Closes the HTTP client. */
   close(): void {
     this.#client?.close();
@@ -161,4 +220,20 @@ function messageOf(body: unknown): string {
     return String((body as { message: unknown }).message);
   }
   return String(body).slice(0, 200);
+}
+
+/** Docker's multiplexed exec stream: 8-byte headers (stream 1 stdout, 2 stderr; BE size). */
+function demultiplex(raw: Uint8Array): { stdout: string; stderr: string } {
+  const parts: Record<number, Uint8Array[]> = { 1: [], 2: [] };
+  let i = 0;
+  while (i + 8 <= raw.length) {
+    const size = new DataView(raw.buffer, raw.byteOffset + i + 4, 4).getUint32(0);
+    parts[raw[i]]?.push(raw.subarray(i + 8, i + 8 + size));
+    i += 8 + size;
+  }
+  const text = (chunks: Uint8Array[]) =>
+    new TextDecoder().decode(
+      Uint8Array.from(chunks.flatMap((c) => [...c])),
+    );
+  return { stdout: text(parts[1]), stderr: text(parts[2]) };
 }

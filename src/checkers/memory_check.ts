@@ -3,6 +3,8 @@
 // read its memory use from its cgroup and compare with the threshold. Exit codes are SONiC's
 // memory_checker contract: 0 under (or not running), 3 over, 2 invalid arguments, 1 internal error.
 import type { Logger } from "../log.ts";
+import { memoryThresholdEvent } from "../events/host_events.ts";
+import { EVENTS_SOURCE_HOST, publishEvents, type PublishOptions } from "../events/publisher.ts";
 import {
   CgroupGoneError,
   type CgroupLocation,
@@ -302,6 +304,8 @@ export function overThresholdLine(r: MemoryCheckResult): string {
 /** Options of the ks-memory-checker command (already parsed). */
 export interface MemoryCheckerRun extends MemoryCheckOptions {
   output: "text" | "json";
+  /** Where `mem-threshold-exceeded` goes (SONiC's eventd); false publishes nothing. */
+  events?: PublishOptions | false;
 }
 
 /** The command: one check, printed as text (SONiC's wording) or JSON; returns the exit code. */
@@ -314,6 +318,13 @@ export async function runMemoryChecker(opts: MemoryCheckerRun): Promise<number> 
     console.log(overThresholdLine(r));
   } else if (r.status === "error") {
     console.log(`Failed to check the memory usage of container '${r.name}': ${r.error}`);
+  }
+  if (r.status === "over" && r.memory && opts.events !== false) {
+    await publishEvents(
+      EVENTS_SOURCE_HOST,
+      [memoryThresholdEvent(r.name, r.memory.net, r.thresholdBytes)],
+      { logger: opts.logger, ...opts.events },
+    );
   }
   const fields = {
     runtime: r.container?.runtime,

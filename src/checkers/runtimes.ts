@@ -131,54 +131,35 @@ async function socketExists(path: string): Promise<boolean> {
   }
 }
 
-/** Asks one runtime for its running containers; never throws (errors become a status). */
-export async function listRuntime(
+/**
+ * Runs `ask` against one runtime's client and turns every outcome into a RuntimeStatus: disabled,
+ * absent (no socket; containerd without the CRI service), unreachable, or ok with `count(value)`.
+ * Never throws.
+ */
+async function askRuntime<T>(
   runtime: RuntimeKind,
   endpoints: RuntimeEndpoints,
-): Promise<{ status: RuntimeStatus; containers: RunningContainer[] }> {
+  empty: T,
+  ask: (client: DockerClient | CriClient) => Promise<T>,
+  count: (value: T) => number,
+): Promise<{ status: RuntimeStatus; value: T }> {
   const socket = runtime === "docker" ? endpoints.docker : endpoints.cri;
-  if (!socket) return { status: { runtime, status: "disabled", containers: 0 }, containers: [] };
-  const kubeNamespace = endpoints.kubeNamespace ?? SONIC_POD_NAMESPACE;
+  if (!socket) return { status: { runtime, status: "disabled", containers: 0 }, value: empty };
   if (!await socketExists(socket)) {
-    return { status: { runtime, socket, status: "absent", containers: 0 }, containers: [] };
+    return { status: { runtime, socket, status: "absent", containers: 0 }, value: empty };
   }
+  const client = runtime === "docker"
+    ? new DockerClient(socket, endpoints.timeoutMs)
+    : new CriClient(socket, endpoints.timeoutMs);
   try {
-    const toRunning = (c: { id: string; name: string; labels: Record<string, string> }) => ({
-      runtime,
-      id: c.id,
-      runtimeName: c.name,
-      name: checkerName(runtime, c.labels, c.name, kubeNamespace),
-      labels: c.labels,
-    });
-    let containers: RunningContainer[];
-    if (runtime === "docker") {
-      const client = new DockerClient(socket, endpoints.timeoutMs);
-      try {
-        containers = (await client.listRunning()).map(toRunning);
-      } finally {
-        client.close();
-      }
-    } else {
-      const client = new CriClient(socket, endpoints.timeoutMs);
-      try {
-        containers = (await client.listContainers({
-          running: true,
-          labels: { [K8S_NAMESPACE_LABEL]: kubeNamespace },
-        })).map(toRunning);
-      } finally {
-        client.close();
-      }
-    }
-    return {
-      status: { runtime, socket, status: "ok", containers: containers.length },
-      containers,
-    };
+    const value = await ask(client);
+    return { status: { runtime, socket, status: "ok", containers: count(value) }, value };
   } catch (e) {
     if (e instanceof GrpcError && e.code === GRPC_UNIMPLEMENTED) {
       // A containerd without the CRI plugin (Docker's own): no kubelet can be using it.
       return {
         status: { runtime, socket, status: "absent", error: e.message, containers: 0 },
-        containers: [],
+        value: empty,
       };
     }
     const message = e instanceof Error ? e.message : String(e);
@@ -190,9 +171,60 @@ export async function listRuntime(
         error: e instanceof RuntimeUnreachableError ? message : `${socket}: ${message}`,
         containers: 0,
       },
-      containers: [],
+      value: empty,
     };
+  } finally {
+    client.close();
   }
+}
+
+/** Asks one runtime for its running containers; never throws (errors become a status). */
+export async function listRuntime(
+  runtime: RuntimeKind,
+  endpoints: RuntimeEndpoints,
+): Promise<{ status: RuntimeStatus; containers: RunningContainer[] }> {
+  const kubeNamespace = endpoints.kubeNamespace ?? SONIC_POD_NAMESPACE;
+  const toRunning = (c: { id: string; name: string; labels: Record<string, string> }) => ({
+    runtime,
+    id: c.id,
+    runtimeName: c.name,
+    name: checkerName(runtime, c.labels, c.name, kubeNamespace),
+    labels: c.labels,
+  });
+  const { status, value } = await askRuntime(
+    runtime,
+    endpoints,
+    [] as RunningContainer[],
+    async (client) =>
+      client instanceof DockerClient
+        ? (await client.listRunning()).map(toRunning)
+        : (await client.listContainers({
+          running: true,
+          labels: { [K8S_NAMESPACE_LABEL]: kubeNamespace },
+        })).map(toRunning),
+    (list) => list.length,
+  );
+  return { status, containers: value };
+}
+
+/**
+ * The image references (repo tags and digests) of every enabled runtime, Docker's and the CRI's,
+ * asked in parallel. `complete` is false when a runtime that is installed could not be asked, so
+ * an image missing from `refs` may still be there. Never throws.
+ */
+export async function listAllImageRefs(
+  endpoints: RuntimeEndpoints,
+): Promise<{ refs: string[]; complete: boolean; statuses: RuntimeStatus[] }> {
+  const results = await Promise.all(
+    (["docker", "cri"] as const).map((runtime) =>
+      askRuntime(runtime, endpoints, [] as string[], (c) => c.listImageRefs(), (r) => r.length)
+    ),
+  );
+  return {
+    refs: results.flatMap((r) => r.value),
+    complete: results.every((r) => r.status.status !== "unreachable"),
+    statuses: results.map((r) => r.status),
+  };
 }
 
 /** Asks every enabled runtime in parallel. */

@@ -75,7 +75,7 @@ Deno.test({
     ]);
     const units = [
       ...SUPPORT,
-      { path: "/etc/systemd/system/telemetry.service", content: sonicUnit("telemetry", false) },
+      { path: "/usr/lib/systemd/system/telemetry.service", content: sonicUnit("telemetry", false) },
       ...drops,
     ];
     const verdict = await verifyUnits(units, { executables: ["/usr/local/bin/telemetry.sh"] });
@@ -97,13 +97,16 @@ Deno.test({
     assert.equal(drops.length, 2);
     const units = [
       ...SUPPORT,
-      { path: "/etc/systemd/system/telemetry.service", content: sonicUnit("telemetry", false) },
-      { path: "/etc/systemd/system/telemetry@.service", content: sonicUnit("telemetry", true) },
+      { path: "/usr/lib/systemd/system/telemetry.service", content: sonicUnit("telemetry", false) },
+      { path: "/usr/lib/systemd/system/telemetry@.service", content: sonicUnit("telemetry", true) },
       ...drops,
     ];
     const verdict = await verifyUnits(units, {
       executables: ["/usr/local/bin/telemetry.sh"],
-      verify: ["/etc/systemd/system/telemetry.service", "/etc/systemd/system/telemetry@0.service"],
+      verify: [
+        "/usr/lib/systemd/system/telemetry.service",
+        "/usr/lib/systemd/system/telemetry@0.service",
+      ],
     });
     assert.ok(verdict.ok, verdict.output);
   },
@@ -115,7 +118,7 @@ Deno.test({
   async fn() {
     const units = [
       ...SUPPORT,
-      { path: "/etc/systemd/system/telemetry.service", content: sonicUnit("telemetry", false) },
+      { path: "/usr/lib/systemd/system/telemetry.service", content: sonicUnit("telemetry", false) },
       {
         path: "/etc/systemd/system/telemetry.service.d/50-kubesonic.conf",
         content: "[Service]\nUsr=root\n",
