@@ -242,7 +242,7 @@ Deno.test("stub.runtimeSocket: the launcher passes it; without it ks-stub's defa
   };
   assert.match(
     launcher({ runtimeSocket: "/run/cri-dockerd.sock" }),
-    /--namespace sonic --runtime-socket \/run\/cri-dockerd.sock "\$@"/,
+    /--kube-namespace sonic --runtime-socket \/run\/cri-dockerd.sock "\$@"/,
   );
   assert.doesNotMatch(launcher(), /--runtime-socket/);
 });
