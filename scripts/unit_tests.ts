@@ -4,7 +4,9 @@
 // monit or the switch node container. Everything else (pure functions, the bundled tools run as
 // processes, files in temp directories, offline `systemd-analyze verify`) is a unit test. The
 // import graph decides, so a new pure test is picked up without editing a list; only a new
-// service harness is added to SERVICE_MODULES. `import type` lines are not dependencies.
+// service harness is added to SERVICE_MODULES. `import type` lines are not dependencies. A test
+// that runs a service-starting program as a child (e.g. lab/main.ts) imports something from it,
+// so that the graph shows the dependency.
 //
 // Usage: deno run --allow-read scripts/unit_tests.ts [--services]   (one path a line, sorted;
 //        --services: the other tests instead)
