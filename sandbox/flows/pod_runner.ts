@@ -27,6 +27,7 @@
 import { join } from "node:path";
 import { type KubeRest, resourcePath } from "../../src/kube/rest.ts";
 import { createLogger } from "../../src/log.ts";
+import { procStats } from "../harness/process.ts";
 import { kubePodApi } from "../../src/stub/kube_pods.ts";
 import type { Pod } from "../../src/stub/pod.ts";
 import { trackPods } from "../../src/stub/track.ts";
@@ -106,17 +107,7 @@ interface Proc {
 
 /** The live (not zombie) processes of session `sid`; a container's processes share one. */
 export function sessionPids(sid: number): number[] {
-  const pids: number[] = [];
-  for (const entry of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    try {
-      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
-      // pid (comm) state ppid pgrp session ...; comm may hold spaces and parentheses.
-      const [state, , , session] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (Number(session) === sid && state !== "Z") pids.push(Number(entry.name));
-    } catch { /* gone meanwhile */ }
-  }
-  return pids;
+  return procStats().filter((p) => p.session === sid && p.state !== "Z").map((p) => p.pid);
 }
 
 /**

@@ -7,20 +7,19 @@ import { join } from "node:path";
 import { kubeBinDir, SONIC_NAMESPACE, startKube } from "../../sandbox/harness/kube.ts";
 import { waitUntil } from "../../sandbox/harness/net.ts";
 import { startPodRunner } from "../../sandbox/flows/pod_runner.ts";
+import { procStats } from "../../sandbox/harness/process.ts";
 import { resourcePath } from "../../src/kube/rest.ts";
 
 /** Pids of live processes whose command line is exactly `sleep <seconds>`. */
 function sleepers(seconds: string): number[] {
-  const pids: number[] = [];
-  for (const e of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    try {
-      const argv = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).split("\0");
-      const state = Deno.readTextFileSync(`/proc/${e.name}/stat`).split(") ")[1]?.[0];
-      if (argv[0] === "sleep" && argv[1] === seconds && state !== "Z") pids.push(Number(e.name));
-    } catch { /* gone */ }
-  }
-  return pids;
+  return procStats().filter((p) => p.comm === "sleep" && p.state !== "Z").map((p) => p.pid)
+    .filter((pid) => {
+      try {
+        return Deno.readTextFileSync(`/proc/${pid}/cmdline`) === `sleep\0${seconds}\0`;
+      } catch {
+        return false;
+      }
+    });
 }
 
 /**
