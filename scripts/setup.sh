@@ -3,7 +3,7 @@
 # Debian packages (redis-server, monit, docker.io, containerd, runc, debootstrap, CNI plugins, ...),
 # Deno pinned from the npm registry onto PATH, the npm modules the tools import, and the bundled
 # `dist/ks-*.js` artifacts. The Kubernetes binaries are built by scripts/build-kube.sh (long on a
-# cold machine), which the test task and `deno task lab --with-kube` call themselves.
+# cold machine), which the test task and `deno task lab` call themselves.
 set -euo pipefail
 
 DENO_VERSION=2.9.6

@@ -32,7 +32,7 @@ export const scenario: LabScenario = {
     const { timeline } = ctx;
     const reason = dockerUnavailableReason();
     if (reason) {
-      timeline.note(`skipped: ${reason}`);
+      ctx.skip(reason);
       return;
     }
     const useCri = containerdUnavailableReason() === undefined && crictlPath() !== undefined;

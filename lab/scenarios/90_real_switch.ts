@@ -53,10 +53,12 @@ export const scenario: LabScenario = {
     let failed = "";
     for (const step of FLOW_STEPS) {
       const missing = missingTools(step);
-      if (missing.length || failed) {
-        timeline.note(
-          `skipped ${step.name}: ${missing.length ? `blocked on ${missing.join(", ")}` : failed}`,
-        );
+      if (missing.length) {
+        ctx.skip(`${step.name}: blocked on ${missing.join(", ")}`);
+        continue;
+      }
+      if (failed) {
+        timeline.note(`skipped ${step.name}: ${failed}`);
         continue;
       }
       const ok = await timeline.step(step.name, () => step.run(env));

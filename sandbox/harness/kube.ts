@@ -411,9 +411,10 @@ async function startOnce(opts: StartKubeOptions, t0: number): Promise<KubeCluste
     const coreFailed = Promise.race(earlyExit);
     coreFailed.catch(() => {});
     // The controller-manager gives the apiserver only 10 s to turn healthy, then exits; on a
-    // loaded machine a cold apiserver takes longer. So: start both controllers as soon as the
-    // apiserver answers HTTP at all (about 1 s before /readyz turns 200), not at spawn time.
-    await Promise.race([waitApiserver(server, ca, 60_000, false), coreFailed]);
+    // loaded machine a cold apiserver takes longer, even after it first answers HTTP (its RBAC
+    // bootstrap hook was seen taking more than 10 s at load 45-60). So: start both controllers
+    // once /readyz is 200, not at spawn time nor at the first answer.
+    await Promise.race([waitApiserver(server, ca, 60_000, true), coreFailed]);
     const kcm = await spawn("kube-controller-manager", [
       `--kubeconfig=${join(dir, "controller-manager.kubeconfig")}`,
       "--leader-elect=false",

@@ -3,7 +3,7 @@
 // stopped by `stop()` (SIGKILL after a grace), which tests call in `finally`.
 import { toolArgv } from "./bin.ts";
 import { waitUntil } from "./net.ts";
-import { stopChild } from "./process.ts";
+import { procStats, stopChild } from "./process.ts";
 
 /** A running tool with collected output. */
 export interface RunningTool {
@@ -128,18 +128,9 @@ export function processExists(pid: number): boolean {
 
 /** The children of `pid` with their state letter (R, S, Z…), read from /proc. */
 export function childrenOf(pid: number): { pid: number; state: string; comm: string }[] {
-  const found: { pid: number; state: string; comm: string }[] = [];
-  for (const entry of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    try {
-      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
-      const close = stat.lastIndexOf(")");
-      const comm = stat.slice(stat.indexOf("(") + 1, close);
-      const [state, ppid] = stat.slice(close + 2).split(" ");
-      if (Number(ppid) === pid) found.push({ pid: Number(entry.name), state, comm });
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
+  return procStats().filter((p) => p.ppid === pid).map(({ pid, state, comm }) => ({
+    pid,
+    state,
+    comm,
+  }));
 }
