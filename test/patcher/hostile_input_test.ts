@@ -332,7 +332,8 @@ Deno.test("the loop keeps running a good manifest when a reload is refused, and 
 Deno.test("without FFI the patcher refuses with one line instead of falling back to path strings", async () => {
   const sb = await createPatcherSandbox();
   try {
-    const [exe, , , , , bundle] = await toolArgv("ks-patcher");
+    const argv = await toolArgv("ks-patcher", { runtimeFlags: false });
+    const [exe, bundle] = [argv[0], argv[argv.length - 1]];
     const out = await new Deno.Command(exe, {
       args: [
         "run",
