@@ -119,7 +119,9 @@ export async function podsOnNode(env: FlowEnv, feature = "telemetry"): Promise<P
 }
 
 /** Waits until exactly one live pod of `stage` runs on the node and is Ready; returns it. */
-export async function waitPodReady(env: FlowEnv, stage: string, ms = 120_000): Promise<PodView> {
+// 240 s by default: at load 40 on two cores the first v2 pod (image unpack, three containers, the
+// watchdog's first probes) was seen taking more than 120 s to turn Ready.
+export async function waitPodReady(env: FlowEnv, stage: string, ms = 240_000): Promise<PodView> {
   let last: PodView[] = [];
   try {
     await waitUntil(
