@@ -88,6 +88,7 @@ async function main() {
   const dir = await Deno.makeTempDir({ prefix: "ks-checkers-bench-" });
   try {
     const image = await importBusyboxDocker(docker);
+    await docker.docker(["tag", image, "docker-sonic-telemetry:latest"]);
     for (const n of names.slice(0, NATIVE)) {
       const r = await docker.docker([
         "run",

@@ -1,8 +1,8 @@
 // `deno task bench kube`: what the test control plane costs. Warm start of startKube() (etcd,
 // apiserver, controller-manager, scheduler, kwok, three SONiC-labelled kwok nodes Ready) against
-// issue 4's goal of 30 s; stop(); a DaemonSet from `kubectl apply` to Ready on three nodes; then a
+// the goal of 30 s; stop(); a DaemonSet from `kubectl apply` to Ready on three nodes; then a
 // fleet of F nodes: nodes Ready, DaemonSet Ready on all, a RollingUpdate (maxUnavailable 10 %)
-// finished; and the RSS of the five processes. Anchor: docs/kubernetes-build.md measured the
+// finished; and the RSS of the five processes. Anchor: an earlier build measured the
 // apiserver's /readyz 3.3 s after start and 1000 kwok nodes Ready in 27 s on this machine type.
 //
 // Run: deno run -A bench/kube_bench.ts [--starts N] [--fleet F]

@@ -3,7 +3,7 @@
 // count) keeps a sandbox switch's files; the bench makes postupgrade-style edits (rename like
 // `sed -i`, in-place overwrite like `cp`, `rm`, `chmod`) and measures edit -> desired bytes and
 // mode back on disk. Then it measures the loop's CPU and RSS over an idle period.
-// Anchor: SONiC's public sidecar re-checks every 900 s ±10 % (sonic-today.md 1.1), so its repair
+// Anchor: SONiC's public sidecar re-checks every 900 s ±10 %, so its repair
 // latency is uniform in 0..990 s: p50 ≈ 450 s, p99 ≈ 980 s.
 //
 // Run: deno run -A bench/patcher_bench.ts [--edits N] [--idle-seconds S]

@@ -1,17 +1,25 @@
-// `deno task bench stub`: median wall time of `ks-stub <feature> status` on a warm host, beside the
-// design's kubectl-based stub (`kubectl get pods -l … --field-selector spec.nodeName=…` for the
-// name, then `kubectl get pod … -o jsonpath={.status.phase}`), against the same real API server
-// and pod. ks-stub is timed three ways: as the sidecar installs it on a stock switch (the host
-// launcher -> the versioned tree's launcher -> its Deno on the multi-call bundle, Deno's cache on
-// tmpfs), the multi-call bundle run directly, and the per-tool bundle with the system's Deno (what
-// the lab's switch image used to preinstall).
+// `deno task bench stub`, in one run:
+//   1. on a real lab switch (systemd, containerd, a real kubelet; needs root and the switch
+//      images): `ks-stub telemetry status` answered by the switch's containerd (the bundled
+//      tool, its CRI socket reached through /proc/<pid>/root) beside one `kubectl get pods` from
+//      the switch's network namespace through its API-server link, both under `nsenter -n`;
+//      `restart` -> the daemon listening again, for the graceful pod delete (API reachable) and
+//      the runtime path (API partitioned); status with the API partitioned;
+//   2. on kwok (no runtime): status answered by the API server (`--runtime-socket none`) beside
+//      the design's kubectl-based stub (two kubectl calls) and one kubectl call. ks-stub is timed
+//      three ways there: as the sidecar installs it on a stock switch (the host launcher -> the
+//      versioned tree's launcher -> its Deno on the multi-call bundle), the multi-call bundle run
+//      directly, and the per-tool bundle with the system's Deno (what the lab's switch image
+//      used to preinstall).
 import { join } from "node:path";
 import { toolArgv } from "../sandbox/harness/bin.ts";
 import { bundlePath, bundleTools } from "../src/build/bundle.ts";
 import { buildTree } from "../src/build/tree.ts";
 import { copyTree } from "../src/build/tree_copy.ts";
-import { kubeBinDir, startKube } from "../sandbox/harness/kube.ts";
+import { kubeBinDir, type KubeCluster, startKube } from "../sandbox/harness/kube.ts";
 import { waitUntil } from "../sandbox/harness/net.ts";
+import { startSwitches, switchUnavailableReason } from "../sandbox/harness/switch.ts";
+import { FLOW_STEPS, type FlowEnv, portOwner } from "../sandbox/flows/real_switch.ts";
 import {
   apply,
   featureDaemonSet,
@@ -22,6 +30,8 @@ import {
 
 const RUNS = Number(Deno.env.get("KS_BENCH_RUNS") ?? 30);
 const WARMUP = 5;
+/** restart -> daemon back rounds per path (each is seconds long). */
+const RESTART_ROUNDS = Number(Deno.env.get("KS_BENCH_RESTARTS") ?? 3);
 const NODE = "bench-sw1";
 
 /** The design's stub `status`, verbatim but for the kubeconfig flag and a lowercase node name. */
@@ -55,8 +65,8 @@ interface Candidate {
 }
 
 /** Runs the candidates interleaved (one of each per round), so machine load hits all alike. */
-async function timeRounds(candidates: Candidate[]): Promise<void> {
-  for (let i = 0; i < WARMUP + RUNS; i++) {
+async function timeRounds(candidates: Candidate[], runs = RUNS, warmup = WARMUP): Promise<void> {
+  for (let i = 0; i < warmup + runs; i++) {
     for (const c of candidates) {
       const t0 = performance.now();
       const out = await new Deno.Command(c.argv[0], {
@@ -71,7 +81,7 @@ async function timeRounds(candidates: Candidate[]): Promise<void> {
           `${c.argv.join(" ")} exited ${out.code}: ${new TextDecoder().decode(out.stderr).trim()}`,
         );
       }
-      if (i >= WARMUP) c.times.push(ms);
+      if (i >= warmup) c.times.push(ms);
     }
   }
 }
@@ -84,6 +94,130 @@ function stats(times: number[]) {
   };
 }
 
+const f = (ms: number) => `${ms.toFixed(1)} ms`;
+
+/** The real-switch part (see the header). */
+async function onSwitch(kube: KubeCluster, bin: string, dir: string): Promise<void> {
+  const why = switchUnavailableReason();
+  if (why) {
+    console.log(`stub_bench: real switch part skipped (${why})`);
+    return;
+  }
+  const lab = await startSwitches({
+    cluster: kube,
+    count: 1,
+    dir: join(dir, "switches"),
+    readyTimeoutMs: 600_000,
+  });
+  try {
+    const sw = lab.switches[0];
+    const env: FlowEnv = { cluster: kube, sw, dir, note: () => {} };
+    for (const flow of FLOW_STEPS.slice(0, 3)) await flow.run(env);
+    const inSwitchNet = ["nsenter", "-t", String(sw.pid), "-n"];
+    const stubC: Candidate = {
+      argv: [
+        ...inSwitchNet,
+        ...await toolArgv("ks-stub"),
+        "telemetry",
+        "status",
+        "--node",
+        sw.name,
+        "--runtime-socket",
+        `/proc/${sw.pid}/root/run/containerd/containerd.sock`,
+      ],
+      env: { HOME: dir },
+      times: [],
+    };
+    const kubectlC: Candidate = {
+      argv: [
+        ...inSwitchNet,
+        join(bin, "kubectl"),
+        "--kubeconfig",
+        join(sw.configDir, "kubelet.conf"),
+        "get",
+        "pods",
+        "-n",
+        "sonic",
+        "-l",
+        "app=telemetry",
+        "--field-selector",
+        `spec.nodeName=${sw.name}`,
+        "-o",
+        "name",
+      ],
+      env: { HOME: dir },
+      times: [],
+    };
+    await timeRounds([stubC, kubectlC]);
+    const stub = stats(stubC.times);
+    const kubectl = stats(kubectlC.times);
+    const load = (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
+    console.log(
+      `stub_bench: real switch ${sw.name} (kubelet + containerd), ${RUNS} interleaved rounds ` +
+        `after ${WARMUP} warm-up rounds (load average ${load})`,
+    );
+    console.log(
+      `  ks-stub telemetry status via containerd  median ${f(stub.median)}  p90 ${f(stub.p90)}` +
+        `  -> ${(stub.median / kubectl.median).toFixed(2)}x one kubectl get pods`,
+    );
+    console.log(
+      `  one kubectl get pods (switch's API link)  median ${f(kubectl.median)}  p90 ${
+        f(kubectl.p90)
+      }`,
+    );
+    const restartBack = async (): Promise<number> => {
+      const before = (await sw.crictl("ps", "-q", "--name", "^telemetry$", "--state", "running"))
+        .stdout.trim();
+      const t0 = performance.now();
+      const r = await sw.exec(["/usr/local/bin/telemetry.sh", "restart"]);
+      if (r.code !== 0) throw new Error(`telemetry.sh restart exit ${r.code}: ${r.stderr}`);
+      await waitUntil(
+        async () => {
+          const now = (await sw.crictl("ps", "-q", "--name", "^telemetry$", "--state", "running"))
+            .stdout.trim();
+          return now !== "" && now !== before && (await portOwner(sw)) === "kubernetes";
+        },
+        120_000,
+        "the daemon back after restart",
+        100,
+      );
+      return performance.now() - t0;
+    };
+    const graceful: number[] = [];
+    for (let i = 0; i < RESTART_ROUNDS; i++) graceful.push(await restartBack());
+    await sw.apiLink("blackhole");
+    const runtime: number[] = [];
+    const cut: Candidate = { ...stubC, times: [] };
+    try {
+      // The kubelet backs a container's restarts off (10 s, 20 s, ...): space them out.
+      for (let i = 0; i < RESTART_ROUNDS; i++) {
+        if (i > 0) await new Promise((r) => setTimeout(r, 45_000));
+        runtime.push(await restartBack());
+      }
+      await timeRounds([cut], 10, 2);
+    } finally {
+      await sw.apiLink("up");
+    }
+    const g = stats(graceful);
+    const rt = stats(runtime);
+    const c = stats(cut.times);
+    console.log(
+      `  restart -> daemon back, API reachable (graceful pod delete)  median ${f(g.median)}` +
+        `  (${graceful.map((t) => Math.round(t)).join(", ")} ms)`,
+    );
+    console.log(
+      `  restart -> daemon back, API partitioned (runtime stop)       median ${f(rt.median)}` +
+        `  (${runtime.map((t) => Math.round(t)).join(", ")} ms)`,
+    );
+    console.log(
+      `  ks-stub telemetry status with the API partitioned          median ${f(c.median)}` +
+        `  p90 ${f(c.p90)} (exit 0)`,
+    );
+  } finally {
+    await lab.stop();
+  }
+}
+
 async function main() {
   const bin = kubeBinDir();
   if (!bin) {
@@ -93,6 +227,7 @@ async function main() {
   const kube = await startKube();
   const dir = await Deno.makeTempDir({ prefix: "ks-stub-bench-" });
   try {
+    await onSwitch(kube, bin, dir);
     await apply(kube, stubRbac("sonic", "ks-stub"));
     // The design's script also GETs the pod by name.
     await apply(kube, stubRbac("sonic", "kubectl-stub", ["get", "list"]));
@@ -126,6 +261,8 @@ async function main() {
         NODE,
         "--kubeconfig",
         kubeconfig,
+        "--runtime-socket",
+        "none",
       ],
       env,
       times: [],
@@ -140,7 +277,16 @@ async function main() {
       `#!/bin/sh\nKS_DENO_DIR=${join(dir, "run-deno")} exec ${prefix}/bin/ks-stub "$@"\n`,
       { mode: 0o755 },
     );
-    const stubArgs = ["telemetry", "status", "--node", NODE, "--kubeconfig", kubeconfig];
+    const stubArgs = [
+      "telemetry",
+      "status",
+      "--node",
+      NODE,
+      "--kubeconfig",
+      kubeconfig,
+      "--runtime-socket",
+      "none",
+    ];
     const hostC: Candidate = { argv: [hostLauncher, ...stubArgs], env, times: [] };
     await bundleTools({ only: ["ks-stub"] });
     const preC: Candidate = {
@@ -187,10 +333,9 @@ async function main() {
     const design = stats(designC.times);
     const oneKubectl = stats(oneC.times);
     const load = (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
-    const f = (ms: number) => `${ms.toFixed(1)} ms`;
     console.log(
-      `stub_bench: ${RUNS} interleaved rounds after ${WARMUP} warm-up rounds, same pod and API ` +
-        `server (load average ${load})`,
+      `stub_bench: kwok node (no runtime), ${RUNS} interleaved rounds after ${WARMUP} warm-up ` +
+        `rounds, same pod and API server (load average ${load})`,
     );
     console.log(
       `  ks-stub status, installed host tree     median ${f(host.median)}  p90 ${f(host.p90)}` +

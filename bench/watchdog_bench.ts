@@ -2,13 +2,14 @@
 // one — 500 requests/s for ~10 s (open loop: a request every 2 ms whether or not the previous one
 // answered, over keep-alive connections), FEATURE enabled, probing the bundled telemetry daemon
 // (tcp + process). Reports answer latency p50/p99/max, errors, and the watchdog's RSS (VmRSS at
-// the end, VmHWM peak), with Deno's defaults and with V8's young generation capped
-// (`--v8-flags=--max-semi-space-size=1`, the flag the images should pass). Beside it, the public
-// Rust watchdog's figures as measured in docs/environment.md (its code is not in this tree).
+// the end, VmHWM peak), as shipped (the launcher's runtime flags, src/build/runtime_flags.ts) and
+// with Deno's defaults. Beside it, the public Rust watchdog's figures as measured before (its
+// code is not in this tree). Memory in detail: `deno task bench footprint`.
 import { startRedis } from "../sandbox/harness/redis.ts";
 import { freePort, waitForPort } from "../sandbox/harness/net.ts";
 import { startTool } from "../sandbox/harness/running_tool.ts";
 import { TELEMETRY_EXAMPLE } from "../examples/telemetry/sandbox.ts";
+import { runtimeFlags } from "../src/build/runtime_flags.ts";
 
 const RATE = Number(Deno.env.get("KS_BENCH_RATE") ?? 500);
 const SECONDS = Number(Deno.env.get("KS_BENCH_SECONDS") ?? 10);
@@ -16,6 +17,13 @@ const SECONDS = Number(Deno.env.get("KS_BENCH_SECONDS") ?? 10);
 function quantile(values: number[], q: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+/** utime + stime of `pid` in ms (USER_HZ 100): the watchdog's CPU, robust to a loaded machine. */
+function cpuMs(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 function memory(pid: number): { rss: number; hwm: number } {
@@ -32,17 +40,21 @@ interface Result {
   errors: number;
   sent: number;
   idleRss: number;
+  /** The watchdog's CPU time per answered request (µs). */
+  cpuPerRequestUs: number;
   rss: number;
   hwm: number;
 }
 
 async function run(
   label: string,
-  denoFlags: string[],
+  shipped: boolean,
   env: Record<string, string>,
   daemonPort: number,
 ): Promise<Result> {
   const port = freePort();
+  // A bundle's first run also fills Deno's module-analysis cache (more memory that run only).
+  await (await startTool("ks-watchdog", ["--version"], { env, runtimeFlags: shipped })).status;
   const wd = await startTool("ks-watchdog", [
     "--feature",
     "telemetry",
@@ -52,7 +64,7 @@ async function run(
     `127.0.0.1:${daemonPort}`,
     "--process",
     "ksbenchtelem",
-  ], { env, denoFlags });
+  ], { env, runtimeFlags: shipped });
   try {
     await waitForPort(port);
     await wd.waitForLine(/FEATURE state state=enabled/);
@@ -62,6 +74,7 @@ async function run(
     await first.body?.cancel();
     await new Promise((r) => setTimeout(r, 500));
     const idleRss = memory(wd.pid).rss;
+    const cpu0 = cpuMs(wd.pid);
 
     const latencies: number[] = [];
     let errors = 0;
@@ -86,6 +99,7 @@ async function run(
     }
     await Promise.all(inflight);
     const elapsed = (performance.now() - t0) / 1000;
+    const cpuPerRequestUs = ((cpuMs(wd.pid) - cpu0) * 1000) / Math.max(1, latencies.length);
     const mem = memory(wd.pid);
     console.log(
       `${label}: ${total} requests in ${elapsed.toFixed(1)} s (${(total / elapsed).toFixed(0)}/s)`,
@@ -98,6 +112,7 @@ async function run(
       errors,
       sent: total,
       idleRss,
+      cpuPerRequestUs,
       ...mem,
     };
   } finally {
@@ -116,30 +131,25 @@ try {
   await waitForPort(daemonPort);
   console.log(`load average at start: ${Deno.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
   const results = [
-    await run("defaults", [], redis.env, daemonPort),
-    await run(
-      "--v8-flags=--max-semi-space-size=1",
-      ["--v8-flags=--max-semi-space-size=1"],
-      redis.env,
-      daemonPort,
-    ),
+    await run(`as shipped: ${runtimeFlags("ks-watchdog").join(" ")}`, true, redis.env, daemonPort),
+    await run("Deno defaults", false, redis.env, daemonPort),
   ];
   console.log(`load average at end: ${Deno.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
   console.log("");
   console.log(
-    `| ks-watchdog, ${RATE} req/s x ${SECONDS} s, tcp + process probes | p50 | p99 | max | non-200 | RSS idle | RSS end | RSS peak |`,
+    `| ks-watchdog, ${RATE} req/s x ${SECONDS} s, tcp + process probes | p50 | p99 | max | non-200 | CPU/request | RSS idle | RSS end | RSS peak |`,
   );
-  console.log("|---|---|---|---|---|---|---|---|");
+  console.log("|---|---|---|---|---|---|---|---|---|");
   for (const r of results) {
     console.log(
       `| ${r.label} | ${r.p50.toFixed(2)} ms | ${r.p99.toFixed(2)} ms | ${r.max.toFixed(1)} ms | ` +
-        `${r.errors}/${r.sent} | ${r.idleRss.toFixed(0)} MB | ${r.rss.toFixed(0)} MB | ${
-          r.hwm.toFixed(0)
-        } MB |`,
+        `${r.errors}/${r.sent} | ${r.cpuPerRequestUs.toFixed(0)} µs | ${
+          r.idleRss.toFixed(0)
+        } MB | ${r.rss.toFixed(0)} MB | ${r.hwm.toFixed(0)} MB |`,
     );
   }
   console.log(
-    "| public Rust telemetry watchdog (docs/environment.md: 4 concurrent connections) | | ~42 ms | | | 2.4 MB | | |",
+    "| public Rust telemetry watchdog (measured before: 4 concurrent connections) | | ~42 ms | | | | 2.4 MB | | |",
   );
   console.log(
     "(its ~290 requests/s ceiling is below this load; kubelet sends ~2 probes per period)",

@@ -1,8 +1,16 @@
 // ks-container-checker: monit's container_checker for a node where some features run under
 // Kubernetes. Parses flags and calls src/checkers/container_check.ts.
-import { parseCli, parseDuration, runCli, setting, UsageError } from "../src/cli.ts";
+import {
+  kubeNamespaceSetting,
+  parseCli,
+  parseDuration,
+  runCli,
+  setting,
+  UsageError,
+} from "../src/cli.ts";
 import { createLogger } from "../src/log.ts";
 import { runContainerChecker } from "../src/checkers/container_check.ts";
+import { runSystemHealth } from "../src/checkers/critical.ts";
 import { resolveEndpoints } from "../src/checkers/runtimes.ts";
 
 const HELP = `ks-container-checker — are all expected SONiC containers running on this node?
@@ -13,23 +21,44 @@ Expected: FEATURE rows (CONFIG_DB) whose state is not disabled/always_disabled; 
 platforms has_global_scope -> <name>, has_per_asic_scope -> <name><asic> per ASIC (NUM_ASIC from
 asic.conf); always_enabled features and --always-running names. Running: the node's runtimes only
 (never the API server): Docker containers by name, and Kubernetes containers (Docker or the CRI
-runtime) of pod namespace "sonic" by their io.kubernetes.container.name label (never POD).
+runtime) of pod namespace --kube-namespace (default "sonic") by their io.kubernetes.container.name
+label (never POD).
 
-Prints "Expected containers not running: a, b" and exits 3 when something is missing; exits 3
-with one line per runtime that cannot be reached; 1 when CONFIG_DB cannot be read; else 0.
-A runtime whose socket does not exist is not installed here and is skipped.
+Prints "Expected containers not running: a, b" when something is missing, one line per runtime
+that cannot be reached. A runtime whose socket does not exist is not installed here and is skipped.
+
+Exit codes (monit's container_checker contract): 0 all expected containers run, 3 some are missing
+or a runtime cannot be reached, 1 CONFIG_DB cannot be read, 2 usage error.
+The FEATURE row telemetry stands for gnmi when the node has a docker-sonic-gnmi image and no
+docker-sonic-telemetry one (Docker or the CRI, any registry or tag), and is skipped with SONiC's
+line when it has neither.
+
+Events: one sonic-events-host event-down-ctr (ctr_name) per missing container, published to
+eventd's XSUB endpoint (events.xsub_path of /etc/sonic/init_cfg.json or KS_INIT_CFG; default
+tcp://127.0.0.1:5570) when eventd listens, within KS_EVENTS_TIMEOUT (1s); never changes the exit.
 
 Options:
   --docker-socket P   Docker API socket (KS_DOCKER_SOCKET, DOCKER_HOST; default /var/run/docker.sock;
                       "none" disables)
   --cri-socket P      CRI socket (KS_CRI_SOCKET, CONTAINER_RUNTIME_ENDPOINT; default
                       /run/containerd/containerd.sock; "none" disables)
+  --kube-namespace NS the Kubernetes namespace whose pods count (KS_KUBE_NAMESPACE; default sonic)
   --db-config P       database_config.json (KS_DB_CONFIG; default SONiC's)
   --asic-conf P       asic.conf (KS_ASIC_CONF; default /usr/share/sonic/device/<platform>/asic.conf)
   --always-running N  a container that must always run (repeatable), e.g. database-chassis
   --timeout D         per-runtime and CONFIG_DB timeout (default 2s)
   --output F          text (default) or json
+  --system-health     instead of the monit check: system-health's view of what its service
+                      checker skips (CONTAINER_K8S_WHITELIST features, containers of pod
+                      namespace sonic): each such expected container and its critical processes
+                      (/etc/supervisor/critical_processes, supervisorctl status inside it through
+                      the CRI or Docker), printed as a user-defined checker: "Services", then
+                      "<container>:OK|Container '<c>' is not running" and
+                      "<container>/<process>:OK|Process '<p>' in container '<c>' is not running"
   --help, --version
+
+Example (system-health, system_health_monitoring_config.json):
+  "user_defined_checkers": ["/usr/local/bin/ks-container-checker --system-health"]
 
 Example (monit):
   check program container_checker with path "/usr/local/bin/ks-container-checker"
@@ -44,11 +73,13 @@ export async function main(args: string[]): Promise<void> {
       options: {
         "docker-socket": { type: "string" },
         "cri-socket": { type: "string" },
+        "kube-namespace": { type: "string" },
         "db-config": { type: "string" },
         "asic-conf": { type: "string" },
         "always-running": { type: "string", multiple: true },
         timeout: { type: "string" },
         output: { type: "string", default: "text" },
+        "system-health": { type: "boolean" },
       },
     }, args);
     if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
@@ -57,19 +88,31 @@ export async function main(args: string[]): Promise<void> {
       throw new UsageError(`--output: "${output}" is not text or json`);
     }
     const timeoutMs = parseDuration(setting(values.timeout, "KS_CHECK_TIMEOUT", "2s"), "--timeout");
-    return await runContainerChecker({
+    const opts = {
       endpoints: resolveEndpoints({
         dockerSocket: values["docker-socket"],
         criSocket: values["cri-socket"],
+        kubeNamespace: kubeNamespaceSetting(
+          "ks-container-checker",
+          values["kube-namespace"],
+          undefined,
+        ),
         timeoutMs,
       }),
       db: { dbConfigPath: values["db-config"] },
       asicConf: values["asic-conf"],
       alwaysRunning: values["always-running"] ?? [],
       dbTimeoutMs: timeoutMs,
-      output,
+      output: output as "text" | "json",
+      events: {
+        timeoutMs: parseDuration(
+          setting(undefined, "KS_EVENTS_TIMEOUT", "1s"),
+          "KS_EVENTS_TIMEOUT",
+        ),
+      },
       logger: createLogger("ks-container-checker"),
-    });
+    };
+    return values["system-health"] ? await runSystemHealth(opts) : await runContainerChecker(opts);
   });
 }
 

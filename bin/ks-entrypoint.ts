@@ -18,11 +18,11 @@ const HELP = `${TOOL} — start a feature's daemon only while CONFIG_DB FEATURE|
 Usage: ${TOOL} --feature NAME [options] -- COMMAND [ARGS...]
 
   --feature NAME        the FEATURE row to follow (env KS_FEATURE)
-  --namespace asicN     multi-ASIC namespace; its CONFIG_DB is found via database_global.json
-                        (env KS_NAMESPACE)
+  --asic-namespace asicN  multi-ASIC namespace; its CONFIG_DB is found via database_global.json
+                        (env KS_ASIC_NAMESPACE; the old --namespace / KS_NAMESPACE still work)
   --db-config PATH      database_config.json (env KS_DB_CONFIG,
                         default /var/run/redis/sonic-db/database_config.json)
-  --db-global-config P  database_global.json for --namespace (env KS_DB_GLOBAL_CONFIG)
+  --db-global-config P  database_global.json for --asic-namespace (env KS_DB_GLOBAL_CONFIG)
   --spawn               run the daemon as a child instead of exec'ing it: signals forwarded,
                         zombies reaped, its exit code returned (128+signal when killed), and the
                         daemon stopped again when FEATURE goes off (the entrypoint returns to idle)
@@ -33,8 +33,9 @@ Usage: ${TOOL} --feature NAME [options] -- COMMAND [ARGS...]
 States enabled/always_enabled are on; disabled/always_disabled, a missing row or any other value
 are off. While off the entrypoint idles (one log line per change); SIGTERM/SIGINT then exit 0.
 CONFIG_DB unreachable: it keeps waiting and says so; it never exits for that.
-Exit codes: the daemon's own (--spawn), 0 after SIGTERM while idle, 2 bad usage,
-126/127 the command cannot be started.
+Exit codes: the daemon's own (exec, or --spawn: 128+signal when killed), 0 after SIGTERM while
+idle, 2 usage error or bad input (a malformed database_config.json), 126/127 the command cannot
+be started.
 
 Example:
   ${TOOL} --feature telemetry -- /usr/bin/supervisord -n -c /etc/supervisor/supervisord.conf`;
@@ -45,6 +46,7 @@ async function cli(args: string[]): Promise<number> {
     help: HELP,
     options: {
       feature: { type: "string" },
+      "asic-namespace": { type: "string" },
       namespace: { type: "string" },
       "db-config": { type: "string" },
       "db-global-config": { type: "string" },
@@ -54,7 +56,7 @@ async function cli(args: string[]): Promise<number> {
     },
   }, args);
   const feature = featureSetting(values.feature);
-  const namespace = asicNamespaceSetting(values.namespace);
+  const namespace = asicNamespaceSetting(TOOL, values["asic-namespace"], values.namespace);
   if (positionals.length === 0) {
     throw new UsageError("no command: give the daemon after -- (e.g. -- /usr/bin/supervisord -n)");
   }

@@ -1,6 +1,13 @@
 // ks-memory-checker: monit's memory_checker for containers run by Docker or by a kubelet.
 // Parses arguments and calls src/checkers/memory_check.ts.
-import { parseCli, parseDuration, runCli, setting, UsageError } from "../src/cli.ts";
+import {
+  kubeNamespaceSetting,
+  parseCli,
+  parseDuration,
+  runCli,
+  setting,
+  UsageError,
+} from "../src/cli.ts";
 import { createLogger } from "../src/log.ts";
 import { parseThreshold, runMemoryChecker } from "../src/checkers/memory_check.ts";
 import { resolveEndpoints } from "../src/checkers/runtimes.ts";
@@ -10,19 +17,26 @@ const HELP = `ks-memory-checker — is a container's memory use over a threshold
 Usage: ks-memory-checker <container_name> <threshold_in_bytes> [options]
 
 Finds the container by name in Docker (a native SONiC container), or by the kubelet's labels
-(pod namespace "sonic", io.kubernetes.container.name=<container_name>) in Docker or the CRI
+(pod namespace --kube-namespace, default "sonic"; io.kubernetes.container.name=<container_name>)
+in Docker or the CRI
 runtime, and reads its use from its cgroup: v2 memory.current minus inactive_file, v1
 memory.usage_in_bytes minus total_inactive_file.
 
-Exit codes (SONiC's memory_checker): 0 under the threshold or not running, 3 over (prints
-"[<name>]: Memory usage (N Bytes) is larger than the threshold (T Bytes)!"), 2 invalid
-arguments, 1 internal error (one line on stdout).
+Exit codes (SONiC's memory_checker contract): 0 under the threshold or not running, 3 over
+(prints "[<name>]: Memory usage (N Bytes) is larger than the threshold (T Bytes)!"),
+2 usage error (invalid arguments), 1 internal error (one line on stdout).
+
+Events: over the threshold, one sonic-events-host mem-threshold-exceeded (ctr_name, mem_usage,
+threshold) to eventd's XSUB endpoint (events.xsub_path of /etc/sonic/init_cfg.json or KS_INIT_CFG;
+default tcp://127.0.0.1:5570) when eventd listens, within KS_EVENTS_TIMEOUT (1s); never changes
+the exit code.
 
 Options:
   --docker-socket P   Docker API socket (KS_DOCKER_SOCKET, DOCKER_HOST; default /var/run/docker.sock;
                       "none" disables)
   --cri-socket P      CRI socket (KS_CRI_SOCKET, CONTAINER_RUNTIME_ENDPOINT; default
                       /run/containerd/containerd.sock; "none" disables)
+  --kube-namespace NS the Kubernetes namespace whose pods count (KS_KUBE_NAMESPACE; default sonic)
   --timeout D         per-runtime call timeout (default 2s)
   --output F          text (default) or json
   --help, --version
@@ -40,6 +54,7 @@ export async function main(args: string[]): Promise<void> {
       options: {
         "docker-socket": { type: "string" },
         "cri-socket": { type: "string" },
+        "kube-namespace": { type: "string" },
         timeout: { type: "string" },
         output: { type: "string", default: "text" },
       },
@@ -70,9 +85,20 @@ export async function main(args: string[]): Promise<void> {
       endpoints: resolveEndpoints({
         dockerSocket: values["docker-socket"],
         criSocket: values["cri-socket"],
+        kubeNamespace: kubeNamespaceSetting(
+          "ks-memory-checker",
+          values["kube-namespace"],
+          undefined,
+        ),
         timeoutMs,
       }),
       output,
+      events: {
+        timeoutMs: parseDuration(
+          setting(undefined, "KS_EVENTS_TIMEOUT", "1s"),
+          "KS_EVENTS_TIMEOUT",
+        ),
+      },
       logger: createLogger("ks-memory-checker", name),
     });
   });

@@ -3,7 +3,8 @@
 import { parseCli, parseDuration, runCli, setting, UsageError } from "../src/cli.ts";
 import { createLogger } from "../src/log.ts";
 import type { NsenterMode } from "../src/host/commands.ts";
-import { runPatcher } from "../src/patcher/run.ts";
+import { DEFAULT_MAX_SOURCE_BYTES } from "../src/patcher/manifest.ts";
+import { runPatcher, STOP_GRACE_MS } from "../src/patcher/run.ts";
 
 const HELP = `ks-patcher — keep a feature's host files as its manifest wants them (crash-safe)
 
@@ -13,7 +14,7 @@ Usage: ks-patcher --manifest M [--host-root DIR] [--state-dir DIR] --allow-root 
   --state-dir DIR     backups, journal, ownership registry
                       (default <host-root>/var/lib/kubesonic)                  env KS_PATCHER_STATE_DIR
   --allow-root PATH   host path under which files may be written (repeatable; required)
-  --once              one pass, then exit: 0 converged, 1 errors, 2 bad input
+  --once              one pass, then exit (codes below)
   --dry-run           print the plan and touch nothing (exit 0, or 1 on errors)
   --interval D        periodic re-check, jittered ±10 % (default 60s)          env KS_PATCHER_INTERVAL
   --debounce D        quiet time after a file event before a pass (default 20ms)
@@ -22,7 +23,13 @@ Usage: ks-patcher --manifest M [--host-root DIR] [--state-dir DIR] --allow-root 
   --nsenter MODE      run host commands through nsenter into PID 1: auto|always|never
                       (default auto: when our mount namespace is not PID 1's)  env KS_NSENTER
   --output FORMAT     text|json for the --once/--dry-run result (default text)
+  --max-source-bytes N  size bound for each source and inline content (default 4MiB; a manifest
+                      entry's maxBytes overrides it); suffixes KiB, MiB, GiB
   --help, --version
+
+Exit codes: 0 converged (loop: stopped by SIGTERM/SIGINT, within 5 s even mid-pass);
+  1 errors or actions still owed (--once); 2 bad input: usage, manifest, or a manifest path
+  refused on this host (nothing was written)
 
 Example (in the telemetry sidecar):
   ks-patcher --manifest /etc/kubesonic/patcher.yaml --host-root /host \\
@@ -45,6 +52,7 @@ async function cli(args: string[]): Promise<number> {
       "stale-claim": { type: "string" },
       nsenter: { type: "string" },
       output: { type: "string", default: "text" },
+      "max-source-bytes": { type: "string" },
     },
   }, args);
   const manifestPath = setting(values.manifest, "KS_PATCHER_MANIFEST");
@@ -78,8 +86,25 @@ async function cli(args: string[]): Promise<number> {
       "--stale-claim: must be at least 2 x --interval (live claims are confirmed each pass)",
     );
   }
+  const maxSourceBytes = values["max-source-bytes"] === undefined
+    ? DEFAULT_MAX_SOURCE_BYTES
+    : parseBytes(values["max-source-bytes"], "--max-source-bytes");
   const stop = new AbortController();
-  for (const sig of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(sig, () => stop.abort());
+  const log = createLogger("ks-patcher");
+  for (const sig of ["SIGTERM", "SIGINT"] as const) {
+    Deno.addSignalListener(sig, () => {
+      stop.abort();
+      // The pass in flight normally ends within milliseconds; if it does not, leave it (every
+      // write is atomic and the journal holds the owed actions, so this is a clean crash).
+      const timer = setTimeout(() => {
+        log.warn("stopping: the pass did not finish in time, abandoned", {
+          grace_ms: STOP_GRACE_MS,
+        });
+        Deno.exit(0);
+      }, STOP_GRACE_MS);
+      Deno.unrefTimer(timer);
+    });
+  }
   return await runPatcher({
     manifestPath,
     hostRoot,
@@ -92,9 +117,19 @@ async function cli(args: string[]): Promise<number> {
     staleClaimMs,
     nsenter: nsenter as NsenterMode,
     output: values.output,
-    log: createLogger("ks-patcher"),
+    maxSourceBytes,
+    log,
     signal: stop.signal,
   });
+}
+
+/** Parses a byte count like `4194304`, `512KiB`, `100MiB` or `1GiB` (K/M/G alone mean the same). */
+function parseBytes(text: string, flag: string): number {
+  const m = /^(\d{1,15})\s*(k|m|g|kib|mib|gib)?$/i.exec(text.trim());
+  if (!m) throw new UsageError(`${flag}: "${text}" is not a byte count like 4194304 or 100MiB`);
+  const unit = (m[2] ?? "").toLowerCase()[0];
+  const scale = unit === "k" ? 1024 : unit === "m" ? 1024 ** 2 : unit === "g" ? 1024 ** 3 : 1;
+  return Number(m[1]) * scale;
 }
 
 /** Runs the tool with `args` (its command line without the program name) and exits. */

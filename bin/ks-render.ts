@@ -28,8 +28,8 @@ Output (apply common/ first, then v1/ or v2/):
   v2/30-daemonset.yaml (feature + watchdog + sidecar; one DaemonSet per ASIC)
   summary.json
 
-Exit codes: 0 written, 1 bad spec / config_db / output dir (one line naming the field;
-nothing written), 2 usage error.
+Exit codes: 0 written; 2 usage error or bad input (a bad spec, config_db or output dir: one
+line naming the file and field, nothing written); 1 any other failure.
 
 Example:
   ks-render examples/telemetry/feature.yaml --config-db /etc/sonic/config_db.json -o out/telemetry

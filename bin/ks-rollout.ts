@@ -1,7 +1,7 @@
 // ks-rollout: moves a feature's OnDelete DaemonSet to a new template wave by wave, gated on pod
 // health, rolling back automatically over the failure budget; `status` shows a recorded rollout.
 // Parses flags, builds the API client and calls src/rollout/run.ts; exit codes live here.
-import { parseCli, parseDuration, runCli, setting, UsageError } from "../src/cli.ts";
+import { kubeNamespaceSetting, parseCli, parseDuration, runCli, UsageError } from "../src/cli.ts";
 import { createLogger, stderrSink } from "../src/log.ts";
 import { KubeRest } from "../src/kube/rest.ts";
 import { parseBudget } from "../src/rollout/gate.ts";
@@ -49,14 +49,17 @@ Options:
   --poll-interval D      pause between observations (default 1s)
   --dry-run              print the plan (waves and their nodes), change nothing
   --output F             text (default) or json (the final report on stdout)
-  --namespace NS         namespace of the DaemonSet (default: KS_NAMESPACE, then sonic)
+  --kube-namespace NS    Kubernetes namespace of the DaemonSet (env KS_KUBE_NAMESPACE, default
+                         sonic; the old --namespace / KS_NAMESPACE still work)
   --daemonset NAME       the DaemonSet (default: named like the feature, else labelled
                          raw_container_name=<feature>)
   --kubeconfig P         kubeconfig (default: KUBECONFIG, then /etc/kubernetes/kubelet.conf)
   --help, --version
 
-Exit codes: 0 rolled out (or dry run), 1 error, 2 usage, 3 refused (a conflicting rollout, or
-another run holds it), 4 stopped and rolled back, 5 rolled back incompletely.
+Exit codes: 0 rolled out (or dry run), 1 failed (API server unreachable, an unexpected error),
+2 usage error or bad input (a --to manifest or revision, a kubeconfig that cannot be used; one
+line naming it), 3 refused (a conflicting rollout, or another run holds it), 4 stopped and
+rolled back, 5 rolled back incompletely.
 
 Example:
   ks-rollout telemetry --to out/telemetry-v2.yaml --waves 1,1%,10%,50%,100% \\
@@ -92,6 +95,7 @@ export async function main(args: string[]): Promise<void> {
         "poll-interval": { type: "string", default: "1s" },
         "dry-run": { type: "boolean", default: false },
         output: { type: "string", default: "text" },
+        "kube-namespace": { type: "string" },
         namespace: { type: "string" },
         daemonset: { type: "string" },
         kubeconfig: { type: "string" },
@@ -113,7 +117,14 @@ export async function main(args: string[]): Promise<void> {
     if (!/^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$/.test(feature)) {
       throw new UsageError(`<feature>: "${feature}" is not a feature name`);
     }
-    const namespace = setting(values.namespace, "KS_NAMESPACE", "sonic");
+    const namespace = kubeNamespaceSetting(
+      "ks-rollout",
+      values["kube-namespace"],
+      values.namespace,
+      {
+        oldEnv: true,
+      },
+    );
     // On a terminal the progress line is redrawn in place; log lines are printed above it.
     const tty = output === "text" && !isStatus && Deno.stderr.isTerminal();
     const encoder = new TextEncoder();

@@ -30,9 +30,10 @@ Options:
   --listen HOST:PORT    where to serve (default 127.0.0.1:50069)
   --deadline DUR        every answer within this (default 800ms); a probe still running then fails
   --ready-grace DUR     /readyz fails once CONFIG_DB has been unreachable this long (default 10s)
-  --namespace asicN     multi-ASIC namespace (env KS_NAMESPACE)
+  --asic-namespace asicN  multi-ASIC namespace (env KS_ASIC_NAMESPACE; the old --namespace /
+                        KS_NAMESPACE still work)
   --db-config PATH      database_config.json (env KS_DB_CONFIG)
-  --db-global-config P  database_global.json for --namespace (env KS_DB_GLOBAL_CONFIG)
+  --db-global-config P  database_global.json for --asic-namespace (env KS_DB_GLOBAL_CONFIG)
   --resync DUR          periodic FEATURE re-read besides keyspace notifications (default 5s)
   --check livez|readyz  probe: which semantics (default livez)
   --output text|json    probe: output format (default text)
@@ -41,7 +42,9 @@ Options:
 Endpoints: / and /livez (liveness: a CONFIG_DB outage keeps the last known state), /readyz
 (readiness: also fails once CONFIG_DB is unreachable past --ready-grace). FEATURE off -> 200,
 probes skipped; on -> 200 when every probe passes, else 503 naming the failed probe. JSON body.
-probe exits 0 healthy, 1 unhealthy, 2 bad usage.
+Exit codes: serving 0 after SIGTERM/SIGINT; probe 0 healthy, 1 unhealthy; both 2 usage error or
+bad input (a bad flag, a malformed database_config.json, a --listen address in use), 1 any other
+failure.
 
 Examples:
   ${TOOL} --feature telemetry --listen 127.0.0.1:50069 --tcp 127.0.0.1:50051 --process telemetry
@@ -84,6 +87,7 @@ async function cli(args: string[]): Promise<number> {
       http: { type: "string", multiple: true },
       deadline: { type: "string", default: "800ms" },
       "ready-grace": { type: "string", default: "10s" },
+      "asic-namespace": { type: "string" },
       namespace: { type: "string" },
       "db-config": { type: "string" },
       "db-global-config": { type: "string" },
@@ -97,7 +101,7 @@ async function cli(args: string[]): Promise<number> {
     throw new UsageError(`unexpected argument "${positionals.at(-1)}" (the only command is probe)`);
   }
   const feature = featureSetting(values.feature);
-  const namespace = asicNamespaceSetting(values.namespace);
+  const namespace = asicNamespaceSetting(TOOL, values["asic-namespace"], values.namespace);
   const deadlineMs = parseDuration(values.deadline!, "--deadline");
   if (deadlineMs < 50) throw new UsageError(`--deadline: "${values.deadline}" is below 50ms`);
   const resyncMs = parseDuration(values.resync!, "--resync");

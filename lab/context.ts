@@ -6,7 +6,7 @@ import type { Timeline } from "./timeline.ts";
 
 /** The lab's command-line options. */
 export interface LabOptions {
-  /** Start the real control plane (default: when the Kubernetes binaries are cached). */
+  /** The control plane can be started (the Kubernetes binaries are there, no --no-kube). */
   withKube: boolean;
   /** Run the real-switch flows (systemd + containerd + kubelet in a node container). */
   real: boolean;
@@ -31,6 +31,11 @@ export interface LabContext {
   kube?: KubeCluster;
   /** Registers a cleanup, run in reverse order when the lab ends (also on failure). */
   defer(cleanup: () => Promise<void> | void): void;
+  /**
+   * Says that this scenario (or part of it) did not run, and why (e.g. Docker missing): the lab
+   * names it in its last line and exits non-zero, since the user did not ask for that.
+   */
+  skip(reason: string): void;
 }
 
 /** A lab scenario module's export (`lab/scenarios/NN_name.ts` exports `scenario`). */

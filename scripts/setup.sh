@@ -3,7 +3,7 @@
 # Debian packages (redis-server, monit, docker.io, containerd, runc, debootstrap, CNI plugins, ...),
 # Deno pinned from the npm registry onto PATH, the npm modules the tools import, and the bundled
 # `dist/ks-*.js` artifacts. The Kubernetes binaries are built by scripts/build-kube.sh (long on a
-# cold machine), which the test task and `deno task lab --with-kube` call themselves.
+# cold machine), which the test task and `deno task lab` call themselves.
 set -euo pipefail
 
 DENO_VERSION=2.9.6
@@ -11,9 +11,12 @@ CACHE=${KS_CACHE:-/var/cache/kubesonic}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 log() { echo "setup: $*" >&2; }
 
+# g++, libzmq3-dev, libboost-serialization-dev, nlohmann-json3-dev: the test subscriber that decodes
+# the checkers' events as SONiC's event framework does (sandbox/harness/eventd.ts).
 APT_PACKAGES=(redis-server redis-tools monit docker.io containerd runc debootstrap
   containernetworking-plugins iproute2 openssl procps psmisc util-linux systemd hyperfine
-  busybox-static ca-certificates curl supervisor)
+  busybox-static ca-certificates curl supervisor
+  g++ libzmq3-dev libboost-serialization-dev nlohmann-json3-dev)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -30,9 +30,28 @@ export const stderrSink: LogSink = (line) => {
   Deno.stderr.writeSync(encoder.encode(line + "\n"));
 };
 
+/**
+ * Escapes what must not reach a log line or a report raw: control characters (newline, ESC,
+ * NUL, C1) and lone surrogates (bytes that were not UTF-8) become JSON-style escapes (`\n`,
+ * `\u001b`, `\udc80`), and a backslash before them stays unambiguous. Other text is unchanged.
+ */
+export function escapeText(text: string): string {
+  // deno-lint-ignore no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]|[\ud800-\udfff]/gu, (ch) => {
+    if (ch.length === 2) return ch; // a well-formed surrogate pair
+    return JSON.stringify(ch).slice(1, -1).replace(
+      /^[\u007f-\u009f]$/,
+      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+    );
+  });
+}
+
 function formatValue(value: string | number | boolean): string {
   const text = String(value);
-  return /^[^\s"=]+$/.test(text) ? text : JSON.stringify(text);
+  // deno-lint-ignore no-control-regex
+  return /^[^\s"=\\\u0000-\u001f\u007f-\u009f\ud800-\udfff]+$/.test(text)
+    ? text
+    : JSON.stringify(text);
 }
 
 /** Formats one log line; exported for tests and for tools that print the same shape elsewhere. */
@@ -46,7 +65,7 @@ export function formatLogLine(
   let line = `${tool}[${Deno.pid}]: `;
   if (feature) line += `${feature}: `;
   if (level === "warn" || level === "error") line += `${level.toUpperCase()}: `;
-  line += message.replaceAll("\n", " ");
+  line += escapeText(message);
   for (const [key, value] of Object.entries(fields ?? {})) {
     if (value === undefined || value === null) continue;
     line += ` ${key}=${formatValue(value)}`;

@@ -1,18 +1,17 @@
-// Lab: the real control plane every later Kubernetes scenario uses (issue 4): etcd,
+// Lab: the real control plane every later Kubernetes scenario uses: etcd,
 // kube-apiserver, kube-controller-manager, kube-scheduler and kwok started warm from the cached
 // binaries, the lab's switch registered as a kwok node with SONiC labels, and a DaemonSet pod
 // brought to Ready on it, each with its measured time. The cluster is left in `ctx.kube`.
 import { join } from "node:path";
 import type { LabScenario } from "../context.ts";
 import { SONIC_NAMESPACE, startKube } from "../../sandbox/harness/kube.ts";
-import { waitUntil } from "../../sandbox/harness/net.ts";
 import { formatMs } from "../timeline.ts";
 
 /** Node name of the lab's simulated switch. */
 export const LAB_NODE = "sonic-lab";
 
 export const scenario: LabScenario = {
-  title: "issue 4: a real control plane (etcd, apiserver, controller-manager, scheduler, kwok)",
+  title: "a real control plane (etcd, apiserver, controller-manager, scheduler, kwok)",
   needs: ["kube"],
   async run(ctx) {
     const { timeline } = ctx;
@@ -45,16 +44,15 @@ export const scenario: LabScenario = {
         }),
       });
       if (r.code !== 0) throw new Error(`kubectl apply failed: ${r.stderr.trim()}`);
-      await waitUntil(
-        async () => {
-          const ds = await cluster.rest.get<{ status: { numberReady?: number } }>(
-            `/apis/apps/v1/namespaces/${SONIC_NAMESPACE}/daemonsets/lab-smoke`,
-          );
-          return ds.status.numberReady === 1;
+      // By watch (client-node), so the figure is when the API said Ready, not the next poll.
+      await cluster.watchUntil<{ metadata?: { name?: string }; status?: { numberReady?: number } }>(
+        `/apis/apps/v1/namespaces/${SONIC_NAMESPACE}/daemonsets`,
+        {
+          fieldSelector: "metadata.name=lab-smoke",
+          done: ([ds]) => ds?.status?.numberReady === 1,
+          timeoutMs: 60_000,
+          what: "lab-smoke Ready",
         },
-        60_000,
-        "lab-smoke Ready",
-        50,
       );
       const took = performance.now() - t0;
       await cluster.rest.delete(

@@ -1,5 +1,5 @@
-// Lab: the feature pod's own tools on the simulated switch (design.md 5.1–5.3, for what exists so
-// far): ks-entrypoint gating the bundled telemetry example (real supervisord + daemon) on
+// Lab: the feature pod's own tools on the simulated switch (flows 5.1 to 5.3 of docs/design.md, the
+// pod's part): ks-entrypoint gating the bundled telemetry example (real supervisord + daemon) on
 // CONFIG_DB FEATURE state, and ks-watchdog answering the kubelet's probes. The "pod" is the
 // entrypoint process; what the stub does on disable (restart the container) is a process restart.
 import type { LabContext, LabScenario } from "../context.ts";
@@ -87,7 +87,8 @@ async function startPod(
 }
 
 export const scenario: LabScenario = {
-  title: "5.1–5.3 feature pod: ks-entrypoint gates the daemon on FEATURE, ks-watchdog reports it",
+  title:
+    "flows 5.1 to 5.3, the feature pod: ks-entrypoint gates the daemon on FEATURE, ks-watchdog reports it",
   async run(ctx) {
     // Later scenarios read the seeded FEATURE table: put telemetry and bmp back afterwards.
     const original = await Promise.all(

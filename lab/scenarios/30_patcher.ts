@@ -1,4 +1,4 @@
-// Lab: the sidecar's ks-patcher on a simulated switch's host root (design.md 4.5–4.6). The
+// Lab: the sidecar's ks-patcher on a simulated switch's host root (the design's desired-state sidecar, docs/design.md). The
 // bundled patcher installs the stub launcher, a postupgrade-style `sed -i` is undone on screen
 // with its measured repair latency, a second feature's different container_checker is refused
 // (no ping-pong), and native mode puts the exact original bytes back.

@@ -1,7 +1,8 @@
 // Lab: ks-stub, what telemetry.service's start/stop/status/wait run once Kubernetes owns the
-// container (design.md 4.4). The bundled stub, as the rendered `<feature>-stub` ServiceAccount with
+// container (the design's systemd stub, docs/design.md). The bundled stub, as the rendered `<feature>-stub` ServiceAccount with
 // only its Role, against the lab's control plane: status with LSB codes, stop deleting the pod
-// and the DaemonSet replacing it, wait following the pod and returning when it is gone, and
+// and the DaemonSet replacing it, wait following the pod, waiting through its absence and
+// returning once the node runs the feature's v1 pod, and
 // status answering 4 while the API server is cut off — each with its measured time.
 import type { LabScenario } from "../context.ts";
 import { runTool, toolCommand } from "../../sandbox/harness/bin.ts";
@@ -30,7 +31,10 @@ export const scenario: LabScenario = {
     await apply(kube, stubRbac("sonic", "lab-stub"));
     const kubeconfig = await kube.serviceAccountKubeconfig("sonic", "lab-stub");
     const stub = (args: string[], config = kubeconfig) =>
-      runTool("ks-stub", [FEATURE, ...args, "--node", NODE, "--kubeconfig", config]);
+      runTool("ks-stub", [FEATURE, ...args, "--node", NODE, "--kubeconfig", config], {
+        // kwok runs no containers: status asks the API server (a switch asks its runtime).
+        env: { KS_RUNTIME_SOCKET: "none" },
+      });
     const livePods = async () =>
       (await podsOn(kube, NODE, `app=${FEATURE}`)).filter((p) => !p.deleting);
     timeline.note(
@@ -100,41 +104,55 @@ export const scenario: LabScenario = {
       },
     );
 
-    await timeline.step("wait: blocks while the pod exists, returns once it is gone", async () => {
-      const child = (await toolCommand("ks-stub", [
-        FEATURE,
-        "wait",
-        "--node",
-        NODE,
-        "--kubeconfig",
-        kubeconfig,
-        "--grace",
-        "2s",
-      ], { stdout: "null", stderr: "piped" })).spawn();
-      const done = child.output();
-      await new Promise((r) => setTimeout(r, 1000));
-      const t0 = performance.now();
-      const del = await kube.kubectl([
-        "delete",
-        "daemonset",
-        "-n",
-        "sonic",
-        FEATURE,
-        "--wait=false",
-      ]);
-      if (del.code !== 0) {
-        child.kill("SIGKILL");
-        await done;
-        throw new Error(del.stderr.trim());
-      }
-      const out = await done;
-      if (out.code !== 0) throw new Error(`wait exited ${out.code}`);
-      return `returned ${formatMs(performance.now() - t0)} after the DaemonSet was deleted ` +
-        "(--grace 2s for a replacement)";
-    });
+    await timeline.step(
+      "wait: blocks while the pod exists and while it is gone, returns once v1 runs",
+      async () => {
+        const child = (await toolCommand("ks-stub", [
+          FEATURE,
+          "wait",
+          "--node",
+          NODE,
+          "--kubeconfig",
+          kubeconfig,
+          "--grace",
+          "2s",
+        ], { stdout: "null", stderr: "piped", env: { KS_RUNTIME_SOCKET: "none" } })).spawn();
+        let exited = false;
+        const done = child.output().finally(() => (exited = true));
+        try {
+          await new Promise((r) => setTimeout(r, 1000));
+          const del = await kube.kubectl([
+            "delete",
+            "daemonset",
+            "-n",
+            "sonic",
+            FEATURE,
+            "--wait=false",
+          ]);
+          if (del.code !== 0) throw new Error(del.stderr.trim());
+          await waitUntil(async () => (await livePods()).length === 0, 30_000, "no pod", 50);
+          await new Promise((r) => setTimeout(r, 3000));
+          if (exited) throw new Error("wait returned while the node had no pod");
+          const t0 = performance.now();
+          await apply(kube, [featureDaemonSet({ feature: FEATURE, nodeLabel: NODE, v1: true })]);
+          const out = await done;
+          if (out.code !== 0) throw new Error(`wait exited ${out.code}`);
+          return `still waiting 3 s after the DaemonSet was deleted; returned ` +
+            `${formatMs(performance.now() - t0)} after a v1 DaemonSet was applied (--grace 2s)`;
+        } finally {
+          if (!exited) child.kill("SIGKILL");
+          await done.catch(() => {});
+        }
+      },
+    );
 
-    await timeline.step("status after the DaemonSet is gone: exit 3", async () => {
-      await waitUntil(async () => (await livePods()).length === 0, 30_000, "no pod", 50);
+    await timeline.step("status after the v2 DaemonSet is gone: exit 3", async () => {
+      await waitUntil(
+        async () => (await podsOn(kube, NODE, "raw_container_name")).length === 0,
+        30_000,
+        "no feature pod",
+        50,
+      );
       const r = await stub(["status"]);
       if (r.code !== 3) throw new Error(`exit ${r.code}: ${r.stdout}`);
     });

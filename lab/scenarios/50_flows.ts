@@ -1,4 +1,4 @@
-// Lab: the design's rollout and rollback flows (design.md 5.1–5.4) on one simulated switch: the
+// Lab: the design's rollout and rollback flows (5.1 to 5.4, docs/design.md) on one simulated switch: the
 // lab's CONFIG_DB (real redis), the lab's control plane (kwok node), a sandbox host root, the real
 // tools (ks-render, ks-rollout, ks-patcher as sidecar, ks-entrypoint + supervisord + the example
 // daemon, ks-watchdog, ks-stub via the installed launcher) and the pod runner playing the
@@ -21,7 +21,7 @@ async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 60
 }
 
 export const scenario: LabScenario = {
-  title: "5.1–5.4 rollout and rollback flows on a simulated switch",
+  title: "flows 5.1 to 5.4: rollout and rollback on a simulated switch",
   needs: ["kube"],
   async run(ctx) {
     const { timeline, redis } = ctx;

@@ -1,5 +1,5 @@
-// Lab: the monit checkers on a simulated switch's runtimes (design.md "Monitoring and
-// Alerting"). A private dockerd runs the native containers the FEATURE table expects; the
+// Lab: the monit checkers on a simulated switch's runtimes (the design's monitoring,
+// docs/design.md). A private dockerd runs the native containers the FEATURE table expects; the
 // Kubernetes-owned features (set_owner=kube) run as kubelet-style pods through the CRI of a
 // private containerd (or, without crictl, as Docker containers with the kubelet's labels).
 // ks-container-checker counts them all; a stopped pod is reported the way monit shows it; a
@@ -32,7 +32,7 @@ export const scenario: LabScenario = {
     const { timeline } = ctx;
     const reason = dockerUnavailableReason();
     if (reason) {
-      timeline.note(`skipped: ${reason}`);
+      ctx.skip(reason);
       return;
     }
     const useCri = containerdUnavailableReason() === undefined && crictlPath() !== undefined;
@@ -57,6 +57,8 @@ export const scenario: LabScenario = {
     if (!started || !docker) return;
     const d = docker;
     const image = await importBusyboxDocker(d);
+    // The image the telemetry row stands for (without it or a gnmi image the row is skipped).
+    await d.docker(["tag", image, "docker-sonic-telemetry:latest"]);
 
     const target = resolveRedisTarget({ dbConfigPath: ctx.redis.env.KS_DB_CONFIG });
     const client = createConfigDbClient(target);

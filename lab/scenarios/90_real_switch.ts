@@ -1,4 +1,4 @@
-// Lab (issue 9, `deno task lab --real`): the design's flows on a real switch — systemd as PID 1,
+// Lab (`deno task lab --real`): the design's flows on a real switch — systemd as PID 1,
 // the database, containerd, Docker, monit and a real kubelet in a node container registered with
 // its own control plane — printed step by step with what systemd, the API server and the runtime
 // said. The steps are the end-to-end test's (sandbox/flows/real_switch.ts). KS_SWITCHES=N starts N
@@ -11,7 +11,7 @@ import { FLOW_STEPS, missingTools } from "../../sandbox/flows/real_switch.ts";
 import { formatMs } from "../timeline.ts";
 
 export const scenario: LabScenario = {
-  title: "issue 9: the flows on a real switch (systemd, containerd, kubelet in a node container)",
+  title: "the flows on a real switch (systemd, containerd, kubelet in a node container)",
   needs: ["real", "kube"],
   async run(ctx) {
     const { timeline } = ctx;
@@ -54,10 +54,12 @@ export const scenario: LabScenario = {
     let failed = "";
     for (const step of FLOW_STEPS) {
       const missing = missingTools(step);
-      if (missing.length || failed) {
-        timeline.note(
-          `skipped ${step.name}: ${missing.length ? `blocked on ${missing.join(", ")}` : failed}`,
-        );
+      if (missing.length) {
+        ctx.skip(`${step.name}: blocked on ${missing.join(", ")}`);
+        continue;
+      }
+      if (failed) {
+        timeline.note(`skipped ${step.name}: ${failed}`);
         continue;
       }
       const ok = await timeline.step(step.name, () => step.run(env));

@@ -1,4 +1,4 @@
-// One simulated switch for the design's rollout/rollback flows (design.md 5): a kwok node on the
+// One simulated switch for the design's rollout/rollback flows (docs/design.md): a kwok node on the
 // real API server, the real redis as its CONFIG_DB, a sandbox host root in the v0 state (the
 // native launcher), the recording systemctl/docker, and the pod runner playing the kubelet's
 // container part. Everything else is the real tools, bundled: ks-render renders the telemetry
@@ -231,7 +231,14 @@ export async function createFlowSwitch(opts: FlowSwitchOptions): Promise<FlowSwi
       const kubeconfig = await sw.stubKubeconfig();
       return new Deno.Command("sh", {
         args: [join(hostRoot, LAUNCHER), ...verb.split(" ")],
-        env: { KUBECONFIG: kubeconfig, KS_NODE_NAME: node, PATH: path, HOME: dir },
+        // kwok runs no containers: no runtime for the stub to ask (status asks the API server).
+        env: {
+          KUBECONFIG: kubeconfig,
+          KS_NODE_NAME: node,
+          KS_RUNTIME_SOCKET: "none",
+          PATH: path,
+          HOME: dir,
+        },
         stdout: "piped",
         stderr: "piped",
       }).spawn();

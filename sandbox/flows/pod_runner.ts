@@ -8,10 +8,14 @@
 //   ConfigMap (as the kubelet does), image paths (/usr/local/bin/ks-*, the supervisord config) to
 //   what the test gives. Mapping is by path prefix on argv, env values and ConfigMap file text
 //   (the kubelet gives a mount namespace instead; see docs/stub.md "Flows").
-// - Lifecycle: the containers of a pod start together; a container process that exits is started
-//   again after a back-off (restartPolicy Always); a pod that is deleted or terminating gets
-//   SIGTERM on each container's process group, SIGKILL after its grace (capped at 5 s). A new
-//   pod's container starts only after the old pod's process of the same name is gone, as host
+// - Lifecycle: a container is a session (setsid): its command and everything it starts, even in
+//   process groups of their own (supervisord puts each program in one). The containers of a pod
+//   start together; a container whose main process exits loses every process left in its session
+//   (SIGKILL, as when a container's PID 1 ends) and is started again after a back-off
+//   (restartPolicy Always); a pod that is deleted or terminating gets SIGTERM on each container's
+//   process group and, after its grace (capped at 5 s) or once the main process is gone, SIGKILL
+//   on every process of the session. A container counts as stopped only when none of its
+//   processes is left. A new pod's containers start only after the old pod's are stopped, as host
 //   ports would otherwise clash (kwok deletes the API object at once, a kubelet would not).
 // - Readiness: the readinessProbe's httpGet (the watchdog's /readyz) is polled every 500 ms with
 //   the kubelet's rules (not Ready until a probe succeeds, not Ready again after failureThreshold
@@ -23,6 +27,7 @@
 import { join } from "node:path";
 import { type KubeRest, resourcePath } from "../../src/kube/rest.ts";
 import { createLogger } from "../../src/log.ts";
+import { procStats } from "../harness/process.ts";
 import { kubePodApi } from "../../src/stub/kube_pods.ts";
 import type { Pod } from "../../src/stub/pod.ts";
 import { trackPods } from "../../src/stub/track.ts";
@@ -98,6 +103,32 @@ interface Proc {
   starts: number;
   stopping: boolean;
   exited: Promise<void>;
+}
+
+/** The live (not zombie) processes of session `sid`; a container's processes share one. */
+export function sessionPids(sid: number): number[] {
+  return procStats().filter((p) => p.session === sid && p.state !== "Z").map((p) => p.pid);
+}
+
+/**
+ * SIGKILLs every process left in session `sid` and waits until none is (as the end of a
+ * container's PID namespace does); returns the pids it found. A session id is not reused while
+ * any member lives, so this never reaches another container.
+ */
+export async function killSession(sid: number, waitMs = 10_000): Promise<number[]> {
+  const found = new Set<number>();
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const left = sessionPids(sid);
+    if (left.length === 0 || Date.now() > deadline) return [...found];
+    for (const pid of left) {
+      found.add(pid);
+      try {
+        Deno.kill(pid, "SIGKILL");
+      } catch { /* gone */ }
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 function mapPath(value: string, table: [string, string][]): string {
@@ -206,7 +237,9 @@ export async function startPodRunner(opts: PodRunnerOptions): Promise<PodRunner>
             }\n`,
           ),
         );
-        // setsid: the container's processes form one group, stopped together like a cgroup.
+        // The pod may have gone while the line was written: then nothing starts.
+        if (proc.stopping) break;
+        // setsid: the container's processes form one session, stopped together like a cgroup.
         proc.child = new Deno.Command("setsid", {
           args: argv,
           env,
@@ -223,17 +256,27 @@ export async function startPodRunner(opts: PodRunnerOptions): Promise<PodRunner>
         const copy = async (stream: ReadableStream<Uint8Array>) => {
           for await (const chunk of stream) await logFile.write(chunk);
         };
-        const [status] = await Promise.all([
-          proc.child.status,
-          copy(proc.child.stdout),
-          copy(proc.child.stderr),
-        ]);
+        // The output ends when the last process holding the pipes does: wait for it after the
+        // session's end below, not before (a leftover process would keep it open forever).
+        const output = Promise.all([copy(proc.child.stdout), copy(proc.child.stderr)]);
+        const status = await proc.child.status;
         log.info("container exited", {
           pod: pod.metadata.name,
           container: c.name,
           code: status.code,
           signal: status.signal ?? undefined,
         });
+        // What the main process left behind (a daemon in a process group of its own) ends with
+        // it, before a restart and before the container counts as stopped.
+        const left = await killSession(proc.child.pid);
+        if (left.length > 0) {
+          log.info("killed the container's remaining processes", {
+            pod: pod.metadata.name,
+            container: c.name,
+            pids: left.join(","),
+          });
+        }
+        await output;
         if (proc.stopping) break;
         await new Promise((r) => setTimeout(r, backoff));
         backoff = Math.min(10_000, backoff * 2);
@@ -244,6 +287,7 @@ export async function startPodRunner(opts: PodRunnerOptions): Promise<PodRunner>
     loop();
   };
 
+  // Resolves once every process of the container is gone (proc.exited: see the loop above).
   const stopProc = async (proc: Proc, graceMs: number) => {
     proc.stopping = true;
     const child = proc.child;
@@ -252,16 +296,15 @@ export async function startPodRunner(opts: PodRunnerOptions): Promise<PodRunner>
         Deno.kill(-child.pid, "SIGTERM");
       } catch { /* gone */ }
       const timer = setTimeout(() => {
-        try {
-          Deno.kill(-child.pid, "SIGKILL");
-        } catch { /* gone */ }
+        log.info("grace over: SIGKILL", { pod: proc.pod, container: proc.container });
+        for (const pid of sessionPids(child.pid)) {
+          try {
+            Deno.kill(pid, "SIGKILL");
+          } catch { /* gone */ }
+        }
       }, graceMs);
       await proc.exited;
       clearTimeout(timer);
-      // Orphans left in the group (a daemon that double-forked) go too.
-      try {
-        Deno.kill(-child.pid, "SIGKILL");
-      } catch { /* gone */ }
     }
   };
 

@@ -1,4 +1,4 @@
-// The design's flows on a real lab switch (issue 9), as an ordered list of steps shared by the
+// The design's flows on a real lab switch, as an ordered list of steps shared by the
 // end-to-end test and the lab (lab/scenarios/90_real_switch.ts).
 // Every step acts the way an operator or a SONiC daemon would (redis-cli, systemctl, kubectl) and
 // checks the result through systemd, the API server and the container runtime of the switch.
@@ -123,7 +123,9 @@ export async function podsOnNode(env: FlowEnv, feature = "telemetry"): Promise<P
 }
 
 /** Waits until exactly one live pod of `stage` runs on the node and is Ready; returns it. */
-export async function waitPodReady(env: FlowEnv, stage: string, ms = 120_000): Promise<PodView> {
+// 240 s by default: at load 40 on two cores the first v2 pod (image unpack, three containers, the
+// watchdog's first probes) was seen taking more than 120 s to turn Ready.
+export async function waitPodReady(env: FlowEnv, stage: string, ms = 240_000): Promise<PodView> {
   let last: PodView[] = [];
   try {
     await waitUntil(

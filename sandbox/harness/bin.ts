@@ -1,6 +1,8 @@
 // How end-to-end tests and benchmarks run the tools: the multi-call bundle of the ks tree
 // (`dist/ks-tree/lib/ks.js`, built on demand when missing or older than the sources), through
-// the pinned Deno, exactly as the images, the host runtime and the lab run it.
+// the pinned Deno, exactly as the images, the host runtime and the lab run it, with the tool's
+// runtime flags (src/build/runtime_flags.ts).
+import { runtimeFlags } from "../../src/build/runtime_flags.ts";
 import { join } from "node:path";
 import { buildTree, DENO_RUN_FLAGS, TREE_BUNDLE, TREE_DIR } from "../../src/build/tree.ts";
 import { runCommand } from "./process.ts";
@@ -13,10 +15,21 @@ export function ensureTree(): Promise<unknown> {
   return built;
 }
 
-/** Ensures the ks tree is current and returns the argv prefix that runs `tool` (`ks-stub`). */
-export async function toolArgv(tool: string): Promise<string[]> {
+/** The multi-call bundle the tools run from. */
+export const TREE_BUNDLE_PATH = join(TREE_DIR, TREE_BUNDLE);
+
+/**
+ * Ensures the ks tree is current and returns the argv prefix that runs `tool` (`ks-stub`) as its
+ * launcher does: `deno run <flags> <bundle> <tool>` (`runtimeFlags: false`: with Deno's defaults
+ * instead of the tool's runtime flags, for comparisons).
+ */
+export async function toolArgv(
+  tool: string,
+  opts: { runtimeFlags?: boolean } = {},
+): Promise<string[]> {
   await ensureTree();
-  return [Deno.execPath(), "run", ...DENO_RUN_FLAGS, join(TREE_DIR, TREE_BUNDLE), tool];
+  const flags = opts.runtimeFlags === false ? [] : runtimeFlags(tool);
+  return [Deno.execPath(), "run", ...DENO_RUN_FLAGS, ...flags, TREE_BUNDLE_PATH, tool];
 }
 
 /** The tree's launcher for a tool (`dist/ks-tree/bin/<tool>`), after ensuring the tree. */

@@ -65,6 +65,8 @@ export interface PodSpec {
   namespace?: string;
   /** Pod UID (default a random UUID). */
   uid?: string;
+  /** The pod's own labels (app, raw_container_name, ...): a kubelet puts them on the sandbox. */
+  labels?: Record<string, string>;
   /** cgroup parent as a kubelet with the cgroupfs driver sets it (default /kubepods/besteffort/pod<uid>). */
   cgroupParent?: string;
   containers: {
@@ -227,7 +229,7 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Con
     const podConfig = {
       metadata: { name: spec.name, namespace, uid, attempt: 0 },
       log_directory: podDir,
-      labels: podLabels,
+      labels: { ...spec.labels, ...podLabels },
       linux: {
         cgroup_parent: spec.cgroupParent ?? `/kubepods/besteffort/pod${uid}`,
         security_context: { namespace_options: { network: 2 } },

@@ -6,6 +6,8 @@
 // directory, so several clusters run side by side. `stop()` kills every process it started.
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { KubeConfig as ClientNodeConfig } from "@kubernetes/client-node";
+import { toClientNodeConfig, watchUntil, type WatchUntilOptions } from "../../src/kube/client.ts";
 import { KubeApiError, KubeRest, resourcePath } from "../../src/kube/rest.ts";
 import type { KubeConfig } from "../../src/kube/kubeconfig.ts";
 import { blackholeRoute, freePort } from "./net.ts";
@@ -77,8 +79,18 @@ export interface KubeCluster {
   binDir: string;
   /** The admin credentials, resolved (for building clients in-process). */
   adminConfig: KubeConfig;
-  /** A REST client as admin (closed by stop()). */
+  /** A REST client as admin (closed by stop()), for one-off reads and writes. */
   rest: KubeRest;
+  /** The admin credentials as a client-node KubeConfig (its Watch, informers, API classes). */
+  clientNodeConfig: ClientNodeConfig;
+  /**
+   * Waits by watch (client-node), not by polling: until `opts.done` holds for the objects under
+   * `path` (a collection, e.g. `/api/v1/nodes`); see src/kube/client.ts watchUntil.
+   */
+  watchUntil<T extends { metadata?: { uid?: string; name?: string } }>(
+    path: string,
+    opts: WatchUntilOptions<T>,
+  ): Promise<T[]>;
   /** Milliseconds startKube() took (nodes included). */
   startMs: number;
   /** Creates kwok nodes with SONiC labels (plus `labels`) and waits until all are Ready. */
@@ -394,13 +406,15 @@ async function startOnce(opts: StartKubeOptions, t0: number): Promise<KubeCluste
     };
     rest = new KubeRest(adminConfig, { timeoutMs: 10_000, retries: 3 });
     const admin = rest;
+    const clientNodeConfig = toClientNodeConfig(adminConfig);
 
     const coreFailed = Promise.race(earlyExit);
     coreFailed.catch(() => {});
     // The controller-manager gives the apiserver only 10 s to turn healthy, then exits; on a
-    // loaded machine a cold apiserver takes longer. So: start both controllers as soon as the
-    // apiserver answers HTTP at all (about 1 s before /readyz turns 200), not at spawn time.
-    await Promise.race([waitApiserver(server, ca, 60_000, false), coreFailed]);
+    // loaded machine a cold apiserver takes longer, even after it first answers HTTP (its RBAC
+    // bootstrap hook was seen taking more than 10 s at load 45-60). So: start both controllers
+    // once /readyz is 200, not at spawn time nor at the first answer.
+    await Promise.race([waitApiserver(server, ca, 60_000, true), coreFailed]);
     const kcm = await spawn("kube-controller-manager", [
       `--kubeconfig=${join(dir, "controller-manager.kubeconfig")}`,
       "--leader-elect=false",
@@ -484,7 +498,7 @@ async function startOnce(opts: StartKubeOptions, t0: number): Promise<KubeCluste
           spec: {},
         }));
       const ms = 60_000 + 100 * names.length;
-      await Promise.race([waitNodesReady(admin, names, ms), kwokFailed, failed]);
+      await Promise.race([waitNodesReady(clientNodeConfig, names, ms), kwokFailed, failed]);
     };
 
     if (opts.nodes?.length) await addNodes(opts.nodes);
@@ -496,6 +510,8 @@ async function startOnce(opts: StartKubeOptions, t0: number): Promise<KubeCluste
       binDir,
       adminConfig,
       rest: admin,
+      clientNodeConfig,
+      watchUntil: (path, wopts) => watchUntil(clientNodeConfig, path, wopts),
       startMs: performance.now() - t0,
       addNodes,
       kubectl(args, kopts = {}) {
@@ -607,22 +623,15 @@ async function inBatches<T>(items: T[], limit: number, fn: (item: T) => Promise<
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
-async function waitNodesReady(rest: KubeRest, names: string[], ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
+/** Waits by watch until every node in `names` reports Ready. */
+async function waitNodesReady(kc: ClientNodeConfig, names: string[], ms: number): Promise<void> {
   const want = new Set(names);
-  // A node list costs about 3 KB per node: poll a big fleet less often.
-  const every = Math.min(500, 50 + names.length);
-  while (true) {
-    const list = await rest.list<NodeStatus>("/api/v1/nodes");
-    const ready = list.items.filter((n) =>
-      want.has(n.metadata.name) &&
-      n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")
-    );
-    if (ready.length === want.size) return;
-    if (Date.now() > deadline) {
-      const missing = [...want].filter((n) => !ready.some((r) => r.metadata.name === n));
-      throw new Error(`kwok nodes not Ready within ${ms} ms: ${missing.join(", ")}`);
-    }
-    await new Promise((r) => setTimeout(r, every));
-  }
+  const isReady = (n: NodeStatus) =>
+    n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
+  await watchUntil<NodeStatus>(kc, "/api/v1/nodes", {
+    done: (nodes) =>
+      nodes.filter((n) => want.has(n.metadata.name) && isReady(n)).length === want.size,
+    timeoutMs: ms,
+    what: `${names.length} kwok nodes Ready`,
+  });
 }

@@ -1,7 +1,8 @@
 // Child-process plumbing shared by the harnesses: run a command to completion and capture
 // `{ code, stdout, stderr }` (optionally feeding stdin); spawn a daemon with its stdout+stderr
 // in one log file and track whether it has exited; stop it (a signal, SIGKILL after a grace,
-// status awaited); read the tail of its log for the error when it did not come up. Nothing here
+// status awaited); read the tail of its log for the error when it did not come up; list the
+// machine's processes from /proc (pid, state, parent, group, session). Nothing here
 // knows which daemon it runs; the harnesses (docker, containerd, monit, kube, bin) own that.
 
 /** Exit code and decoded output of one finished command. */
@@ -213,4 +214,39 @@ export async function daemonStartError(
   return new Error(
     `${name} ${exited ? "exited" : "did not answer"} on ${where}: ${tail || "no log"}`,
   );
+}
+
+/** One process as /proc/<pid>/stat shows it. */
+export interface ProcStat {
+  pid: number;
+  /** The command name (the kernel's 15-character comm). */
+  comm: string;
+  /** The state letter: R, S, D, Z (zombie), T, ... */
+  state: string;
+  ppid: number;
+  pgrp: number;
+  session: number;
+}
+
+/** Every process on the machine, from /proc (a process gone while reading is left out). */
+export function procStats(): ProcStat[] {
+  const out: ProcStat[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+      // pid (comm) state ppid pgrp session ...; comm may hold spaces and parentheses.
+      const close = stat.lastIndexOf(")");
+      const [state, ppid, pgrp, session] = stat.slice(close + 2).split(" ");
+      out.push({
+        pid: Number(entry.name),
+        comm: stat.slice(stat.indexOf("(") + 1, close),
+        state,
+        ppid: Number(ppid),
+        pgrp: Number(pgrp),
+        session: Number(session),
+      });
+    } catch { /* gone meanwhile */ }
+  }
+  return out;
 }

@@ -1,4 +1,4 @@
-// The one thin fake allowed by issue 3: a RECORDING `systemctl` (and `docker`) placed first on
+// A thin fake, named as such: a RECORDING `systemctl` (and `docker`) placed first on
 // PATH, because systemd is not PID 1 here. Each call appends one line "<tool> <args...>" to a log
 // file and exits 0 — or non-zero while a failure budget set by the test lasts, so retries can be
 // proved. It is a shell script, so spawning it costs about a millisecond.

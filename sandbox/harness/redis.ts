@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { createClient } from "redis";
 import { freePort } from "./net.ts";
 
-/** FEATURE rows as a real single-ASIC switch carries them (design.md 4.1 shape). */
+/** FEATURE rows as a real single-ASIC switch carries them (the shape the design shows). */
 export const SWITCH_FEATURES: Record<string, Record<string, string>> = {
   telemetry: feature("enabled", { set_owner: "kube" }),
   gnmi: feature("enabled", { set_owner: "kube" }),

@@ -1,9 +1,9 @@
 // Test helper: a bundled tool started in the background with its stderr collected line by line,
 // so a test can wait for a log line ("idle until it is enabled") instead of sleeping. Always
 // stopped by `stop()` (SIGKILL after a grace), which tests call in `finally`.
-import { toolArgv } from "./bin.ts";
+import { toolArgv, TREE_BUNDLE_PATH } from "./bin.ts";
 import { waitUntil } from "./net.ts";
-import { stopChild } from "./process.ts";
+import { procStats, stopChild } from "./process.ts";
 
 /** A running tool with collected output. */
 export interface RunningTool {
@@ -36,9 +36,18 @@ async function collect(
 export async function startTool(
   tool: string,
   args: string[],
-  opts: { env?: Record<string, string>; denoFlags?: string[]; wrap?: string[] } = {},
+  opts: {
+    env?: Record<string, string>;
+    denoFlags?: string[];
+    wrap?: string[];
+    /** false: Deno's defaults instead of the tool's runtime flags (for comparisons). */
+    runtimeFlags?: boolean;
+    /** Runs this bundle file instead of the tool in the multi-call bundle (a prototype). */
+    bundle?: string;
+  } = {},
 ): Promise<RunningTool> {
-  const [exe, run, ...rest] = await toolArgv(tool);
+  const [exe, run, ...rest] = await toolArgv(tool, { runtimeFlags: opts.runtimeFlags });
+  if (opts.bundle) rest.splice(rest.indexOf(TREE_BUNDLE_PATH), 2, opts.bundle);
   // setsid: the tool leads its own process group, so stop() can kill every daemon it started.
   const argv = [
     "setsid",
@@ -119,18 +128,9 @@ export function processExists(pid: number): boolean {
 
 /** The children of `pid` with their state letter (R, S, Z…), read from /proc. */
 export function childrenOf(pid: number): { pid: number; state: string; comm: string }[] {
-  const found: { pid: number; state: string; comm: string }[] = [];
-  for (const entry of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    try {
-      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
-      const close = stat.lastIndexOf(")");
-      const comm = stat.slice(stat.indexOf("(") + 1, close);
-      const [state, ppid] = stat.slice(close + 2).split(" ");
-      if (Number(ppid) === pid) found.push({ pid: Number(entry.name), state, comm });
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
+  return procStats().filter((p) => p.ppid === pid).map(({ pid, state, comm }) => ({
+    pid,
+    state,
+    comm,
+  }));
 }

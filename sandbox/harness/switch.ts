@@ -1,4 +1,4 @@
-// Real lab switches for end-to-end tests and the lab (issue 9): N node containers (`sw1`…) on a
+// Real lab switches for end-to-end tests and the lab: N node containers (`sw1`…) on a
 // private dockerd, each with systemd as PID 1, the database (redis-server + SONiC's
 // database_config.json), containerd, the native Docker, monit, SONiC's telemetry.service in its
 // native v0 form, and a real kubelet registered with the lab's API server as `system:node:<name>`.
@@ -82,6 +82,8 @@ export interface SwitchNode {
   memory(): Promise<{ usage: number; rss: number; cache: number }>;
   /** Last `lines` of `journalctl -u unit` (for failure messages). */
   journal(unit: string, lines?: number): Promise<string>;
+  /** Cuts or restores this switch's API-server link (the forwarded socket); see ApiLinkState. */
+  apiLink(state: ApiLinkState): Promise<void>;
 }
 
 /** A running set of lab switches. */
@@ -202,28 +204,61 @@ current-context: kubesonic-lab
 `;
 }
 
+/**
+ * How the switch's API-server link behaves: `up` forwards; `blackhole` is a partition as a
+ * datacenter network makes one (connections are accepted, nothing gets through, nothing is
+ * refused: callers see timeouts); `refuse` closes the socket (callers see the connection reset at
+ * once). Leaving `up` drops every open connection; coming back `up` drops the ones opened meanwhile.
+ */
+export type ApiLinkState = "up" | "blackhole" | "refuse";
+
 /** Forwards connections on a unix socket to 127.0.0.1:port (the API server) until closed. */
 class UnixToTcpForwarder {
-  #listener: Deno.Listener;
+  #listener?: Deno.Listener;
   #conns = new Set<Deno.Conn>();
-  #done: Promise<void>;
+  #done: Promise<void> = Promise.resolve();
+  #state: ApiLinkState = "up";
 
-  constructor(path: string, port: number) {
-    this.#listener = Deno.listen({ transport: "unix", path });
-    this.#done = this.#accept(port);
+  constructor(readonly path: string, readonly port: number) {
+    this.#listen();
   }
 
-  async #accept(port: number): Promise<void> {
+  #listen(): void {
     try {
-      for await (const conn of this.#listener) this.#pipe(conn, port);
+      Deno.removeSync(this.path);
+    } catch { /* none */ }
+    const listener = Deno.listen({ transport: "unix", path: this.path });
+    this.#listener = listener;
+    this.#done = this.#accept(listener);
+  }
+
+  async #accept(listener: Deno.Listener): Promise<void> {
+    try {
+      for await (const conn of listener) {
+        if (this.#state === "blackhole") this.#hold(conn);
+        else this.#pipe(conn);
+      }
     } catch { /* closed */ }
   }
 
-  async #pipe(conn: Deno.Conn, port: number): Promise<void> {
+  /** A partitioned connection: open, read and discarded, never answered. */
+  async #hold(conn: Deno.Conn): Promise<void> {
+    this.#conns.add(conn);
+    try {
+      const buf = new Uint8Array(16384);
+      while (await conn.read(buf) !== null) { /* dropped */ }
+    } catch { /* closed */ }
+    this.#conns.delete(conn);
+    try {
+      conn.close();
+    } catch { /* closed */ }
+  }
+
+  async #pipe(conn: Deno.Conn): Promise<void> {
     this.#conns.add(conn);
     let upstream: Deno.Conn | undefined;
     try {
-      upstream = await Deno.connect({ hostname: "127.0.0.1", port });
+      upstream = await Deno.connect({ hostname: "127.0.0.1", port: this.port });
       this.#conns.add(upstream);
       await Promise.all([
         conn.readable.pipeTo(upstream.writable).catch(() => {}),
@@ -242,15 +277,40 @@ class UnixToTcpForwarder {
     }
   }
 
-  async close(): Promise<void> {
-    try {
-      this.#listener.close();
-    } catch { /* closed */ }
+  #dropAll(): void {
     for (const c of this.#conns) {
       try {
         c.close();
       } catch { /* closed */ }
     }
+    this.#conns.clear();
+  }
+
+  /** Changes the link (see ApiLinkState). */
+  async set(state: ApiLinkState): Promise<void> {
+    if (state === this.#state) return;
+    const was = this.#state;
+    this.#state = state;
+    this.#dropAll();
+    if (state === "refuse") {
+      try {
+        this.#listener?.close();
+      } catch { /* closed */ }
+      this.#listener = undefined;
+      await this.#done;
+      try {
+        await Deno.remove(this.path);
+      } catch { /* gone */ }
+    } else if (was === "refuse") {
+      this.#listen();
+    }
+  }
+
+  async close(): Promise<void> {
+    try {
+      this.#listener?.close();
+    } catch { /* closed */ }
+    this.#dropAll();
     await this.#done;
   }
 }
@@ -378,7 +438,8 @@ export async function startSwitches(opts: SwitchOptions): Promise<SwitchLab> {
       if (opts.initConfig) {
         await Deno.writeTextFile(join(configDir, "init_cfg.redis"), opts.initConfig);
       }
-      forwarders.push(new UnixToTcpForwarder(join(configDir, "apiserver.sock"), apiPort));
+      const forwarder = new UnixToTcpForwarder(join(configDir, "apiserver.sock"), apiPort);
+      forwarders.push(forwarder);
       const r = await docker.docker([
         "run",
         "-d",
@@ -486,20 +547,23 @@ export async function startSwitches(opts: SwitchOptions): Promise<SwitchLab> {
         },
         journal: async (unit, lines = 30) =>
           (await exec(["journalctl", "-u", unit, "-n", String(lines), "--no-pager"])).stdout,
+        apiLink: (state) => forwarder.set(state),
       });
       log(`${name}: started (node IP ${nodeIp}, cgroup ${cgroup})`);
     }
 
     const timeout = opts.readyTimeoutMs ?? 180_000;
     await Promise.all(switches.map(async (sw) => {
-      // Right after `docker run` systemd's bus may not be up yet: ask again until it answers.
+      // Right after `docker run` systemd's bus may not be up yet ("offline" on a loaded machine:
+      // systemctl found no manager to ask): ask again until it answers.
       let boot: DockerResult = { code: 1, stdout: "", stderr: "" };
       await waitUntil(
         async () => {
           boot = await sw.exec(["systemctl", "is-system-running", "--wait"], {
             timeoutMs: timeout,
           });
-          return boot.stdout.trim() !== "";
+          const answer = boot.stdout.trim();
+          return answer !== "" && answer !== "offline";
         },
         timeout,
         `${sw.name}: systemd's bus`,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the images of the real lab switch (issue 9), offline except Debian's mirror, into a cache
+# Builds the images of the real lab switch, offline except Debian's mirror, into a cache
 # directory outside git, keyed by version; an artifact already in the cache is reused.
 #
 # Output: <dir>/switch.tar and <dir>/images/{telemetry,pause}.tar (the images a switch loads).

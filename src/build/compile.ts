@@ -4,6 +4,7 @@
 // (cached in DENO_DIR). Where neither works the build fails with one line saying so.
 import { join } from "node:path";
 import { DIST_DIR, listTools, REPO_ROOT } from "./bundle.ts";
+import { runtimeFlags } from "./runtime_flags.ts";
 
 /** Where compiled executables go. */
 export const COMPILED_DIR: string = join(DIST_DIR, "compiled");
@@ -70,7 +71,15 @@ export async function compileTools(only: string[] = []): Promise<CompileResult[]
   for (const tool of tools) {
     const output = join(COMPILED_DIR, tool);
     const out = await new Deno.Command(Deno.execPath(), {
-      args: ["compile", "-A", "--quiet", "-o", output, join("bin", `${tool}.ts`)],
+      args: [
+        "compile",
+        "-A",
+        "--quiet",
+        ...runtimeFlags(tool), // baked into the executable
+        "-o",
+        output,
+        join("bin", `${tool}.ts`),
+      ],
       cwd: REPO_ROOT,
       env: { NO_COLOR: "1" },
       stdout: "piped",

@@ -9,8 +9,8 @@
 // The host runtime and the v2 pod's injected entrypoint are copies of this tree.
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { DIST_DIR, listTools, REPO_ROOT } from "./bundle.ts";
-import { runtimeArgs } from "./runtime_flags.ts";
+import { DIST_DIR, listTools, REPO_ROOT, requireShim } from "./bundle.ts";
+import { runtimeFlags } from "./runtime_flags.ts";
 import { VERSION } from "../version.ts";
 
 /** Where the tree is built. */
@@ -30,9 +30,6 @@ const LOADERS: Record<string, string> = {
   x86_64: "/lib64/ld-linux-x86-64.so.2",
   aarch64: "/lib/ld-linux-aarch64.so.1",
 };
-
-const REQUIRE_SHIM = 'import { createRequire as __ksCreateRequire } from "node:module";\n' +
-  "const require = __ksCreateRequire(import.meta.url);\n";
 
 /** One file of the tree as lib/tree.json lists it. */
 export interface TreeFile {
@@ -102,7 +99,7 @@ export function launcherScript(
       "fi",
     );
   }
-  const flags = [...DENO_RUN_FLAGS, ...(tool ? runtimeArgs(tool) : [])].join(" ");
+  const flags = [...DENO_RUN_FLAGS, ...(tool ? runtimeFlags(tool) : [])].join(" ");
   lines.push(
     "DENO_NO_UPDATE_CHECK=1 DENO_NO_PROMPT=1 DENO_DIR=${KS_DENO_DIR:-$t/lib/cache}; export DENO_NO_UPDATE_CHECK DENO_NO_PROMPT DENO_DIR",
     `exec "$t/bin/deno" run ${flags} "$t/${TREE_BUNDLE}"${tool ? ` ${tool}` : ""} "$@"`,
@@ -214,7 +211,8 @@ export async function buildTree(
     throw new Error(`deno bundle of bin/ks.ts failed: ${text ?? "no output"}`);
   }
   // npm CommonJS packages (yaml) call require("node:process"): give the ES module a `require`.
-  await writeAtomic(bundle, REQUIRE_SHIM + await Deno.readTextFile(tmp), 0o644);
+  const text = await Deno.readTextFile(tmp);
+  await writeAtomic(bundle, (requireShim(text) ?? "") + text, 0o644);
   await Deno.remove(tmp);
   if (
     mtime(join(dir, "bin", "deno")) === 0 ||

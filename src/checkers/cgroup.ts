@@ -4,7 +4,7 @@
 // right for every driver and layout), else by trying the layouts Docker and the kubelet use with
 // the cgroupfs and systemd drivers. Missing files are retried briefly (a container starting or
 // stopping), then reported as CgroupGoneError.
-import { join } from "node:path";
+import { joinPath as join } from "../path_join.ts";
 import { pathExists } from "../path_exists.ts";
 
 /** A memory cgroup directory and the cgroup version whose files it holds. */

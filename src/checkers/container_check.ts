@@ -3,6 +3,8 @@
 // code monit acts on (`Expected containers not running: a, b` / exit 3). The API server is never
 // asked, so the check keeps working while it is unreachable.
 import type { Logger } from "../log.ts";
+import { downContainerEvents } from "../events/host_events.ts";
+import { EVENTS_SOURCE_HOST, publishEvents, type PublishOptions } from "../events/publisher.ts";
 import {
   connectInBackground,
   createConfigDbClient,
@@ -10,8 +12,21 @@ import {
   withTimeout,
 } from "../sonic/config_db.ts";
 import { type DbLocation, describeTarget, resolveRedisTarget } from "../sonic/db_config.ts";
-import { expectedContainers, readAsicCount, resolveAsicConfPath } from "./expected.ts";
-import { listAllRuntimes, type RuntimeEndpoints, type RuntimeStatus } from "./runtimes.ts";
+import {
+  applyTelemetryChoice,
+  expectedContainers,
+  readAsicCount,
+  resolveAsicConfPath,
+  TELEMETRY_SKIPPED_MESSAGE,
+  telemetryContainer,
+} from "./expected.ts";
+import {
+  listAllImageRefs,
+  listAllRuntimes,
+  type RunningContainer,
+  type RuntimeEndpoints,
+  type RuntimeStatus,
+} from "./runtimes.ts";
 
 /** Exit code when every expected container runs. */
 export const EXIT_OK = 0;
@@ -38,6 +53,14 @@ export interface ContainerCheckResult {
   running: string[];
   missing: string[];
   runtimes: RuntimeStatus[];
+  /**
+   * What the FEATURE row `telemetry` was checked as (SONiC's image rule): `telemetry`, `gnmi`
+   * (no docker-sonic-telemetry image, a docker-sonic-gnmi one), `skip` (neither), `unknown` (a
+   * runtime could not be asked: kept as telemetry); undefined without a telemetry row.
+   */
+  telemetry?: "telemetry" | "gnmi" | "skip" | "unknown";
+  /** Every running container the runtimes listed (not printed). */
+  seen: RunningContainer[];
 }
 
 async function loadFeatureTable(db: DbLocation, timeoutMs: number) {
@@ -66,7 +89,24 @@ export async function checkContainers(opts: ContainerCheckOptions): Promise<Cont
     readAsicCount(asicConfPath),
     listAllRuntimes(opts.endpoints),
   ]);
-  const { expected } = expectedContainers(table, numAsics, opts.alwaysRunning ?? []);
+  // SONiC's slim images ship gnmi (or neither) instead of docker-sonic-telemetry: which one the
+  // telemetry row stands for is decided by the images present, in Docker and in the CRI alike.
+  let telemetry: ContainerCheckResult["telemetry"];
+  let checked = table;
+  const telemetryState = table.get("telemetry")?.state;
+  // A disabled row expects nothing, whichever image it would stand for: no need to ask.
+  if (
+    telemetryState !== undefined && telemetryState !== "disabled" &&
+    telemetryState !== "always_disabled"
+  ) {
+    const images = await listAllImageRefs(opts.endpoints);
+    telemetry = telemetryContainer(images.refs, images.complete);
+    checked = applyTelemetryChoice(table, telemetry);
+    if (telemetry !== "telemetry") {
+      opts.logger?.debug("telemetry row checked by image", { as: telemetry });
+    }
+  }
+  const { expected } = expectedContainers(checked, numAsics, opts.alwaysRunning ?? []);
   const running = new Set<string>();
   for (const c of seen.containers) if (c.name) running.add(c.name);
   const missing = [...expected].filter((n) => !running.has(n)).sort();
@@ -84,12 +124,15 @@ export async function checkContainers(opts: ContainerCheckOptions): Promise<Cont
     running: [...running].sort(),
     missing,
     runtimes: seen.statuses,
+    telemetry,
+    seen: seen.containers,
   };
 }
 
 /** The lines to print (monit appends them to its alert) for a result. */
 export function containerCheckLines(result: ContainerCheckResult): string[] {
   const lines: string[] = [];
+  if (result.telemetry === "skip") lines.push(TELEMETRY_SKIPPED_MESSAGE);
   for (const r of result.runtimes) {
     if (r.status === "unreachable") {
       lines.push(`Container runtime ${r.runtime} is unreachable: ${r.error}`);
@@ -110,6 +153,8 @@ export function containerCheckExitCode(result: ContainerCheckResult): number {
 /** Options of the ks-container-checker command (already parsed). */
 export interface ContainerCheckerRun extends ContainerCheckOptions {
   output: "text" | "json";
+  /** Where `event-down-ctr` goes (SONiC's eventd); false publishes nothing. */
+  events?: PublishOptions | false;
 }
 
 /**
@@ -129,9 +174,18 @@ export async function runContainerChecker(opts: ContainerCheckerRun): Promise<nu
   }
   const code = containerCheckExitCode(result);
   if (opts.output === "json") {
-    console.log(JSON.stringify({ ...result, exitCode: code }));
+    const { seen: _seen, ...printed } = result;
+    console.log(JSON.stringify({ ...printed, exitCode: code }));
   } else {
     for (const line of containerCheckLines(result)) console.log(line);
+  }
+  // As SONiC's container_checker: one event-down-ctr per missing container, through eventd when
+  // it runs (skipped quietly when not; never changes the exit code).
+  if (result.missing.length > 0 && opts.events !== false) {
+    await publishEvents(EVENTS_SOURCE_HOST, downContainerEvents(result.missing), {
+      logger: opts.logger,
+      ...opts.events,
+    });
   }
   // monit appends stdout AND stderr to its alert, so the verdict is the stdout line only; the
   // log line is debug (KS_DEBUG=1) to keep monit's message exactly SONiC's wording.

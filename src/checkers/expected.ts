@@ -3,7 +3,7 @@
 // `has_global_scope` -> `<name>` and `has_per_asic_scope` -> `<name><asic>` for each ASIC; the
 // always-running containers (always_enabled features, plus any the platform names) added. The
 // ASIC count comes from the platform's `asic.conf` (NUM_ASIC), whose path is configurable.
-import { join } from "node:path";
+import { joinPath as join } from "../path_join.ts";
 import type { FeatureTable } from "../sonic/config_db.ts";
 
 /** FEATURE rows that are options of other containers, not containers (skipped like SONiC). */
@@ -100,4 +100,58 @@ export async function readAsicCount(path: string | undefined): Promise<number> {
     throw new Error(`${path}: NUM_ASIC="${m[1]}" is not a positive integer`);
   }
   return n;
+}
+
+/** The image SONiC's telemetry feature runs (absent on images that ship gnmi instead). */
+export const TELEMETRY_IMAGE = "docker-sonic-telemetry";
+/** The image of the gnmi container that replaces telemetry on newer images. */
+export const GNMI_IMAGE = "docker-sonic-gnmi";
+/** SONiC container_checker's line when neither image is on the node (the check is skipped). */
+export const TELEMETRY_SKIPPED_MESSAGE =
+  "Ignoring telemetry container check on image which has no corresponding telemetry or gnmi docker image";
+
+/**
+ * The repository's last path component of an image reference, without tag or digest:
+ * `registry:5000/sonic/docker-sonic-gnmi:v2` and `docker-sonic-gnmi@sha256:…` both give
+ * `docker-sonic-gnmi`. A kubelet-pulled image carries its registry's name, a native one none.
+ */
+export function imageRepositoryName(ref: string): string {
+  const noDigest = ref.split("@")[0];
+  const last = noDigest.slice(noDigest.lastIndexOf("/") + 1);
+  const colon = last.indexOf(":");
+  return colon === -1 ? last : last.slice(0, colon);
+}
+
+/**
+ * Which container the FEATURE row `telemetry` stands for on this node, as SONiC's
+ * container_checker decides it: `telemetry` when a docker-sonic-telemetry image is present;
+ * else `gnmi` when a docker-sonic-gnmi image is; else `skip`. `unknown` when neither was seen
+ * but a runtime could not be asked (`complete` false): the row is then kept as `telemetry`.
+ */
+export function telemetryContainer(
+  imageRefs: Iterable<string>,
+  complete: boolean,
+): "telemetry" | "gnmi" | "skip" | "unknown" {
+  const names = new Set<string>();
+  for (const ref of imageRefs) names.add(imageRepositoryName(ref));
+  if (names.has(TELEMETRY_IMAGE)) return "telemetry";
+  if (!complete) return "unknown";
+  return names.has(GNMI_IMAGE) ? "gnmi" : "skip";
+}
+
+/**
+ * The FEATURE table with the `telemetry` row replaced as `choice` says: `gnmi` -> the row is
+ * checked as `gnmi` (FEATURE|gnmi when it exists, else the telemetry row's own state and scopes);
+ * `skip` -> the row is dropped; otherwise the table is returned unchanged.
+ */
+export function applyTelemetryChoice(
+  table: FeatureTable,
+  choice: "telemetry" | "gnmi" | "skip" | "unknown",
+): FeatureTable {
+  const row = table.get("telemetry");
+  if (row === undefined || choice === "telemetry" || choice === "unknown") return table;
+  const out = new Map(table);
+  out.delete("telemetry");
+  if (choice === "gnmi" && !out.has("gnmi")) out.set("gnmi", row);
+  return out;
 }

@@ -3,6 +3,8 @@
 // read its memory use from its cgroup and compare with the threshold. Exit codes are SONiC's
 // memory_checker contract: 0 under (or not running), 3 over, 2 invalid arguments, 1 internal error.
 import type { Logger } from "../log.ts";
+import { memoryThresholdEvent } from "../events/host_events.ts";
+import { EVENTS_SOURCE_HOST, publishEvents, type PublishOptions } from "../events/publisher.ts";
 import {
   CgroupGoneError,
   type CgroupLocation,
@@ -91,12 +93,22 @@ async function socketExists(path: string | undefined): Promise<boolean> {
   }
 }
 
-function matchesK8s(runtime: RuntimeKind, labels: Record<string, string>, name: string): boolean {
-  return labels[K8S_NAMESPACE_LABEL] !== undefined && checkerName(runtime, labels, "") === name;
+function matchesK8s(
+  runtime: RuntimeKind,
+  labels: Record<string, string>,
+  name: string,
+  kubeNamespace: string,
+): boolean {
+  return labels[K8S_NAMESPACE_LABEL] !== undefined &&
+    checkerName(runtime, labels, "", kubeNamespace) === name;
 }
 
 /** Docker: the native container `name`, else running containers with the kubelet's labels. */
-async function findInDocker(docker: DockerClient, name: string): Promise<FoundContainer[]> {
+async function findInDocker(
+  docker: DockerClient,
+  name: string,
+  kubeNamespace: string,
+): Promise<FoundContainer[]> {
   const native = await docker.inspect(name);
   const found: FoundContainer[] = [];
   // The engine also resolves ID prefixes ("bad" could be an ID): only an exact name counts.
@@ -115,7 +127,7 @@ async function findInDocker(docker: DockerClient, name: string): Promise<FoundCo
     return found;
   }
   for (const c of await docker.listRunning()) {
-    if (!matchesK8s("docker", c.labels, name)) continue;
+    if (!matchesK8s("docker", c.labels, name, kubeNamespace)) continue;
     const info = await docker.inspect(c.id);
     if (!info?.running) continue;
     found.push({
@@ -132,15 +144,19 @@ async function findInDocker(docker: DockerClient, name: string): Promise<FoundCo
   return found;
 }
 
-/** CRI: running containers of namespace `sonic` whose container name is `name`. */
-async function findInCri(cri: CriClient, name: string): Promise<FoundContainer[]> {
+/** CRI: running containers of namespace `kubeNamespace` whose container name is `name`. */
+async function findInCri(
+  cri: CriClient,
+  name: string,
+  kubeNamespace: string,
+): Promise<FoundContainer[]> {
   const list = await cri.listContainers({
     running: true,
-    labels: { [K8S_NAMESPACE_LABEL]: SONIC_POD_NAMESPACE, [K8S_CONTAINER_NAME_LABEL]: name },
+    labels: { [K8S_NAMESPACE_LABEL]: kubeNamespace, [K8S_CONTAINER_NAME_LABEL]: name },
   });
   const found: FoundContainer[] = [];
   for (const c of list) {
-    if (!matchesK8s("cri", c.labels, name)) continue;
+    if (!matchesK8s("cri", c.labels, name, kubeNamespace)) continue;
     let pid: number | undefined;
     try {
       const st = await cri.containerStatus(c.id);
@@ -195,6 +211,7 @@ async function locate(c: FoundContainer, root: string): Promise<CgroupLocation |
 export async function checkMemory(opts: MemoryCheckOptions): Promise<MemoryCheckResult> {
   const base = { name: opts.name, thresholdBytes: opts.thresholdBytes };
   const root = opts.cgroupRoot ?? cgroupRoot();
+  const kubeNamespace = opts.endpoints.kubeNamespace ?? SONIC_POD_NAMESPACE;
   const docker = await socketExists(opts.endpoints.docker)
     ? new DockerClient(opts.endpoints.docker!, opts.endpoints.timeoutMs)
     : undefined;
@@ -205,13 +222,13 @@ export async function checkMemory(opts: MemoryCheckOptions): Promise<MemoryCheck
     const errors: string[] = [];
     const lookups = await Promise.all([
       docker
-        ? findInDocker(docker, opts.name).catch((e) => {
+        ? findInDocker(docker, opts.name, kubeNamespace).catch((e) => {
           errors.push(`docker: ${e instanceof Error ? e.message : e}`);
           return [];
         })
         : [],
       cri
-        ? findInCri(cri, opts.name).catch((e) => {
+        ? findInCri(cri, opts.name, kubeNamespace).catch((e) => {
           // A containerd without the CRI plugin is not a kubelet's runtime: nothing to find.
           if (!(e instanceof GrpcError && e.code === GRPC_UNIMPLEMENTED)) {
             errors.push(`cri: ${e instanceof Error ? e.message : e}`);
@@ -287,6 +304,8 @@ export function overThresholdLine(r: MemoryCheckResult): string {
 /** Options of the ks-memory-checker command (already parsed). */
 export interface MemoryCheckerRun extends MemoryCheckOptions {
   output: "text" | "json";
+  /** Where `mem-threshold-exceeded` goes (SONiC's eventd); false publishes nothing. */
+  events?: PublishOptions | false;
 }
 
 /** The command: one check, printed as text (SONiC's wording) or JSON; returns the exit code. */
@@ -299,6 +318,13 @@ export async function runMemoryChecker(opts: MemoryCheckerRun): Promise<number> 
     console.log(overThresholdLine(r));
   } else if (r.status === "error") {
     console.log(`Failed to check the memory usage of container '${r.name}': ${r.error}`);
+  }
+  if (r.status === "over" && r.memory && opts.events !== false) {
+    await publishEvents(
+      EVENTS_SOURCE_HOST,
+      [memoryThresholdEvent(r.name, r.memory.net, r.thresholdBytes)],
+      { logger: opts.logger, ...opts.events },
+    );
   }
   const fields = {
     runtime: r.container?.runtime,

@@ -2,36 +2,69 @@
 // map<string,string> entries), so the checkers speak the CRI without a code generator or an npm
 // dependency. Unknown fields are skipped, as protobuf requires.
 
-/** One decoded field: its number, wire type and value (a number for varints, bytes otherwise). */
+/**
+ * One decoded field: its number, wire type and value. A varint's value is the raw unsigned 64-bit
+ * number as a bigint (read it with int32(), int64() or bool(), as the field's type says); a
+ * length-delimited field's value is its bytes.
+ */
 export interface ProtoField {
   field: number;
   wire: number;
-  value: number | Uint8Array;
+  value: bigint | Uint8Array;
 }
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** Encodes an unsigned varint (up to 2^53). */
-export function encodeVarint(n: number): number[] {
-  const out: number[] = [];
-  let v = n;
-  while (v >= 0x80) {
-    out.push((v % 0x80) | 0x80);
-    v = Math.floor(v / 0x80);
+/**
+ * Encodes a varint the way protobuf does: non-negative values as they are (up to 2^64 - 1), a
+ * negative int32/int64 as its 64-bit two's complement (always 10 bytes). Throws on a non-integer
+ * or a value outside the int64/uint64 range.
+ */
+export function encodeVarint(n: number | bigint): number[] {
+  if (typeof n === "number" && !Number.isSafeInteger(n)) {
+    throw new RangeError(`protobuf: varint ${n} is not a safe integer`);
   }
-  out.push(v);
+  const big = BigInt(n);
+  if (big < -(2n ** 63n) || big >= 2n ** 64n) {
+    throw new RangeError(`protobuf: varint ${n} is outside int64/uint64`);
+  }
+  let v = BigInt.asUintN(64, big);
+  const out: number[] = [];
+  while (v >= 0x80n) {
+    out.push(Number(v & 0x7fn) | 0x80);
+    v >>= 7n;
+  }
+  out.push(Number(v));
   return out;
+}
+
+/** A varint's value as protobuf's int32: the low 32 bits, sign-extended (-1 from 10 bytes is -1). */
+export function int32(value: bigint | Uint8Array): number {
+  return typeof value === "bigint" ? Number(BigInt.asIntN(32, value)) : 0;
+}
+
+/** A varint's value as protobuf's int64 (a bigint: nanosecond timestamps exceed 2^53). */
+export function int64(value: bigint | Uint8Array): bigint {
+  return typeof value === "bigint" ? BigInt.asIntN(64, value) : 0n;
+}
+
+/** A varint's value as protobuf's bool. */
+export function bool(value: bigint | Uint8Array): boolean {
+  return typeof value === "bigint" && value !== 0n;
 }
 
 /** A small protobuf message builder. */
 export class ProtoWriter {
   #bytes: number[] = [];
 
-  /** Appends a varint field (skipped when 0, like proto3 defaults). */
-  varint(field: number, value: number | boolean): this {
+  /**
+   * Appends a varint field (skipped when 0, like proto3 defaults); a negative int32/int64 is
+   * written as 10 bytes, as protobuf does.
+   */
+  varint(field: number, value: number | bigint | boolean): this {
     const n = typeof value === "boolean" ? (value ? 1 : 0) : value;
-    if (n === 0) return this;
+    if (n === 0 || n === 0n) return this;
     this.#bytes.push(...encodeVarint(field << 3), ...encodeVarint(n));
     return this;
   }
@@ -61,37 +94,59 @@ export class ProtoWriter {
   }
 }
 
+/**
+ * Reads the varint at `pos` of `buf`: its raw unsigned 64-bit value and the position after it.
+ * Throws on a truncated varint or one longer than 10 bytes / 64 bits.
+ */
+export function readVarint(buf: Uint8Array, pos: number): [bigint, number] {
+  // Up to 4 bytes (28 bits) in a number, the fast path for tags, lengths and small values.
+  let small = 0;
+  for (let i = 0; i < 4; i++) {
+    if (pos >= buf.length) throw new Error("protobuf: truncated varint");
+    const b = buf[pos++];
+    small |= (b & 0x7f) << (7 * i);
+    if ((b & 0x80) === 0) return [BigInt(small), pos];
+  }
+  let result = BigInt(small);
+  for (let shift = 28n; shift < 70n; shift += 7n) {
+    if (pos >= buf.length) throw new Error("protobuf: truncated varint");
+    const b = buf[pos++];
+    if (shift === 63n && b > 1) throw new Error("protobuf: varint exceeds 64 bits");
+    result |= BigInt(b & 0x7f) << shift;
+    if ((b & 0x80) === 0) return [result, pos];
+  }
+  throw new Error("protobuf: varint longer than 10 bytes");
+}
+
 /** Decodes one message level into its fields; throws on truncated or malformed input. */
 export function decodeFields(buf: Uint8Array): ProtoField[] {
   const fields: ProtoField[] = [];
   let pos = 0;
-  const readVarint = (): number => {
-    let result = 0;
-    let mul = 1;
-    while (true) {
-      if (pos >= buf.length) throw new Error("protobuf: truncated varint");
-      const b = buf[pos++];
-      result += (b & 0x7f) * mul;
-      if ((b & 0x80) === 0) return result;
-      mul *= 0x80;
-      if (mul > 2 ** 63) throw new Error("protobuf: varint too long");
-    }
+  const skip = (n: number) => {
+    if (pos + n > buf.length) throw new Error("protobuf: truncated field");
+    pos += n;
   };
   while (pos < buf.length) {
-    const key = readVarint();
-    const field = Math.floor(key / 8);
-    const wire = key & 7;
+    const [key, afterKey] = readVarint(buf, pos);
+    pos = afterKey;
+    const field = Number(key >> 3n);
+    const wire = Number(key & 7n);
+    if (field === 0) throw new Error("protobuf: field number 0");
     if (wire === 0) {
-      fields.push({ field, wire, value: readVarint() });
+      const [value, after] = readVarint(buf, pos);
+      pos = after;
+      fields.push({ field, wire, value });
     } else if (wire === 2) {
-      const len = readVarint();
-      if (pos + len > buf.length) throw new Error("protobuf: truncated field");
-      fields.push({ field, wire, value: buf.subarray(pos, pos + len) });
-      pos += len;
+      const [len, after] = readVarint(buf, pos);
+      pos = after;
+      if (len > BigInt(buf.length - pos)) throw new Error("protobuf: truncated field");
+      const end = pos + Number(len);
+      fields.push({ field, wire, value: buf.subarray(pos, end) });
+      pos = end;
     } else if (wire === 1) {
-      pos += 8;
+      skip(8);
     } else if (wire === 5) {
-      pos += 4;
+      skip(4);
     } else {
       throw new Error(`protobuf: unsupported wire type ${wire}`);
     }
@@ -100,8 +155,8 @@ export function decodeFields(buf: Uint8Array): ProtoField[] {
 }
 
 /** The string value of a length-delimited field. */
-export function asString(value: number | Uint8Array): string {
-  return typeof value === "number" ? String(value) : decoder.decode(value);
+export function asString(value: bigint | Uint8Array): string {
+  return typeof value === "bigint" ? String(value) : decoder.decode(value);
 }
 
 /** Decodes a map<string,string> entry message into [key, value]. */

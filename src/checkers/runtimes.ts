@@ -17,7 +17,7 @@ export const K8S_POD_NAME_LABEL = "io.kubernetes.pod.name";
 export const K8S_POD_UID_LABEL = "io.kubernetes.pod.uid";
 /** dockershim's container type label (`container` or `podsandbox`). */
 export const K8S_DOCKER_TYPE_LABEL = "io.kubernetes.docker.type";
-/** The namespace SONiC's feature pods run in. */
+/** The Kubernetes namespace SONiC's feature pods run in unless `--kube-namespace` says otherwise. */
 export const SONIC_POD_NAMESPACE = "sonic";
 
 /** Docker's default socket on SONiC. */
@@ -34,6 +34,8 @@ export interface RuntimeEndpoints {
   cri?: string;
   /** Per-call timeout (ms). */
   timeoutMs: number;
+  /** The Kubernetes namespace whose pods' containers count (default `sonic`). */
+  kubeNamespace?: string;
 }
 
 function socketFrom(value: string | undefined): string | undefined {
@@ -49,7 +51,8 @@ function socketFrom(value: string | undefined): string | undefined {
  * /run/containerd/containerd.sock. The value `none` disables a runtime.
  */
 export function resolveEndpoints(
-  flags: { dockerSocket?: string; criSocket?: string; timeoutMs?: number } = {},
+  flags: { dockerSocket?: string; criSocket?: string; timeoutMs?: number; kubeNamespace?: string } =
+    {},
 ): RuntimeEndpoints {
   const pick = (flag: string | undefined, envs: string[], fallback: string) => {
     if (flag !== undefined && flag !== "") return socketFrom(flag);
@@ -68,12 +71,13 @@ export function resolveEndpoints(
     docker: pick(flags.dockerSocket, ["KS_DOCKER_SOCKET", "DOCKER_HOST"], DEFAULT_DOCKER_SOCKET),
     cri: pick(flags.criSocket, ["KS_CRI_SOCKET", "CONTAINER_RUNTIME_ENDPOINT"], DEFAULT_CRI_SOCKET),
     timeoutMs: flags.timeoutMs ?? 2000,
+    kubeNamespace: flags.kubeNamespace ?? SONIC_POD_NAMESPACE,
   };
 }
 
 /**
  * The name under which a running container counts for container_checker, or undefined when it
- * must not count: a container with a pod-namespace label counts only in namespace `sonic`, only
+ * must not count: a container with a pod-namespace label counts only in `kubeNamespace`, only
  * as a real container (not the `POD` sandbox, not `io.kubernetes.docker.type=podsandbox`), under
  * its `io.kubernetes.container.name`; a container without that label (a native SONiC container)
  * counts under its own name (Docker only).
@@ -82,10 +86,11 @@ export function checkerName(
   runtime: RuntimeKind,
   labels: Record<string, string>,
   nativeName: string,
+  kubeNamespace = SONIC_POD_NAMESPACE,
 ): string | undefined {
   const ns = labels[K8S_NAMESPACE_LABEL];
   if (ns === undefined) return runtime === "docker" && nativeName !== "" ? nativeName : undefined;
-  if (ns !== SONIC_POD_NAMESPACE) return undefined;
+  if (ns !== kubeNamespace) return undefined;
   const type = labels[K8S_DOCKER_TYPE_LABEL];
   if (runtime === "docker" ? type !== "container" : type !== undefined && type !== "container") {
     return undefined;
@@ -126,53 +131,35 @@ async function socketExists(path: string): Promise<boolean> {
   }
 }
 
-/** Asks one runtime for its running containers; never throws (errors become a status). */
-export async function listRuntime(
+/**
+ * Runs `ask` against one runtime's client and turns every outcome into a RuntimeStatus: disabled,
+ * absent (no socket; containerd without the CRI service), unreachable, or ok with `count(value)`.
+ * Never throws.
+ */
+async function askRuntime<T>(
   runtime: RuntimeKind,
   endpoints: RuntimeEndpoints,
-): Promise<{ status: RuntimeStatus; containers: RunningContainer[] }> {
+  empty: T,
+  ask: (client: DockerClient | CriClient) => Promise<T>,
+  count: (value: T) => number,
+): Promise<{ status: RuntimeStatus; value: T }> {
   const socket = runtime === "docker" ? endpoints.docker : endpoints.cri;
-  if (!socket) return { status: { runtime, status: "disabled", containers: 0 }, containers: [] };
+  if (!socket) return { status: { runtime, status: "disabled", containers: 0 }, value: empty };
   if (!await socketExists(socket)) {
-    return { status: { runtime, socket, status: "absent", containers: 0 }, containers: [] };
+    return { status: { runtime, socket, status: "absent", containers: 0 }, value: empty };
   }
+  const client = runtime === "docker"
+    ? new DockerClient(socket, endpoints.timeoutMs)
+    : new CriClient(socket, endpoints.timeoutMs);
   try {
-    const toRunning = (c: { id: string; name: string; labels: Record<string, string> }) => ({
-      runtime,
-      id: c.id,
-      runtimeName: c.name,
-      name: checkerName(runtime, c.labels, c.name),
-      labels: c.labels,
-    });
-    let containers: RunningContainer[];
-    if (runtime === "docker") {
-      const client = new DockerClient(socket, endpoints.timeoutMs);
-      try {
-        containers = (await client.listRunning()).map(toRunning);
-      } finally {
-        client.close();
-      }
-    } else {
-      const client = new CriClient(socket, endpoints.timeoutMs);
-      try {
-        containers = (await client.listContainers({
-          running: true,
-          labels: { [K8S_NAMESPACE_LABEL]: SONIC_POD_NAMESPACE },
-        })).map(toRunning);
-      } finally {
-        client.close();
-      }
-    }
-    return {
-      status: { runtime, socket, status: "ok", containers: containers.length },
-      containers,
-    };
+    const value = await ask(client);
+    return { status: { runtime, socket, status: "ok", containers: count(value) }, value };
   } catch (e) {
     if (e instanceof GrpcError && e.code === GRPC_UNIMPLEMENTED) {
       // A containerd without the CRI plugin (Docker's own): no kubelet can be using it.
       return {
         status: { runtime, socket, status: "absent", error: e.message, containers: 0 },
-        containers: [],
+        value: empty,
       };
     }
     const message = e instanceof Error ? e.message : String(e);
@@ -184,9 +171,60 @@ export async function listRuntime(
         error: e instanceof RuntimeUnreachableError ? message : `${socket}: ${message}`,
         containers: 0,
       },
-      containers: [],
+      value: empty,
     };
+  } finally {
+    client.close();
   }
+}
+
+/** Asks one runtime for its running containers; never throws (errors become a status). */
+export async function listRuntime(
+  runtime: RuntimeKind,
+  endpoints: RuntimeEndpoints,
+): Promise<{ status: RuntimeStatus; containers: RunningContainer[] }> {
+  const kubeNamespace = endpoints.kubeNamespace ?? SONIC_POD_NAMESPACE;
+  const toRunning = (c: { id: string; name: string; labels: Record<string, string> }) => ({
+    runtime,
+    id: c.id,
+    runtimeName: c.name,
+    name: checkerName(runtime, c.labels, c.name, kubeNamespace),
+    labels: c.labels,
+  });
+  const { status, value } = await askRuntime(
+    runtime,
+    endpoints,
+    [] as RunningContainer[],
+    async (client) =>
+      client instanceof DockerClient
+        ? (await client.listRunning()).map(toRunning)
+        : (await client.listContainers({
+          running: true,
+          labels: { [K8S_NAMESPACE_LABEL]: kubeNamespace },
+        })).map(toRunning),
+    (list) => list.length,
+  );
+  return { status, containers: value };
+}
+
+/**
+ * The image references (repo tags and digests) of every enabled runtime, Docker's and the CRI's,
+ * asked in parallel. `complete` is false when a runtime that is installed could not be asked, so
+ * an image missing from `refs` may still be there. Never throws.
+ */
+export async function listAllImageRefs(
+  endpoints: RuntimeEndpoints,
+): Promise<{ refs: string[]; complete: boolean; statuses: RuntimeStatus[] }> {
+  const results = await Promise.all(
+    (["docker", "cri"] as const).map((runtime) =>
+      askRuntime(runtime, endpoints, [] as string[], (c) => c.listImageRefs(), (r) => r.length)
+    ),
+  );
+  return {
+    refs: results.flatMap((r) => r.value),
+    complete: results.every((r) => r.status.status !== "unreachable"),
+    statuses: results.map((r) => r.status),
+  };
 }
 
 /** Asks every enabled runtime in parallel. */

@@ -1,28 +1,10 @@
 // The few libc calls a Deno PID 1 needs and Deno does not offer: execvp (become the daemon, same
 // PID), posix_spawnp with a clean signal state (start the daemon as a child we own), waitpid(-1)
 // (reap every zombie, including orphans reparented to PID 1) and the wait-status decoding.
-// Opened lazily through Deno.dlopen; `openLibc()` returns an error value when FFI is unavailable
-// (no --allow-ffi, or no glibc), so callers can fall back.
+// Bound through the shared src/libc.ts handle; `openLibc()` returns an error value when FFI is
+// unavailable (no --allow-ffi, or no glibc), so callers can fall back.
 
-const SYMBOLS = {
-  execvp: { parameters: ["buffer", "buffer"], result: "i32" },
-  posix_spawnp: {
-    parameters: ["buffer", "buffer", "pointer", "buffer", "buffer", "buffer"],
-    result: "i32",
-  },
-  posix_spawnattr_init: { parameters: ["buffer"], result: "i32" },
-  posix_spawnattr_setflags: { parameters: ["buffer", "i16"], result: "i32" },
-  posix_spawnattr_setsigmask: { parameters: ["buffer", "buffer"], result: "i32" },
-  posix_spawnattr_setsigdefault: { parameters: ["buffer", "buffer"], result: "i32" },
-  sigemptyset: { parameters: ["buffer"], result: "i32" },
-  sigfillset: { parameters: ["buffer"], result: "i32" },
-  sigprocmask: { parameters: ["i32", "buffer", "pointer"], result: "i32" },
-  signal: { parameters: ["i32", "pointer"], result: "pointer" },
-  waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32" },
-  __errno_location: { parameters: [], result: "pointer" },
-} as const;
-
-type LibcSymbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+import { errnoOf, type LibcSymbols, loadLibc } from "../libc.ts";
 
 const POSIX_SPAWN_SETSIGDEF = 0x04;
 const POSIX_SPAWN_SETSIGMASK = 0x08;
@@ -103,23 +85,14 @@ function cString(text: string): Uint8Array<ArrayBuffer> {
   return encoder.encode(text + "\0");
 }
 
-function errno(sym: LibcSymbols): number {
-  const ptr = sym.__errno_location();
-  return ptr ? new Deno.UnsafePointerView(ptr).getInt32() : 0;
-}
-
 let cached: Libc | Error | undefined;
 
 /** Opens libc once; returns an Error value (not thrown) when FFI is not available here. */
 export function openLibc(): Libc | Error {
   if (cached) return cached;
-  let sym: LibcSymbols;
-  try {
-    sym = Deno.dlopen("libc.so.6", SYMBOLS).symbols;
-  } catch (error) {
-    cached = new Error(`libc FFI unavailable: ${(error as Error).message.split("\n")[0]}`);
-    return cached;
-  }
+  const loaded = loadLibc();
+  if (loaded instanceof Error) return (cached = loaded);
+  const sym: LibcSymbols = loaded;
   cached = {
     execvp(argv) {
       const keep: Uint8Array[] = [];
@@ -129,7 +102,7 @@ export function openLibc(): Libc | Error {
       sym.signal(SIGUSR1, null); // see disarmInspectorSignal()
       sym.sigprocmask(SIG_SETMASK, empty, null);
       sym.execvp(cString(argv[0]), cStringArray(argv, keep));
-      return errno(sym);
+      return errnoOf(sym);
     },
     spawn(argv, env) {
       const keep: Uint8Array[] = [];

@@ -7,8 +7,9 @@ import { formatBytes, parseQuantity } from "./quantity.ts";
 import {
   DEFAULT_LIVENESS,
   DEFAULT_READINESS,
-  DEFAULT_TOOL_RESOURCES,
+  DEFAULT_SIDECAR_RESOURCES,
   DEFAULT_TOOLS,
+  DEFAULT_WATCHDOG_RESOURCES,
   defaultOptInLabel,
   type FeatureSpec,
   HOST_RUNTIME_PREFIX,
@@ -617,7 +618,12 @@ export function validateFeatureSpec(doc: unknown, file: string): FeatureSpec {
   if (probes.length === 0) {
     r.fail("watchdog.probes", "required: at least one of tcp, process, http");
   }
-  const wdResources = readResources(r, wd.resources, "watchdog.resources", DEFAULT_TOOL_RESOURCES);
+  const wdResources = readResources(
+    r,
+    wd.resources,
+    "watchdog.resources",
+    DEFAULT_WATCHDOG_RESOURCES,
+  );
   checkRequestsWithinLimits(r, wdResources, "watchdog.resources");
 
   const sc = r.optObject(o, "sidecar", "", ["interval", "resources"]);
@@ -626,7 +632,13 @@ export function validateFeatureSpec(doc: unknown, file: string): FeatureSpec {
     expect: "a duration (e.g. 60s, 5m)",
   }) ?? "60s";
 
-  const stubObj = r.optObject(o, "stub", "", ["path", "source", "apiServer", "admissionPolicy"]);
+  const stubObj = r.optObject(o, "stub", "", [
+    "path",
+    "source",
+    "apiServer",
+    "admissionPolicy",
+    "runtimeSocket",
+  ]);
   const apiServer = r.string(stubObj, "apiServer", "stub");
   if (apiServer !== undefined) {
     let url: URL | undefined;
@@ -647,6 +659,9 @@ export function validateFeatureSpec(doc: unknown, file: string): FeatureSpec {
     ...(stubObj.source !== undefined ? { source: r.absPath(stubObj, "source", "stub")! } : {}),
     ...(apiServer !== undefined ? { apiServer: apiServer.replace(/\/$/, "") } : {}),
     admissionPolicy: r.bool(stubObj, "admissionPolicy", "stub", true),
+    ...(stubObj.runtimeSocket !== undefined
+      ? { runtimeSocket: r.absPath(stubObj, "runtimeSocket", "stub")! }
+      : {}),
   };
 
   const unitObj = r.optObject(o, "unit", "", ["name", "launcher"]);
@@ -722,7 +737,7 @@ export function validateFeatureSpec(doc: unknown, file: string): FeatureSpec {
     r,
     sc.resources,
     "sidecar.resources",
-    hostRuntime.install ? HOST_RUNTIME_SIDECAR_RESOURCES : DEFAULT_TOOL_RESOURCES,
+    hostRuntime.install ? HOST_RUNTIME_SIDECAR_RESOURCES : DEFAULT_SIDECAR_RESOURCES,
   );
   checkRequestsWithinLimits(r, scResources, "sidecar.resources");
 

@@ -40,7 +40,7 @@ export interface ResourceSpec {
   limits: ResourceAmounts;
 }
 
-/** One ks-watchdog check (contract 4: `--tcp`, `--process`, `--http`). */
+/** One ks-watchdog check (its `--tcp`, `--process`, `--http` flags). */
 export type WatchdogProbe =
   | { kind: "tcp"; target: string }
   | { kind: "process"; target: string }
@@ -107,7 +107,14 @@ export interface FeatureSpec {
     resources: ResourceSpec;
   };
   sidecar: { interval: string; resources: ResourceSpec };
-  stub: { path: string; source?: string; apiServer?: string; admissionPolicy: boolean };
+  stub: {
+    path: string;
+    source?: string;
+    apiServer?: string;
+    admissionPolicy: boolean;
+    /** This node's container runtime socket for ks-stub (default: containerd's). */
+    runtimeSocket?: string;
+  };
   /**
    * The host runtime the kube-mode sidecar installs (default on unless stub.source is given): the
    * ks tree's Deno, bundle and ks-stub launcher under `<prefix>/<tree hash>/`, and `stub.path` as
@@ -162,25 +169,36 @@ export const DEFAULT_READINESS: ProbeTiming = {
 };
 
 /**
- * Small fixed budgets for the Deno-based watchdog and sidecar. Measured (docs/entrypoint-watchdog.md,
- * docs/patcher.md): ks-watchdog idles at ~80 MB RSS and peaked at 107-115 MB under 500 requests/s;
- * ks-patcher idles at 60-75 MB. The request covers the idle size, the limit leaves room over the
- * peak so a probe storm never gets the watchdog OOM-killed (which would fail the pod's liveness).
+ * The watchdog container's default budget, from its measured footprint as shipped (runtime flags
+ * of src/build/runtime_flags.ts; `deno task bench footprint`, docs/footprint.md): ks-watchdog idles
+ * at 53-58 MiB RSS and peaks at 64-70 MiB under 500 probes/s and a burst at the highest rate the
+ * benchmark reaches. Request = idle + 10-20 %; limit = peak + 35-50 %, so a probe storm never gets
+ * it OOM-killed (which would fail the pod's liveness).
  */
-export const DEFAULT_TOOL_RESOURCES: ResourceSpec = {
-  requests: { cpu: "10m", memory: "96Mi" },
-  limits: { cpu: "200m", memory: "192Mi" },
+export const DEFAULT_WATCHDOG_RESOURCES: ResourceSpec = {
+  requests: { cpu: "10m", memory: "64Mi" },
+  limits: { cpu: "200m", memory: "96Mi" },
 };
 
 /**
- * The sidecar's budget when it installs the host runtime: ks-patcher reads each source whole, so
- * the ~95 MB Deno binary is held (and hashed) in memory: measured 294 MB RSS after the install,
- * 534 MiB peak during it (docs/real-switch.md). Streamed sources would bring it back to the
- * default budget.
+ * The sidecar container's default budget: ks-patcher's loop idles at 48-50 MiB RSS and peaks at
+ * 52 MiB in a drift loop (61 MiB with Deno's defaults). Request = idle + 12-16 %; limit = peak +
+ * 30-50 %.
+ */
+export const DEFAULT_SIDECAR_RESOURCES: ResourceSpec = {
+  requests: { cpu: "10m", memory: "56Mi" },
+  limits: { cpu: "200m", memory: "80Mi" },
+};
+
+/**
+ * The sidecar's budget when it installs the host runtime: ks-patcher streams each source (a
+ * 100 MiB file installs at ~61 MiB peak RSS), but writing the ~95 MB Deno binary also fills the
+ * container's cgroup with page cache while it is written back: the limit leaves room for that
+ * (the kernel reclaims it; a tight limit only slows the install).
  */
 export const HOST_RUNTIME_SIDECAR_RESOURCES: ResourceSpec = {
-  requests: { cpu: "10m", memory: "320Mi" },
-  limits: { cpu: "200m", memory: "640Mi" },
+  requests: { cpu: "10m", memory: "64Mi" },
+  limits: { cpu: "200m", memory: "160Mi" },
 };
 
 /** The node label that opts a node in, unless the spec sets nodeSelector. */

@@ -1,155 +1,27 @@
-// The one place that builds `@kubernetes/client-node` API clients for long-lived tools (render,
-// rollout, the harness): from the same kubeconfig resolution as the REST client (kubeconfig.ts),
-// with every call going through Deno's fetch with mutual TLS and a per-call timeout, so a hung
-// API server fails a call instead of stalling a rollout. client-node's own transport has no
-// timeout at all. Short-lived tools use rest.ts instead (about 300 ms less start-up).
-import {
-  type ApiConstructor,
-  type ApiType,
-  AppsV1Api,
-  CoordinationV1Api,
-  CoreV1Api,
-  createConfiguration,
-  KubeConfig as ClientNodeConfig,
-  RbacAuthorizationV1Api,
-  RequestContext,
-  ResponseContext,
-  ServerConfiguration,
-  wrapHttpLibrary,
-} from "@kubernetes/client-node";
-import {
-  type KubeConfig,
-  KubeconfigError,
-  loadKubeconfig,
-  type LoadKubeconfigOptions,
-} from "./kubeconfig.ts";
-
-/** Options for {@link createKubeClients}. */
-export interface KubeClientOptions {
-  /** An already-resolved configuration (else `load` is used to find one). */
-  config?: KubeConfig;
-  /** How to find the kubeconfig (flag > KUBECONFIG > kubelet.conf > in-cluster). */
-  load?: LoadKubeconfigOptions;
-  /** Timeout of each API call in ms, body included (default 10000). */
-  timeoutMs?: number;
-}
-
-/** The API clients a long-lived tool needs, sharing one TLS client. */
-export interface KubeClients {
-  /** The resolved endpoint and credentials. */
-  config: KubeConfig;
-  /** A client-node KubeConfig with the same credentials, for `Watch` / informers. */
-  clientNodeConfig: ClientNodeConfig;
-  core: CoreV1Api;
-  apps: AppsV1Api;
-  rbac: RbacAuthorizationV1Api;
-  coordination: CoordinationV1Api;
-  /** Builds any other generated API class with the same transport and timeout. */
-  makeApi<T extends ApiType>(ctor: ApiConstructor<T>): T;
-  /** Releases the TLS client. Safe to call twice. */
-  close(): void;
-}
-
-/** A call that got no answer within the timeout. */
-export class KubeTimeoutError extends Error {
-  override name = "KubeTimeoutError";
-}
+// The one place that builds `@kubernetes/client-node` clients, for what runs long enough that its
+// start-up (about 300 ms more than rest.ts) does not matter and a connection stays open: the pod
+// watch ks-rollout keeps for a whole rollout, and the sandbox harness's and the lab's waits. From
+// the same kubeconfig resolution as the REST client (kubeconfig.ts): `toClientNodeConfig()` gives
+// the client-node KubeConfig, `watchEvents()` turns its `Watch` into an async iterator of the
+// objects as the server sent them, with rest.ts's errors (KubeApiError with the status, 410 for an
+// expired version; KubeUnreachableError), and `watchUntil()` waits for a condition by watch instead
+// of polling. ks-stub, spawned on every `systemctl` call, uses rest.ts only.
+import "./node_warnings.ts";
+import { KubeConfig as ClientNodeConfig, Watch } from "@kubernetes/client-node";
+import { type KubeConfig, KubeconfigError } from "./kubeconfig.ts";
+import { KubeApiError, KubeUnreachableError, type WatchEvent } from "./rest.ts";
 
 /**
- * Resolves the kubeconfig (unless given) and returns client-node API clients whose calls time out
- * after `timeoutMs`. Throws KubeconfigError for a missing or unusable kubeconfig.
+ * The same endpoint and credentials as a client-node KubeConfig (inline data, no file paths).
+ * Throws KubeconfigError for what rest.ts refuses too (skipping TLS verification).
  */
-export async function createKubeClients(opts: KubeClientOptions = {}): Promise<KubeClients> {
-  const config = opts.config ?? await loadKubeconfig(opts.load);
+export function toClientNodeConfig(config: KubeConfig): ClientNodeConfig {
   if (config.insecureSkipTlsVerify && config.server.startsWith("https:")) {
     throw new KubeconfigError(
       `${config.source}: insecure-skip-tls-verify is not supported;` +
         " set certificate-authority(-data) for the cluster",
     );
   }
-  const timeoutMs = opts.timeoutMs ?? 10_000;
-  const tls: { caCerts?: string[]; cert?: string; key?: string } = {};
-  if (config.caPem) tls.caCerts = [config.caPem];
-  if (config.certPem && config.keyPem) {
-    tls.cert = config.certPem;
-    tls.key = config.keyPem;
-  }
-  const http = Deno.createHttpClient(tls as Parameters<typeof Deno.createHttpClient>[0]);
-  let token = config.token;
-  let tokenReadAt = Date.now();
-
-  const httpApi = wrapHttpLibrary({
-    async send(request: RequestContext): Promise<ResponseContext> {
-      const headers = new Headers(request.getHeaders());
-      if (config.tokenFile && Date.now() - tokenReadAt > 60_000) {
-        token = (await Deno.readTextFile(config.tokenFile).catch(() => token ?? "")).trim();
-        tokenReadAt = Date.now();
-      }
-      if (token) headers.set("authorization", `Bearer ${token}`);
-      else if (config.username !== undefined) {
-        headers.set(
-          "authorization",
-          `Basic ${btoa(`${config.username}:${config.password ?? ""}`)}`,
-        );
-      }
-      const method = request.getHttpMethod().toString();
-      const url = request.getUrl();
-      const signal = AbortSignal.timeout(timeoutMs);
-      let response: Response;
-      let body: Uint8Array;
-      try {
-        response = await fetch(url, {
-          method,
-          headers,
-          body: request.getBody() as BodyInit | undefined,
-          signal,
-          client: http,
-        });
-        body = new Uint8Array(await response.arrayBuffer());
-      } catch (error) {
-        if (signal.aborted) {
-          throw new KubeTimeoutError(
-            `${method} ${new URL(url).pathname}: no answer within ${timeoutMs} ms`,
-          );
-        }
-        throw error;
-      }
-      const outHeaders: Record<string, string> = {};
-      response.headers.forEach((v, k) => outHeaders[k] = v);
-      return new ResponseContext(response.status, outHeaders, {
-        text: () => Promise.resolve(new TextDecoder().decode(body)),
-        // deno-lint-ignore no-explicit-any
-        binary: () => Promise.resolve(body as any),
-      });
-    },
-  });
-
-  const configuration = createConfiguration({
-    baseServer: new ServerConfiguration(config.server, {}),
-    httpApi,
-    // Authentication is added by the transport above; nothing else may add it.
-    authMethods: {},
-  });
-  const makeApi = <T extends ApiType>(ctor: ApiConstructor<T>): T => new ctor(configuration);
-  let closed = false;
-  return {
-    config,
-    clientNodeConfig: toClientNodeConfig(config),
-    core: makeApi(CoreV1Api),
-    apps: makeApi(AppsV1Api),
-    rbac: makeApi(RbacAuthorizationV1Api),
-    coordination: makeApi(CoordinationV1Api),
-    makeApi,
-    close() {
-      if (closed) return;
-      closed = true;
-      http.close();
-    },
-  };
-}
-
-/** The same endpoint and credentials as a client-node KubeConfig (inline data, no file paths). */
-export function toClientNodeConfig(config: KubeConfig): ClientNodeConfig {
   const kc = new ClientNodeConfig();
   const b64 = (text?: string) =>
     text === undefined ? undefined : btoa(String.fromCharCode(...new TextEncoder().encode(text)));
@@ -158,13 +30,17 @@ export function toClientNodeConfig(config: KubeConfig): ClientNodeConfig {
       name: "ks",
       server: config.server,
       caData: b64(config.caPem),
-      skipTLSVerify: false,
+      // client-node refuses plain http:// unless told to skip verification; there is none to skip.
+      skipTLSVerify: config.server.startsWith("http:"),
     }],
     users: [{
       name: "ks",
       certData: b64(config.certPem),
       keyData: b64(config.keyPem),
-      token: config.token,
+      // A token read from a file is re-read by client-node's file auth (at most once a minute).
+      ...(config.tokenFile
+        ? { authProvider: { name: "tokenFile", config: { tokenFile: config.tokenFile } } }
+        : { token: config.token }),
       username: config.username,
       password: config.password,
     }],
@@ -172,4 +48,143 @@ export function toClientNodeConfig(config: KubeConfig): ClientNodeConfig {
     currentContext: "ks",
   });
   return kc;
+}
+
+/** Query parameters of a watch (`watch=true` is added). */
+export interface WatchQuery {
+  labelSelector?: string;
+  fieldSelector?: string;
+  resourceVersion?: string;
+  allowWatchBookmarks?: boolean;
+  /** The server ends the stream after this many seconds. */
+  timeoutSeconds?: number;
+}
+
+/**
+ * Watches `path` (a collection, e.g. `/api/v1/namespaces/sonic/pods`) with client-node's `Watch`
+ * and yields its events as they come, objects as the server sent them (no model classes). Ends
+ * when the server closes the stream or `signal` aborts. Throws KubeApiError for an `ERROR` event
+ * (410 when `resourceVersion` expired) or an error status, KubeUnreachableError when the
+ * connection fails.
+ */
+export async function* watchEvents<T>(
+  kc: ClientNodeConfig,
+  path: string,
+  query: WatchQuery,
+  signal: AbortSignal,
+): AsyncGenerator<WatchEvent<T>> {
+  // Events and the error that ended the stream, in the order they came.
+  const queue: (WatchEvent<T> | Error)[] = [];
+  let ended = false;
+  let wake: (() => void) | undefined;
+  const push = (item?: WatchEvent<T> | Error) => {
+    if (item) queue.push(item);
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  const params: Record<string, string> = {};
+  for (const [k, v] of Object.entries(query)) if (v !== undefined) params[k] = String(v);
+  const controller = await new Watch(kc).watch(
+    path,
+    params,
+    (type: string, object: unknown) => {
+      if (type !== "ERROR") return push({ type, object } as WatchEvent<T>);
+      const status = object as { code?: number; reason?: string; message?: string };
+      push(
+        new KubeApiError(
+          `watch ${path}: ${status.message ?? "error event"}`,
+          status.code ?? 500,
+          status.reason,
+        ),
+      );
+    },
+    (error: unknown) => {
+      ended = true;
+      const e = error as { statusCode?: number; message?: string; name?: string } | null;
+      if (!e || signal.aborted || e.name === "AbortError") return push();
+      push(
+        e.statusCode
+          ? new KubeApiError(`watch ${path}: ${e.message ?? e.statusCode}`, e.statusCode)
+          : new KubeUnreachableError(`watch ${path}: ${e.message ?? String(error)}`),
+      );
+    },
+  );
+  const onAbort = () => {
+    controller.abort();
+    ended = true;
+    push();
+  };
+  if (signal.aborted) onAbort();
+  signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    while (true) {
+      const item = queue.shift();
+      if (item instanceof Error) throw item;
+      if (item) {
+        yield item;
+        continue;
+      }
+      if (ended || signal.aborted) return;
+      await new Promise<void>((resolve) => (wake = resolve));
+    }
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+    controller.abort();
+  }
+}
+
+/** What {@link watchUntil} needs besides the path. */
+export interface WatchUntilOptions<T> extends Omit<WatchQuery, "resourceVersion"> {
+  /** True once the objects seen so far are what the caller waits for. */
+  done: (objects: T[]) => boolean;
+  timeoutMs: number;
+  /** What is waited for, for the timeout's message. */
+  what: string;
+}
+
+/**
+ * Watches `path` until `done` holds for the objects seen so far (the watch starts with the current
+ * objects as ADDED events, then follows changes; reopened from the last version when the server
+ * ends it, from scratch when that version expired), and returns them. `done` must be about objects
+ * seen, not about absence: it is asked while the current objects are still arriving. Rejects with
+ * an Error naming `what` after `timeoutMs`.
+ */
+export async function watchUntil<T extends { metadata?: { uid?: string; name?: string } }>(
+  kc: ClientNodeConfig,
+  path: string,
+  opts: WatchUntilOptions<T>,
+): Promise<T[]> {
+  const { done, timeoutMs, what, ...query } = opts;
+  const objects = new Map<string, T>();
+  const key = (o: T) => o.metadata?.uid ?? o.metadata?.name ?? "";
+  const signal = AbortSignal.timeout(timeoutMs);
+  let resourceVersion: string | undefined;
+  let last = "no answer yet";
+  while (!signal.aborted) {
+    try {
+      const events = watchEvents<T>(kc, path, {
+        ...query,
+        resourceVersion,
+        allowWatchBookmarks: true,
+        timeoutSeconds: query.timeoutSeconds ?? 60,
+      }, signal);
+      for await (const ev of events) {
+        resourceVersion = (ev.object as { metadata?: { resourceVersion?: string } }).metadata
+          ?.resourceVersion ?? resourceVersion;
+        if (ev.type === "BOOKMARK") continue;
+        if (ev.type === "DELETED") objects.delete(key(ev.object));
+        else objects.set(key(ev.object), ev.object);
+        if (done([...objects.values()])) return [...objects.values()];
+      }
+    } catch (error) {
+      if (signal.aborted) break;
+      last = (error as Error).message;
+      if (error instanceof KubeApiError && error.status === 410) {
+        resourceVersion = undefined;
+        objects.clear();
+      } else await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  throw new Error(`${what}: not within ${timeoutMs} ms (${objects.size} seen; last: ${last})`);
 }

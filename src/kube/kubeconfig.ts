@@ -2,9 +2,20 @@
 // else `KUBECONFIG`, else the kubelet's `/etc/kubernetes/kubelet.conf`, else the in-cluster
 // service account) and resolves it to one server URL plus PEM material and/or a bearer token.
 // Both API clients (`rest.ts` for short-lived tools, `client.ts` for long-lived ones) start here.
-import { dirname, isAbsolute, join } from "node:path";
+
 import { parse as parseYaml } from "yaml";
+import { BadInputError } from "../cli.ts";
 import { pathExists } from "../path_exists.ts";
+
+// POSIX path helpers (kubeconfig paths are POSIX): node:path would load the Node compatibility
+// layer into every start-up of the tools that bundle this module.
+const isAbsolute = (p: string) => p.startsWith("/");
+const join = (...parts: string[]) => parts.join("/").replace(/\/{2,}/g, "/");
+function dirname(p: string): string {
+  const trimmed = p.replace(/\/+$/, "");
+  const i = trimmed.lastIndexOf("/");
+  return i < 0 ? "." : i === 0 ? "/" : trimmed.slice(0, i);
+}
 
 /** The kubelet's kubeconfig on a SONiC switch joined to a cluster. */
 export const KUBELET_KUBECONFIG = "/etc/kubernetes/kubelet.conf";
@@ -55,7 +66,7 @@ export interface LoadKubeconfigOptions {
 }
 
 /** A kubeconfig that cannot be used; the message names the file and what is wrong. */
-export class KubeconfigError extends Error {
+export class KubeconfigError extends BadInputError {
   override name = "KubeconfigError";
 }
 

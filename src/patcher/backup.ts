@@ -2,17 +2,23 @@
 // host file, and never replaced afterwards (so a patched file can never become "the original").
 // A file that did not exist is recorded as absent, so a restore removes it. Layout:
 // `<state>/backups/<encoded host path>.json` (metadata, written last = the commit point) and
-// `<state>/backups/<encoded host path>.orig` (the bytes).
+// `<state>/backups/<encoded host path>.orig` (the bytes), both reached through the state
+// directory's descriptor; a large original is streamed, never held whole in memory.
 import { join } from "node:path";
-import { type FileState, stateFileMeta, writeFileAtomic } from "../host/files.ts";
-import { sha256Hex } from "./hash.ts";
+import { closeFd } from "../host/fd.ts";
+import { type Body, type FileState, IN_MEMORY_MAX, openRegular, readBody } from "../host/files.ts";
+import { StateDir } from "../host/state_dir.ts";
+import { Sha256 } from "./hash.ts";
 
 /** A recorded original. */
 export interface Backup {
   path: string;
   /** True when the file did not exist before the first overwrite. */
   absent: boolean;
+  /** The bytes when small enough to hold (IN_MEMORY_MAX); null when absent or large. */
   content: Uint8Array | null;
+  /** The bytes (in memory or streamed from the backup file); null when absent. */
+  body: Body | null;
   mode: number;
   uid: number;
   gid: number;
@@ -32,38 +38,65 @@ interface BackupMeta {
   createdDirs?: string[];
 }
 
+const SUB = "backups";
+
 /** Backups for one state directory. */
 export class BackupStore {
   readonly dir: string;
+  readonly #state: StateDir;
+  readonly #tag: string;
 
-  constructor(stateDir: string) {
-    this.dir = join(stateDir, "backups");
+  /** `tag` (the feature) marks this writer's temp files, so it sweeps only its own. */
+  constructor(stateDir: string, tag = "") {
+    this.dir = join(stateDir, SUB);
+    this.#state = new StateDir(stateDir);
+    this.#tag = tag;
   }
 
-  #paths(hostPath: string): { meta: string; data: string } {
-    const key = encodeURIComponent(hostPath);
-    return { meta: join(this.dir, `${key}.json`), data: join(this.dir, `${key}.orig`) };
+  #names(hostPath: string): { meta: string; data: string } {
+    let key = encodeURIComponent(hostPath);
+    if (key.length > 200) key = `sha256-${Sha256.of(new TextEncoder().encode(hostPath))}`;
+    return { meta: `${key}.json`, data: `${key}.orig` };
   }
 
   /** The backup of `hostPath`, or null when none was taken. Throws if it is corrupt. */
   async get(hostPath: string): Promise<Backup | null> {
-    const { meta, data } = this.#paths(hostPath);
+    const { meta, data } = this.#names(hostPath);
     let parsed: BackupMeta;
     try {
-      parsed = JSON.parse(await Deno.readTextFile(meta));
+      const bytes = await this.#state.read(SUB, meta, 1024 * 1024);
+      if (bytes === null) return null;
+      parsed = JSON.parse(new TextDecoder().decode(bytes));
     } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return null;
-      throw new Error(`backup ${meta} is unreadable: ${(error as Error).message}`);
+      throw new Error(`backup ${join(this.dir, meta)} is unreadable: ${(error as Error).message}`);
     }
-    let content: Uint8Array | null = null;
-    if (!parsed.absent) {
-      content = await Deno.readFile(data);
-      const sha = await sha256Hex(content);
-      if (sha !== parsed.sha256) {
-        throw new Error(`backup ${data} does not match its recorded sha256 ${parsed.sha256}`);
+    if (parsed.absent) return { ...parsed, content: null, body: null };
+    const body = await this.#state.with(SUB, false, async (dir) => {
+      if (dir === null) throw new Error(`backup ${join(this.dir, data)} is missing`);
+      const fd = openRegular(dir, data);
+      try {
+        return await readBody(fd, { keepMax: IN_MEMORY_MAX });
+      } finally {
+        closeFd(fd);
       }
+    });
+    if (body.sha256 !== parsed.sha256) {
+      throw new Error(
+        `backup ${join(this.dir, data)} does not match its recorded sha256 ${parsed.sha256}`,
+      );
     }
-    return { ...parsed, content };
+    const open = body.bytes === null
+      ? () => {
+        const dir = this.#state.open(SUB, false);
+        if (dir === null) throw new Error(`backup ${join(this.dir, data)} is missing`);
+        try {
+          return openRegular(dir, data);
+        } finally {
+          closeFd(dir);
+        }
+      }
+      : undefined;
+    return { ...parsed, content: body.bytes, body: { ...body, open } };
   }
 
   /**
@@ -77,18 +110,12 @@ export class BackupStore {
     current: FileState,
     createdDirs: string[] = [],
   ): Promise<boolean> {
-    const { meta, data } = this.#paths(hostPath);
-    try {
-      await Deno.lstat(meta);
-      return false;
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-    }
-    await Deno.mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const absent = current.content === null;
+    const { meta, data } = this.#names(hostPath);
+    if (await this.#state.exists(SUB, meta)) return false;
+    const absent = current.body === null;
     if (!absent) {
       // The metadata's rename below fsyncs the same directory.
-      await writeFileAtomic(data, current.content!, stateFileMeta(), undefined, { syncDir: false });
+      await this.#state.write(SUB, data, current.body!, { tag: this.#tag, syncDir: false });
     }
     const record: BackupMeta = {
       path: hostPath,
@@ -96,20 +123,30 @@ export class BackupStore {
       mode: current.mode,
       uid: current.uid,
       gid: current.gid,
-      sha256: absent ? null : await sha256Hex(current.content!),
+      sha256: absent ? null : current.body!.sha256,
       takenAt: new Date().toISOString(),
       ...(absent && createdDirs.length > 0 ? { createdDirs } : {}),
     };
-    await writeFileAtomic(
-      meta,
-      new TextEncoder().encode(JSON.stringify(record) + "\n"),
-      stateFileMeta(),
-    );
+    await this.#state.write(SUB, meta, new TextEncoder().encode(JSON.stringify(record) + "\n"), {
+      tag: this.#tag,
+    });
     return true;
+  }
+
+  /** Removes the backup temp files a killed writer with this tag left; returns how many. */
+  async sweepTemps(): Promise<number> {
+    if (this.#tag === "") return 0;
+    return await this.#state.sweepTemps(SUB, (name) => name.includes(`.ks-tmp-${this.#tag}.`));
   }
 }
 
 /** Reads a backup's file state in the same shape as a host file (for comparisons). */
 export function backupAsState(backup: Backup): FileState {
-  return { content: backup.content, mode: backup.mode, uid: backup.uid, gid: backup.gid };
+  return {
+    content: backup.content,
+    body: backup.body,
+    mode: backup.mode,
+    uid: backup.uid,
+    gid: backup.gid,
+  };
 }

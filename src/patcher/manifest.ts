@@ -1,11 +1,23 @@
-// The patcher's desired-state manifest (contract 3, `kind: HostFiles`): parsed from YAML or JSON
-// and validated as a whole — every field, every source file read and its declared SHA-256 checked
-// — before the patcher touches anything. Errors are one line naming the file and the field.
+// The patcher's desired-state manifest (`kind: HostFiles`): read as bytes (bounded,
+// regular file only, strict UTF-8), parsed from YAML or JSON and validated as a whole — every
+// field, every source file read (regular files only, bounded in size and time) and its declared
+// SHA-256 checked — before the patcher touches anything. Errors are one line naming the file and
+// the field, with every value from the manifest JSON-escaped.
 import { parse as parseYaml } from "yaml";
 import { dirname, resolve } from "node:path";
+import {
+  AT_FDCWD,
+  closeFd,
+  O_NOCTTY,
+  O_NOFOLLOW,
+  O_NONBLOCK,
+  O_RDONLY,
+  openAt,
+  statFd,
+} from "../host/fd.ts";
+import { type Body, bytesBody, IN_MEMORY_MAX, readBody } from "../host/files.ts";
 import { splitHostPath } from "../host/paths.ts";
 import { type Action, parseAction } from "./actions.ts";
-import { sha256Hex } from "./hash.ts";
 
 /** A manifest that failed validation; the message is one line naming the file and the field. */
 export class ManifestError extends Error {
@@ -16,14 +28,19 @@ export class ManifestError extends Error {
 export interface ManagedFile {
   /** Host path (as the switch sees it). */
   path: string;
-  /** Desired bytes (from `source` or `content`). */
-  content: Uint8Array;
+  /** Desired bytes (from `source` or `content`) when held in memory; null for a large source. */
+  content: Uint8Array | null;
+  /** Desired bytes: in memory, or streamed from the source and checked against sha256. */
+  body: Body;
   sha256: string;
+  /** The size bound this entry's source or content was checked against. */
+  maxBytes: number;
   mode: number;
   uid: number;
   gid: number;
   /** Bytes to restore in native mode when no backup exists (from `nativeSource`). */
-  nativeContent?: Uint8Array;
+  nativeContent?: Uint8Array | null;
+  nativeBody?: Body;
   /** Follow-up actions when this file changes, in declared order. */
   actions: Action[];
 }
@@ -50,11 +67,52 @@ const FILE_KEYS = new Set([
   "maxBytes",
 ]);
 
-/** Parses and validates manifest text; `file` names it in errors and anchors relative sources. */
-export async function parseManifest(text: string, file: string): Promise<Manifest> {
+/** Default bound on one source's (or inline content's) size: 4 MiB. */
+export const DEFAULT_MAX_SOURCE_BYTES = 4 * 1024 * 1024;
+/** Largest manifest file read (inline content is bounded separately, per entry). */
+export const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
+/** Time bound for reading one source (checked between 1 MiB chunks). */
+export const SOURCE_READ_MS = 30_000;
+/** Largest uid/gid (2^32 - 2; 2^32 - 1 is "no change" to chown). */
+export const MAX_ID = 4294967294;
+
+/** How manifests are read. */
+export interface ManifestOptions {
+  /** Size bound for each source and inline content unless the entry sets `maxBytes`. */
+  maxSourceBytes?: number;
+}
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** Whether `text` is well-formed (no lone surrogates) and free of control characters. */
+function plainText(text: string): boolean {
+  // deno-lint-ignore no-control-regex
+  return text.isWellFormed() && !/[\u0000-\u001f\u007f-\u009f]/.test(text);
+}
+
+/**
+ * Parses and validates a manifest (its bytes, or text); `file` names it in errors and anchors
+ * relative sources. Throws ManifestError (one line) when anything is wrong.
+ */
+export async function parseManifest(
+  input: string | Uint8Array,
+  file: string,
+  options: ManifestOptions = {},
+): Promise<Manifest> {
+  const shownFile = plainText(file) ? file : JSON.stringify(file);
   const fail = (field: string, why: string): never => {
-    throw new ManifestError(`manifest ${file}: ${field}: ${why}`);
+    throw new ManifestError(`manifest ${shownFile}: ${field}: ${why}`);
   };
+  const defaultMax = options.maxSourceBytes ?? DEFAULT_MAX_SOURCE_BYTES;
+  let text: string;
+  if (typeof input === "string") text = input;
+  else {
+    try {
+      text = strictUtf8.decode(input);
+    } catch {
+      return fail("(document)", "not valid UTF-8 (the manifest must be UTF-8 text)");
+    }
+  }
   let doc: unknown;
   try {
     doc = file.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
@@ -90,7 +148,7 @@ export async function parseManifest(text: string, file: string): Promise<Manifes
   }
   const baseDir = dirname(resolve(file));
   const files: ManagedFile[] = [];
-  const seen = new Set<string>();
+  const seen = new Map<string, string>();
   for (const [i, raw] of (top.files as unknown[]).entries()) {
     const at = `files[${i}]`;
     if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
@@ -102,25 +160,51 @@ export async function parseManifest(text: string, file: string): Promise<Manifes
     }
     const path = entry.path;
     if (typeof path !== "string") return fail(`${at}.path`, "expected an absolute host path");
+    let parts: string[] = [];
     try {
-      splitHostPath(path);
+      parts = splitHostPath(path);
     } catch (error) {
       fail(`${at}.path`, (error as Error).message);
     }
-    const normal = "/" + splitHostPath(path).join("/");
-    if (seen.has(normal)) fail(`${at}.path`, `${path} is listed twice`);
-    seen.add(normal);
+    if (parts.length === 0) fail(`${at}.path`, `${JSON.stringify(path)} is the root directory`);
+    const normal = "/" + parts.join("/");
+    const earlier = seen.get(normal);
+    if (earlier !== undefined) {
+      fail(
+        `${at}.path`,
+        `${JSON.stringify(path)} names the same file as ${earlier} (${JSON.stringify(normal)})`,
+      );
+    }
+    seen.set(normal, `files[${i}].path`);
+    let maxBytes = defaultMax;
+    if (entry.maxBytes !== undefined) {
+      if (!Number.isSafeInteger(entry.maxBytes) || (entry.maxBytes as number) < 0) {
+        fail(
+          `${at}.maxBytes`,
+          `expected a whole number of bytes, got ${JSON.stringify(entry.maxBytes)}`,
+        );
+      }
+      maxBytes = entry.maxBytes as number;
+    }
     const hasSource = entry.source !== undefined;
     const hasContent = entry.content !== undefined;
     if (hasSource === hasContent) fail(at, "give exactly one of source or content");
-    let content: Uint8Array;
+    let body: Body;
     if (hasContent) {
       if (typeof entry.content !== "string") fail(`${at}.content`, "expected a string");
-      content = new TextEncoder().encode(entry.content as string);
+      const text = entry.content as string;
+      if (!text.isWellFormed()) {
+        fail(`${at}.content`, "is not valid UTF-8 (a lone surrogate escape); use a source file");
+      }
+      const bytes = new TextEncoder().encode(text);
+      if (bytes.length > maxBytes) {
+        fail(`${at}.content`, `is ${bytes.length} bytes, more than the bound of ${maxBytes}`);
+      }
+      body = bytesBody(bytes);
     } else {
-      content = await readSource(entry.source, `${at}.source`, baseDir, fail);
+      body = await readSource(entry.source, `${at}.source`, baseDir, maxBytes, fail);
     }
-    const sha256 = await sha256Hex(content);
+    const sha256 = body.sha256;
     if (entry.sha256 !== undefined) {
       if (typeof entry.sha256 !== "string" || !/^[0-9a-fA-F]{64}$/.test(entry.sha256)) {
         fail(`${at}.sha256`, "expected 64 hex digits");
@@ -155,9 +239,20 @@ export async function parseManifest(text: string, file: string): Promise<Manifes
     if (!ownerMatch) {
       fail(`${at}.owner`, `expected "uid:gid" (numbers), got ${JSON.stringify(owner)}`);
     }
-    let nativeContent: Uint8Array | undefined;
+    for (const id of [ownerMatch![1], ownerMatch![2]]) {
+      if (Number(id) > MAX_ID) {
+        fail(`${at}.owner`, `${JSON.stringify(owner)}: ${id} is out of range (0..${MAX_ID})`);
+      }
+    }
+    let nativeBody: Body | undefined;
     if (entry.nativeSource !== undefined) {
-      nativeContent = await readSource(entry.nativeSource, `${at}.nativeSource`, baseDir, fail);
+      nativeBody = await readSource(
+        entry.nativeSource,
+        `${at}.nativeSource`,
+        baseDir,
+        maxBytes,
+        fail,
+      );
     }
     const actionsRaw = entry.actions ?? [];
     if (!Array.isArray(actionsRaw)) fail(`${at}.actions`, "expected a list of strings");
@@ -171,42 +266,97 @@ export async function parseManifest(text: string, file: string): Promise<Manifes
     }
     files.push({
       path: normal,
-      content,
+      content: body.bytes,
+      body,
       sha256,
+      maxBytes,
       mode: fileMode,
       uid: Number(ownerMatch![1]),
       gid: Number(ownerMatch![2]),
-      nativeContent,
+      nativeContent: nativeBody ? nativeBody.bytes : undefined,
+      nativeBody,
       actions,
     });
   }
   return { file, feature: feature as string, mode: mode as "kube" | "native", files };
 }
 
+/**
+ * Opens `path` (an operator or sidecar path: symlinks on the way are followed, as a ConfigMap
+ * volume needs) for reading without blocking and checks it is a regular file on the descriptor.
+ */
+function openPlainFile(path: string): number {
+  const canonical = Deno.realPathSync(path);
+  const fd = openAt(AT_FDCWD, canonical, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+  const info = statFd(fd);
+  if (info.type !== "file") {
+    closeFd(fd);
+    throw new Error(`is a ${info.type}, not a regular file`);
+  }
+  return fd;
+}
+
 async function readSource(
   value: unknown,
   field: string,
   baseDir: string,
+  maxBytes: number,
   fail: (field: string, why: string) => never,
-): Promise<Uint8Array> {
+): Promise<Body> {
   if (typeof value !== "string" || value === "") return fail(field, "expected a file path");
+  if (!plainText(value)) {
+    return fail(field, `${JSON.stringify(value)}: control character or invalid UTF-8`);
+  }
   const path = resolve(baseDir, value);
+  let fd: number;
   try {
-    return await Deno.readFile(path);
+    fd = openPlainFile(path);
   } catch (error) {
     return fail(field, `cannot read ${path}: ${(error as Error).message.split("\n")[0]}`);
   }
+  try {
+    const size = statFd(fd).size;
+    if (size > maxBytes) {
+      return fail(field, `${path} is ${size} bytes, more than the bound of ${maxBytes}`);
+    }
+    const read = await readBody(fd, {
+      keepMax: IN_MEMORY_MAX,
+      limit: maxBytes,
+      deadline: Date.now() + SOURCE_READ_MS,
+      what: path,
+    });
+    // A large source is streamed again at write time and re-hashed there.
+    return { ...read, open: read.bytes === null ? () => openPlainFile(path) : undefined };
+  } catch (error) {
+    return fail(field, `cannot read ${path}: ${(error as Error).message.split("\n")[0]}`);
+  } finally {
+    closeFd(fd);
+  }
 }
 
-/** Reads and validates the manifest file at `path`; throws ManifestError (one line) when bad. */
-export async function loadManifest(path: string): Promise<Manifest> {
-  let text: string;
+/**
+ * Reads and validates the manifest file at `path` (a regular file of at most
+ * MAX_MANIFEST_BYTES); throws ManifestError (one line) when bad.
+ */
+export async function loadManifest(path: string, options: ManifestOptions = {}): Promise<Manifest> {
+  let bytes: Uint8Array;
   try {
-    text = await Deno.readTextFile(path);
+    const fd = openPlainFile(path);
+    try {
+      const read = await readBody(fd, {
+        keepMax: MAX_MANIFEST_BYTES,
+        limit: MAX_MANIFEST_BYTES,
+        deadline: Date.now() + SOURCE_READ_MS,
+        what: "the manifest",
+      });
+      bytes = read.bytes!;
+    } finally {
+      closeFd(fd);
+    }
   } catch (error) {
     throw new ManifestError(
-      `manifest ${path}: cannot read: ${(error as Error).message.split("\n")[0]}`,
+      `manifest ${JSON.stringify(path)}: cannot read: ${(error as Error).message.split("\n")[0]}`,
     );
   }
-  return await parseManifest(text, path);
+  return await parseManifest(bytes, path, options);
 }

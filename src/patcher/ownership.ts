@@ -4,9 +4,10 @@
 // is refused naming both owners — this is what stops two sidecars from overwriting each other's
 // `container_checker` forever. A claim not confirmed for `staleMs` (its sidecar is gone without a
 // rollback) no longer blocks anyone: the next claimant takes the path over and says so. Updates
-// are serialised across processes by an exclusive lock on `<state>/owners.lock`.
+// are serialised across processes by an exclusive lock on `<state>/owners.lock`. Every access goes
+// through the state directory's descriptor (src/host/state_dir.ts).
 import { join } from "node:path";
-import { stateFileMeta, writeFileAtomic } from "../host/files.ts";
+import { StateDir } from "../host/state_dir.ts";
 
 /** One feature's claim on a path. */
 export interface Claim {
@@ -81,42 +82,59 @@ export class OwnershipRegistry {
   readonly path: string;
   readonly lockPath: string;
   readonly staleMs: number;
+  readonly #state: StateDir;
 
   constructor(stateDir: string, staleMs = DEFAULT_STALE_MS) {
     this.path = join(stateDir, "owners.json");
     this.lockPath = join(stateDir, "owners.lock");
     this.staleMs = staleMs;
+    this.#state = new StateDir(stateDir);
   }
 
   /** Reads the registry without locking (for reports). */
   async read(): Promise<Registry> {
     try {
-      return JSON.parse(await Deno.readTextFile(this.path)) as Registry;
+      const bytes = await this.#state.read("", "owners.json", 64 * 1024 * 1024);
+      return bytes === null ? {} : JSON.parse(new TextDecoder().decode(bytes)) as Registry;
     } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return {};
       throw new Error(`ownership registry ${this.path} is unreadable: ${(error as Error).message}`);
     }
   }
 
-  /** Runs `fn` on the registry under the exclusive lock; writes it back when fn says so. */
-  async update<T>(fn: (registry: Registry) => { write: boolean; value: T }): Promise<T> {
-    await Deno.mkdir(join(this.path, ".."), { recursive: true, mode: 0o700 });
-    const lock = await Deno.open(this.lockPath, { create: true, write: true, mode: 0o600 });
+  /** Runs `fn` under the exclusive lock on `<state>/owners.lock`. */
+  async #underLock<T>(fn: () => Promise<T>): Promise<T> {
+    const lock = await this.#state.lock("", "owners.lock");
     try {
-      await lock.lock(true);
-      const registry = await this.read();
-      const { write, value } = fn(registry);
-      if (write) {
-        await writeFileAtomic(
-          this.path,
-          new TextEncoder().encode(JSON.stringify(registry, null, 1) + "\n"),
-          stateFileMeta(),
-        );
-      }
-      return value;
+      return await fn();
     } finally {
       lock.close();
     }
+  }
+
+  /**
+   * Removes the registry temp files a killed writer (of any feature) left; run under the lock,
+   * where no other writer can be in flight. Returns how many.
+   */
+  async sweepTemps(): Promise<number> {
+    return await this.#underLock(() =>
+      this.#state.sweepTemps("", (name) => name.startsWith(".owners.json."))
+    );
+  }
+
+  /** Runs `fn` on the registry under the exclusive lock; writes it back when fn says so. */
+  async update<T>(fn: (registry: Registry) => { write: boolean; value: T }): Promise<T> {
+    return await this.#underLock(async () => {
+      const registry = await this.read();
+      const { write, value } = fn(registry);
+      if (write) {
+        await this.#state.write(
+          "",
+          "owners.json",
+          new TextEncoder().encode(JSON.stringify(registry, null, 1) + "\n"),
+        );
+      }
+      return value;
+    });
   }
 
   /**

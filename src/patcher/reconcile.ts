@@ -2,27 +2,28 @@
 // state (SHA-256, mode, owner) -> act (journal the owed actions, back up originals, write
 // atomically or restore, run the actions) -> record (journal cleared, ownership updated). The same
 // function serves `--once`, `--dry-run` and every trigger of the loop. A pass writes nothing when
-// a path fails the safety rules or the ownership registry refuses a claim.
-import { dirname } from "node:path";
+// a path fails the safety rules, two entries name one file, or the ownership registry refuses a
+// claim. Every host file is reached through the descriptor of its directory (HostPaths.open), so
+// what was checked is what is written.
 import type { HostCommands } from "../host/commands.ts";
 import {
+  type Body,
   type FaultHook,
   type FileState,
   InjectedCrash,
-  makeDirs,
-  readFileState,
-  removeFile,
-  setFileMeta,
-  sweepTemps,
-  syncDir,
-  writeFileAtomic,
+  readFileStateAt,
+  removeFileAt,
+  sameBody,
+  setFileMetaAt,
+  sweepTempsAt,
+  writeFileAtomicAt,
 } from "../host/files.ts";
-import { HostPaths, type ResolvedPath } from "../host/paths.ts";
-import type { Logger } from "../log.ts";
+import { HostPaths, type OpenedPath, PathSafetyError } from "../host/paths.ts";
+import { escapeText, type Logger } from "../log.ts";
 import { type Action, dedupeActions, runAction } from "./actions.ts";
 import { type Backup, BackupStore } from "./backup.ts";
-import { sameBytes, sha256Hex } from "./hash.ts";
 import { Journal } from "./journal.ts";
+import { StormGuard } from "./storm.ts";
 import type { ManagedFile, Manifest } from "./manifest.ts";
 import {
   conflictMessage,
@@ -44,6 +45,10 @@ export interface PatcherContext {
   log: Logger;
   /** Test seam: called inside writes; throwing there simulates a crash at that point. */
   fault?: FaultHook;
+  /** The loop's storm guard (none for a single pass). */
+  storm?: StormGuard;
+  /** Set once the state directory's leftover temp files were swept (first pass). */
+  stateSwept?: boolean;
 }
 
 /** Builds a PatcherContext from its parts (state objects live under `stateDir`). */
@@ -56,16 +61,21 @@ export function createPatcherContext(options: {
   /** Age after which another feature's unconfirmed claim stops blocking (default 15 min). */
   staleClaimMs?: number;
   fault?: FaultHook;
+  /** Hold a file that does not stay converged for this long (the loop's interval). */
+  stormIntervalMs?: number;
 }): PatcherContext {
   return {
     manifest: options.manifest,
     paths: options.paths,
     host: options.host,
-    backups: new BackupStore(options.stateDir),
+    backups: new BackupStore(options.stateDir, options.manifest.feature),
     journal: new Journal(options.stateDir, options.manifest.feature),
     owners: new OwnershipRegistry(options.stateDir, options.staleClaimMs),
     log: options.log,
     fault: options.fault,
+    storm: options.stormIntervalMs === undefined
+      ? undefined
+      : new StormGuard(options.stormIntervalMs),
   };
 }
 
@@ -91,32 +101,43 @@ export interface PassResult {
   actionsRun: Action[];
   /** Actions still owed (journaled) after this pass. */
   pending: Action[];
+  /** Paths held by the storm guard (not changed, their actions not run, in this pass). */
+  held: string[];
+  /**
+   * True when the manifest was refused against this host before anything was touched (a path
+   * the safety rules refuse, two entries naming one file): bad input, `--once` exits 2.
+   */
+  refused?: boolean;
   errors: string[];
   /** True when every file is as desired and no action is owed. */
   converged: boolean;
 }
 
 interface Desired {
-  state: FileState;
+  state: Want;
   /** Show in the plan as "restore from backup" etc. */
   origin: string;
 }
 
-function describe(state: FileState): string {
-  return state.content === null ? "absent" : `mode ${state.mode.toString(8).padStart(4, "0")}`;
+/** A desired state: bytes (null = absent), mode and owner. */
+interface Want {
+  body: Body | null;
+  mode: number;
+  uid: number;
+  gid: number;
 }
 
-async function compare(
-  file: ManagedFile,
-  current: FileState,
-  desired: Desired | null,
-): Promise<PlanItem> {
+function describe(state: { body: Body | null; mode: number }): string {
+  return state.body === null ? "absent" : `mode ${state.mode.toString(8).padStart(4, "0")}`;
+}
+
+function compare(file: ManagedFile, current: FileState, desired: Desired | null): PlanItem {
   if (desired === null) {
     return { path: file.path, op: "skip", reason: "nothing to restore", actions: [] };
   }
   const want = desired.state;
-  if (want.content === null) {
-    return current.content === null
+  if (want.body === null) {
+    return current.body === null
       ? { path: file.path, op: "none", reason: "absent as desired", actions: [] }
       : {
         path: file.path,
@@ -125,16 +146,12 @@ async function compare(
         actions: file.actions,
       };
   }
-  if (!sameBytes(current.content, want.content)) {
-    const have = current.content === null
-      ? "absent"
-      : `sha256 ${(await sha256Hex(current.content)).slice(0, 12)}`;
+  if (!sameBody(current.body, want.body)) {
+    const have = current.body === null ? "absent" : `sha256 ${current.body.sha256.slice(0, 12)}`;
     return {
       path: file.path,
       op: "write",
-      reason: `${have} -> sha256 ${
-        (await sha256Hex(want.content)).slice(0, 12)
-      } (${desired.origin})`,
+      reason: `${have} -> sha256 ${want.body.sha256.slice(0, 12)} (${desired.origin})`,
       actions: file.actions,
     };
   }
@@ -151,12 +168,12 @@ async function compare(
   return { path: file.path, op: "none", reason: "as desired", actions: [] };
 }
 
-function wanted(file: ManagedFile): FileState {
-  return { content: file.content, mode: file.mode, uid: file.uid, gid: file.gid };
+function wanted(file: ManagedFile): Want {
+  return { body: file.body, mode: file.mode, uid: file.uid, gid: file.gid };
 }
 
-function fromBackup(backup: Backup): FileState {
-  return { content: backup.content, mode: backup.mode, uid: backup.uid, gid: backup.gid };
+function fromBackup(backup: Backup): Want {
+  return { body: backup.body, mode: backup.mode, uid: backup.uid, gid: backup.gid };
 }
 
 /**
@@ -173,14 +190,27 @@ export async function reconcileOnce(
   // rollout): an exclusive flock, released by the kernel if the holder is killed.
   const lock = await ctx.journal.lock();
   try {
+    if (!ctx.stateSwept) await sweepState(ctx);
     return await pass(ctx, false);
   } finally {
     lock.close();
   }
 }
 
+/**
+ * Removes the temp files a killed patcher of this feature left in the state directory (journal,
+ * backups; the registry's under its own lock), through the state directory's descriptors. Runs
+ * once, on the first pass, under the feature's pass lock.
+ */
+async function sweepState(ctx: PatcherContext): Promise<void> {
+  const removed = await ctx.journal.sweepTemps() + await ctx.backups.sweepTemps() +
+    await ctx.owners.sweepTemps();
+  if (removed > 0) ctx.log.info("swept temp files a killed writer left", { count: removed });
+  ctx.stateSwept = true;
+}
+
 async function pass(ctx: PatcherContext, dryRun: boolean): Promise<PassResult> {
-  const { manifest, log } = ctx;
+  const { manifest } = ctx;
   const result: PassResult = {
     feature: manifest.feature,
     mode: manifest.mode,
@@ -189,9 +219,25 @@ async function pass(ctx: PatcherContext, dryRun: boolean): Promise<PassResult> {
     changed: [],
     actionsRun: [],
     pending: [],
+    held: [],
     errors: [],
     converged: false,
   };
+  const opened: OpenedPath[] = [];
+  try {
+    return await passWith(ctx, dryRun, result, opened);
+  } finally {
+    for (const o of opened) o.close();
+  }
+}
+
+async function passWith(
+  ctx: PatcherContext,
+  dryRun: boolean,
+  result: PassResult,
+  opened: OpenedPath[],
+): Promise<PassResult> {
+  const { manifest, log } = ctx;
   const failedPaths = new Set<string>();
   const fail = (message: string, fields?: Record<string, string>) => {
     result.errors.push(message);
@@ -202,14 +248,22 @@ async function pass(ctx: PatcherContext, dryRun: boolean): Promise<PassResult> {
     fail(message, { path });
   };
 
-  // Observe: resolve every path first (all or nothing), then read the files.
-  const resolved = new Map<string, ResolvedPath>();
+  // Observe: resolve every path first (all or nothing), holding each file's directory open,
+  // then read the files through those descriptors.
+  const resolved = new Map<string, OpenedPath>();
   for (const file of manifest.files) {
     try {
-      resolved.set(file.path, ctx.paths.resolve(file.path));
+      const where = ctx.paths.open(file.path);
+      opened.push(where);
+      resolved.set(file.path, where);
     } catch (error) {
+      if (error instanceof PathSafetyError) result.refused = true;
       fail((error as Error).message);
     }
+  }
+  for (const message of aliasErrors(manifest, resolved)) {
+    result.refused = true;
+    fail(message);
   }
   let pending: Action[] = [];
   try {
@@ -259,8 +313,8 @@ async function pass(ctx: PatcherContext, dryRun: boolean): Promise<PassResult> {
   for (const file of manifest.files) {
     const where = resolved.get(file.path)!;
     try {
-      if (!dryRun) await sweepTemps(where.real, manifest.feature);
-      const current = await readFileState(where.real);
+      if (!dryRun) sweepTempsAt(where.dirFd, where.base, manifest.feature);
+      const current = await readFileStateAt(where.dirFd, where.base);
       currents.set(file.path, current);
       let desired: Desired | null;
       if (manifest.mode === "kube") desired = { state: wanted(file), origin: "desired" };
@@ -268,13 +322,13 @@ async function pass(ctx: PatcherContext, dryRun: boolean): Promise<PassResult> {
       else {
         const backup = await ctx.backups.get(file.path);
         if (backup) desired = { state: fromBackup(backup), origin: "restore backup" };
-        else if (file.nativeContent) {
+        else if (file.nativeBody) {
           desired = {
-            state: { content: file.nativeContent, mode: file.mode, uid: file.uid, gid: file.gid },
+            state: { body: file.nativeBody, mode: file.mode, uid: file.uid, gid: file.gid },
             origin: "restore nativeSource",
           };
         } else if (
-          current.content !== null && await sha256Hex(current.content) === file.sha256 &&
+          current.body !== null && current.body.sha256 === file.sha256 &&
           registry[file.path]?.[manifest.feature] !== undefined
         ) {
           // Our content is there but its original is not known (state directory lost).
@@ -285,8 +339,19 @@ async function pass(ctx: PatcherContext, dryRun: boolean): Promise<PassResult> {
           desired = null;
         } else desired = null; // we never wrote it: nothing to restore
       }
-      const item = await compare(file, current, desired);
+      const item = compare(file, current, desired);
       if (sharedWithOthers.has(file.path)) item.reason = "still owned by another feature";
+      if (!dryRun && ctx.storm) {
+        const heldMs = ctx.storm.heldFor(file.path);
+        if (item.op === "none") ctx.storm.stable(file.path);
+        else if (heldMs > 0 && item.op !== "skip") {
+          item.reason = `held: it does not stay converged (${item.op} ${item.reason}); ` +
+            `next repair in ${Math.ceil(heldMs / 1000)}s`;
+          item.op = "skip";
+          item.actions = [];
+          result.held.push(file.path);
+        }
+      }
       result.plan.push(item);
     } catch (error) {
       failFile(file.path, `${file.path}: ${(error as Error).message}`);
@@ -319,7 +384,7 @@ async function pass(ctx: PatcherContext, dryRun: boolean): Promise<PassResult> {
     try {
       // Back up what we are about to replace, unless it already is our content (then the
       // original is unknown, and recording ours as "the original" would be wrong).
-      const ours = current.content !== null && sameBytes(current.content, file.content);
+      const ours = current.body !== null && sameBody(current.body, file.body);
       if (
         manifest.mode === "kube" && !ours &&
         await ctx.backups.takeOnce(item.path, current, where.missingDirs)
@@ -327,22 +392,32 @@ async function pass(ctx: PatcherContext, dryRun: boolean): Promise<PassResult> {
         log.info("backup taken", { path: item.path, original: describe(current) });
       }
       if (item.op === "remove") {
-        await removeFile(where.real);
+        await removeFileAt(where.dirFd, where.base);
         await removeCreatedDirs(ctx, await ctx.backups.get(item.path));
       } else if (item.op === "meta") {
-        await setFileMeta(where.real, desiredMeta(ctx, file, await ctx.backups.get(file.path)));
+        setFileMetaAt(
+          where.dirFd!,
+          where.base,
+          desiredMeta(ctx, file, await ctx.backups.get(file.path)),
+        );
       } else {
         const desiredState = manifest.mode === "kube"
           ? wanted(file)
           : await restoreState(ctx, file);
-        await makeDirs(
-          where.missingDirs.map((d) => ctx.paths.onDisk(d.split("/").filter(Boolean))),
-        );
-        await writeFileAtomic(where.real, desiredState.content!, desiredState, ctx.fault, {
+        const dir = await where.makeDirs();
+        await writeFileAtomicAt(dir, where.base, desiredState.body!, desiredState, ctx.fault, {
           tag: manifest.feature,
+          what: item.path,
         });
       }
       result.changed.push(item.path);
+      if (ctx.storm?.changed(item.path)) {
+        log.warn("file does not stay converged: something else keeps changing it", {
+          path: item.path,
+          passes: ctx.storm.passes,
+          held_s: Math.round(ctx.storm.intervalMs / 1000),
+        });
+      }
       log.info(manifest.mode === "kube" ? "file reconciled" : "original restored", {
         path: item.path,
         op: item.op,
@@ -376,16 +451,9 @@ async function pass(ctx: PatcherContext, dryRun: boolean): Promise<PassResult> {
  */
 async function removeCreatedDirs(ctx: PatcherContext, backup: Backup | null): Promise<void> {
   for (const dir of [...backup?.createdDirs ?? []].reverse()) {
-    const real = ctx.paths.onDisk(dir.split("/").filter(Boolean));
-    try {
-      if (!(await Deno.lstat(real)).isDirectory) return;
-      await Deno.remove(real);
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) continue;
-      return; // not empty: its parents are not empty either
-    }
-    await syncDir(dirname(real));
-    ctx.log.info("created directory removed", { path: dir });
+    const outcome = await ctx.paths.removeEmptyDir(dir);
+    if (outcome === "kept") return; // not empty (or not ours): its parents are not empty either
+    if (outcome === "removed") ctx.log.info("created directory removed", { path: dir });
   }
 }
 
@@ -408,7 +476,7 @@ async function runOwed(
     const action = pending[0];
     const { ok, result: out } = await runAction(ctx.host, action);
     if (!ok) {
-      const why = out.stderr.trim().split("\n")[0] ?? "";
+      const why = escapeText(out.stderr.trim().split("\n")[0] ?? "");
       fail(`action "${action}" failed (exit ${out.code}): ${why}`, { action });
       break;
     }
@@ -440,20 +508,49 @@ export function orderActions(manifest: Manifest, actions: Action[]): Action[] {
   ];
 }
 
-function desiredMeta(ctx: PatcherContext, file: ManagedFile, backup: Backup | null): FileState {
+function desiredMeta(ctx: PatcherContext, file: ManagedFile, backup: Backup | null): Want {
   if (ctx.manifest.mode === "native" && backup) return fromBackup(backup);
   return wanted(file);
 }
 
-async function restoreState(ctx: PatcherContext, file: ManagedFile): Promise<FileState> {
+async function restoreState(ctx: PatcherContext, file: ManagedFile): Promise<Want> {
   const backup = await ctx.backups.get(file.path);
   if (backup) return fromBackup(backup);
-  return { content: file.nativeContent!, mode: file.mode, uid: file.uid, gid: file.gid };
+  return { body: file.nativeBody!, mode: file.mode, uid: file.uid, gid: file.gid };
+}
+
+/**
+ * Two entries that reach one file after resolution (a symlinked directory, a bind mount):
+ * one line per pair, naming both. Such a manifest would rewrite the file on every pass.
+ */
+function aliasErrors(manifest: Manifest, resolved: Map<string, OpenedPath>): string[] {
+  const errors: string[] = [];
+  const seen = new Map<string, number>();
+  manifest.files.forEach((file, i) => {
+    const where = resolved.get(file.path);
+    if (!where) return;
+    const keys = [`canonical ${where.canonical}`];
+    if (where.dirId !== null) keys.push(`dir ${where.dirId}/${where.base}`);
+    for (const key of keys) {
+      const earlier = seen.get(key);
+      if (earlier !== undefined) {
+        errors.push(
+          `files[${earlier}].path ${JSON.stringify(manifest.files[earlier].path)} and ` +
+            `files[${i}].path ${JSON.stringify(file.path)} name the same file ` +
+            `(${where.canonical}): refused, list it once`,
+        );
+        return;
+      }
+    }
+    for (const key of keys) seen.set(key, i);
+  });
+  return errors;
 }
 
 function finish(result: PassResult, pending: Action[]): PassResult {
   result.pending = pending;
-  result.converged = result.errors.length === 0 && pending.length === 0 && !result.dryRun;
+  result.converged = result.errors.length === 0 && pending.length === 0 && !result.dryRun &&
+    result.held.length === 0;
   if (result.dryRun) {
     result.converged = result.errors.length === 0 &&
       result.plan.every((p) => p.op === "none" || p.op === "skip") && pending.length === 0;

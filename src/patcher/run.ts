@@ -3,11 +3,13 @@
 // file-system events on the managed files' directories (debounced), and a periodic re-check with
 // jitter; a pass that leaves errors or owed actions is retried with exponential back-off.
 import { dirname } from "node:path";
+import { EXIT_BAD_INPUT } from "../cli.ts";
 import { createHostCommands, type NsenterMode } from "../host/commands.ts";
+import { fdUnavailable } from "../host/fd.ts";
 import { HostPaths } from "../host/paths.ts";
-import type { Logger } from "../log.ts";
-import { sameBytes } from "./hash.ts";
-import { loadManifest, type Manifest, ManifestError } from "./manifest.ts";
+import { escapeText, type Logger } from "../log.ts";
+import { sameBody } from "../host/files.ts";
+import { loadManifest, type Manifest, ManifestError, type ManifestOptions } from "./manifest.ts";
 import {
   createPatcherContext,
   type PassResult,
@@ -31,6 +33,8 @@ export interface PatcherOptions {
   staleClaimMs?: number;
   nsenter: NsenterMode;
   output: "text" | "json";
+  /** Size bound of each source and inline content unless an entry sets maxBytes. */
+  maxSourceBytes?: number;
   log: Logger;
   /** Stops the loop (SIGTERM in the tool). */
   signal?: AbortSignal;
@@ -39,18 +43,25 @@ export interface PatcherOptions {
 }
 
 /** Exit code for a manifest or configuration that fails validation (nothing was written). */
-export const EXIT_BAD_INPUT = 2;
+export { EXIT_BAD_INPUT };
 
-/** Prints a pass result for humans or as one JSON document. */
+/** After SIGTERM/SIGINT the pass in flight gets this long before the process exits anyway. */
+export const STOP_GRACE_MS = 5_000;
+
+/**
+ * Prints a pass result for humans (one line per file, every manifest-derived text escaped so it
+ * cannot forge a line) or as one JSON document.
+ */
 export function formatResult(result: PassResult, output: "text" | "json"): string {
   if (output === "json") return JSON.stringify(result);
+  const e = escapeText;
   const lines = result.plan.map((p) =>
-    `${p.op.padEnd(6)} ${p.path}  ${p.reason}${
-      p.actions.length ? `  actions: ${p.actions.join(", ")}` : ""
+    `${p.op.padEnd(6)} ${e(p.path)}  ${e(p.reason)}${
+      p.actions.length ? `  actions: ${e(p.actions.join(", "))}` : ""
     }`
   );
-  if (result.pending.length) lines.push(`pending actions: ${result.pending.join(", ")}`);
-  for (const e of result.errors) lines.push(`error: ${e}`);
+  if (result.pending.length) lines.push(`pending actions: ${e(result.pending.join(", "))}`);
+  for (const error of result.errors) lines.push(`error: ${e(error)}`);
   lines.push(
     result.dryRun
       ? `dry run: ${
@@ -71,8 +82,15 @@ export function formatResult(result: PassResult, output: "text" | "json"): strin
 export async function runPatcher(options: PatcherOptions): Promise<number> {
   let log = options.log;
   let ctx: PatcherContext;
+  const manifestOptions: ManifestOptions = { maxSourceBytes: options.maxSourceBytes };
+  const noFd = fdUnavailable();
+  if (noFd !== null) {
+    // Without descriptor-relative calls there is no safe way to touch host files: no fallback.
+    log.error(`cannot touch host files safely: ${noFd}; refusing to run`);
+    return EXIT_BAD_INPUT;
+  }
   try {
-    const manifest = await loadManifest(options.manifestPath);
+    const manifest = await loadManifest(options.manifestPath, manifestOptions);
     const paths = new HostPaths({ hostRoot: options.hostRoot, allowRoots: options.allowRoots });
     const host = createHostCommands({ nsenter: options.nsenter, hostRoot: options.hostRoot });
     log = log.withFeature(manifest.feature);
@@ -83,6 +101,7 @@ export async function runPatcher(options: PatcherOptions): Promise<number> {
       stateDir: options.stateDir,
       log,
       staleClaimMs: options.staleClaimMs,
+      stormIntervalMs: options.once || options.dryRun ? undefined : options.intervalMs,
     });
   } catch (error) {
     log.error((error as Error).message.split("\n")[0]);
@@ -97,6 +116,7 @@ export async function runPatcher(options: PatcherOptions): Promise<number> {
   if (options.once || options.dryRun) {
     const result = await reconcileOnce(ctx, { dryRun: options.dryRun });
     console.log(formatResult(result, options.output));
+    if (result.refused) return EXIT_BAD_INPUT;
     if (options.dryRun) return result.errors.length === 0 ? 0 : 1;
     return result.converged ? 0 : 1;
   }
@@ -113,7 +133,7 @@ function sameManifest(a: Manifest, b: Manifest): boolean {
       m.files.map((f) => [f.path, f.sha256, f.mode, f.uid, f.gid, f.actions]),
     ]);
   return key(a) === key(b) &&
-    a.files.every((f, i) => sameBytes(f.nativeContent ?? null, b.files[i].nativeContent ?? null));
+    a.files.every((f, i) => sameBody(f.nativeBody ?? null, b.files[i].nativeBody ?? null));
 }
 
 const MIN_BACKOFF_MS = 200;
@@ -127,6 +147,8 @@ class PatcherLoop {
   #triggers: string[] = [];
   #watchers = new Map<string, { watcher: Deno.FsWatcher; ino: number }>();
   #managed = new Set<string>();
+  /** On-disk paths of the files the storm guard holds right now. */
+  #held = new Set<string>();
   #periodic: ReturnType<typeof setTimeout> | undefined;
   #retry: ReturnType<typeof setTimeout> | undefined;
   #debounce: ReturnType<typeof setTimeout> | undefined;
@@ -224,8 +246,12 @@ class PatcherLoop {
     return armed;
   }
 
-  /** A managed file, or a directory on the way to one (created, removed, renamed). */
+  /**
+   * A managed file, or a directory on the way to one (created, removed, renamed). A file the
+   * storm guard holds does not count: its events would only spin the loop.
+   */
   #relevant(path: string): boolean {
+    if (this.#held.has(path)) return false;
     if (this.#managed.has(path)) return true;
     for (const managed of this.#managed) if (managed.startsWith(path + "/")) return true;
     return false;
@@ -241,7 +267,9 @@ class PatcherLoop {
 
   async #reloadManifest(): Promise<void> {
     try {
-      const manifest = await loadManifest(this.#options.manifestPath);
+      const manifest = await loadManifest(this.#options.manifestPath, {
+        maxSourceBytes: this.#options.maxSourceBytes,
+      });
       if (!sameManifest(manifest, this.#ctx.manifest)) {
         if (manifest.feature !== this.#ctx.manifest.feature) {
           throw new ManifestError(
@@ -300,6 +328,7 @@ class PatcherLoop {
             changed: [],
             actionsRun: [],
             pending: [],
+            held: [],
             errors: [message],
             converged: false,
           };
@@ -308,11 +337,30 @@ class PatcherLoop {
         this.#report(result, reasons.join("+"));
         this.#options.onPass?.(result, reasons.join("+"));
         if (this.#ensureWatchers()) this.#trigger("watch-armed");
+        this.#held = new Set(
+          result.held.flatMap((p) => {
+            try {
+              return [this.#ctx.paths.resolve(p).real];
+            } catch {
+              return [];
+            }
+          }),
+        );
         clearTimeout(this.#retry);
-        if (!result.converged) {
+        const release = this.#ctx.storm?.nextRelease() ?? null;
+        if (result.errors.length > 0 || result.pending.length > 0) {
           this.#retry = setTimeout(() => this.#trigger("retry"), this.#backoff);
           this.#backoff = Math.min(this.#backoff * 2, MAX_BACKOFF_MS, this.#options.intervalMs);
-        } else this.#backoff = MIN_BACKOFF_MS;
+        } else {
+          this.#backoff = MIN_BACKOFF_MS;
+          // Only held files left: the next pass is due when the first hold ends.
+          if (release !== null) {
+            this.#retry = setTimeout(
+              () => this.#trigger("storm-release"),
+              Math.max(0, release - Date.now()) + 5,
+            );
+          }
+        }
       }
     } finally {
       signal?.removeEventListener("abort", onAbort);
@@ -330,7 +378,8 @@ class PatcherLoop {
     const summary = result.converged
       ? "converged"
       : `not converged: ${result.errors.length} error(s), ` +
-        `${result.pending.length} action(s) owed`;
+        `${result.pending.length} action(s) owed` +
+        (result.held.length ? `, ${result.held.length} file(s) held` : "");
     if (summary !== this.#lastSummary || result.changed.length > 0) {
       const fields = {
         trigger,

@@ -76,7 +76,7 @@ function probe(
 function featureContainer(ctx: DaemonSetContext, instance: Instance): Record<string, unknown> {
   const { spec } = ctx;
   const command = [spec.tools.entrypoint, "--feature", spec.name];
-  if (instance.namespace) command.push("--namespace", instance.namespace);
+  if (instance.namespace) command.push("--asic-namespace", instance.namespace);
   command.push("--", ...spec.command);
   const env: Record<string, string> = {};
   if (instance.asic !== undefined) {
@@ -170,7 +170,7 @@ function watchdogContainer(ctx: DaemonSetContext, instance: Instance): Record<st
   for (const p of spec.watchdog.probes) {
     command.push(`--${p.kind}`, expandInstance(p.target, instance));
   }
-  if (instance.namespace) command.push("--namespace", instance.namespace);
+  if (instance.namespace) command.push("--asic-namespace", instance.namespace);
   const mounts = spec.mounts.filter((m) => m.watchdog);
   return {
     name: `${spec.name}-watchdog`,

@@ -1,6 +1,6 @@
 // The host side of a feature under Kubernetes: the files the sidecar's ks-patcher keeps on the
 // switch (the stub launcher the unit calls, a unit drop-in, optionally ks-stub itself and the
-// stub's kubeconfig) and the two desired-state manifests (contract 3): `kube` installs them, `native`
+// stub's kubeconfig) and the two desired-state manifests (ks-patcher's HostFiles): `kube` installs them, `native`
 // restores the originals (the v1 rollback state). Everything here is text; the ConfigMap that
 // carries it is built in configmap.ts.
 import { createHash } from "node:crypto";
@@ -16,7 +16,7 @@ export const STUB_CREDENTIALS_DIR = "/var/run/kubesonic/stub-credentials";
 /** The drop-in file name under `/etc/systemd/system/<unit>.service.d/`. */
 export const DROPIN_NAME = "50-kubesonic.conf";
 
-/** One entry of a HostFiles manifest (contract 3). */
+/** One entry of a HostFiles manifest (what ks-patcher reads). */
 export interface ManifestFile {
   path: string;
   source: string;
@@ -91,12 +91,14 @@ function sha256(text: string): string {
   return createHash("sha256").update(new TextEncoder().encode(text)).digest("hex");
 }
 
-/** The stub launcher that replaces `/usr/local/bin/<feature>.sh` (contract 5). */
+/** The stub launcher that replaces `/usr/local/bin/<feature>.sh`. */
 export function stubLauncher(spec: FeatureSpec, kubeconfig?: string): string {
   // ks-stub selects pods by raw_container_name=<arg> and a container named <arg>: the container
   // name, which is the feature's name unless the spec says otherwise.
-  const args = [`${spec.containerName}`, `--namespace ${spec.namespace}`];
+  const args = [`${spec.containerName}`, `--kube-namespace ${spec.namespace}`];
   if (kubeconfig) args.push(`--kubeconfig ${kubeconfig}`);
+  // status (and stop/restart without the API server) ask this node's container runtime.
+  if (spec.stub.runtimeSocket) args.push(`--runtime-socket ${spec.stub.runtimeSocket}`);
   return [
     "#!/bin/sh",
     `# ${spec.name} launcher installed by kubesonic (ks-patcher; rendered by ks-render).`,
@@ -113,11 +115,15 @@ export function stubLauncher(spec: FeatureSpec, kubeconfig?: string): string {
   ].join("\n");
 }
 
-/** The unit drop-in: ks-stub reads credentials only root may read (kubelet.conf or its token). */
+/**
+ * The unit drop-in: ks-stub reads credentials only root may read (kubelet.conf or its token) and
+ * talks to the container runtime's socket (root only).
+ */
 export function unitDropIn(spec: FeatureSpec): string {
   return [
     `# Installed by kubesonic for ${spec.name} (ks-render): the launcher runs ks-stub, whose`,
-    "# Kubernetes credentials (kubelet.conf, or the stub's token) only root may read.",
+    "# Kubernetes credentials (kubelet.conf, or the stub's token) and container runtime socket",
+    "# only root may use.",
     "[Service]",
     "User=root",
     "",
@@ -309,8 +315,8 @@ export function buildHostFiles(
 }
 
 /**
- * The HostFiles manifest (contract 3) for `mode`; native mode drops the stop-container actions
- * and restores the host runtime last.
+ * The HostFiles manifest for `mode`; native mode drops the stop-container actions and restores
+ * the host runtime last.
  */
 export function manifestDocument(
   spec: FeatureSpec,

@@ -1,5 +1,6 @@
 // ks-render's run(): load and validate everything (spec, config_db), render in memory, then write
 // the output directory in one step. Nothing is written unless every input is good.
+import { EXIT_BAD_INPUT } from "../cli.ts";
 import { loadFeatureSpec } from "../feature/parse.ts";
 import { SpecError } from "../feature/spec.ts";
 import { loadSwitchFacts, type SwitchFacts } from "../feature/switch_facts.ts";
@@ -9,9 +10,6 @@ import { runningTreeRoot } from "../build/tree_copy.ts";
 import { type Profile } from "./profile.ts";
 import { renderFeature } from "./render.ts";
 import { OutputError, writeOutputDir } from "./write.ts";
-
-/** Exit code when an input (spec, config_db) is bad or the output cannot be written. */
-export const EXIT_BAD_INPUT = 1;
 
 /** What one ks-render invocation asks for. */
 export interface RenderRun {
@@ -29,8 +27,8 @@ export interface RenderRun {
 }
 
 /**
- * Runs one render. Returns 0 on success, EXIT_BAD_INPUT after printing one error line (naming the
- * file and the field) on stderr when an input is bad or the output cannot be written.
+ * Runs one render. Returns 0 on success, EXIT_BAD_INPUT (2) after printing one error line
+ * (naming the file and the field) on stderr when an input is bad or the output cannot be written.
  */
 export async function runRender(run: RenderRun): Promise<number> {
   const print = run.print ?? ((text: string) => console.log(text));

@@ -1,8 +1,15 @@
-// Every API call ks-rollout makes, in one place, over the lean REST client (src/kube/rest.ts:
-// a timeout on every call, retries with back-off on 5xx / connection errors, Retry-After on 429).
-// It counts the calls it makes, so runs can report API requests per node. The DaemonSet is only
-// ever written with PUT carrying the resourceVersion it was read at (compare-and-swap: the server
-// answers 409 when anything changed since), and pods are only deleted with a uid precondition.
+// Every API call ks-rollout makes, in one place. The long-lived part, the watch of the
+// DaemonSet's pods that PodCache keeps open for the whole rollout, goes through
+// `@kubernetes/client-node`'s Watch (src/kube/client.ts). The short calls go through the REST
+// client (src/kube/rest.ts): a timeout on every call, retries with back-off on 5xx / connection
+// errors, Retry-After on 429, and objects exactly as the server sent them. That matters for the
+// DaemonSet, which is only ever written whole with PUT carrying the resourceVersion it was read at
+// (compare-and-swap: the server answers 409 when anything changed since): client-node's model
+// classes keep only the fields they know, so a read-modify-write through them would strip fields
+// newer than the library from the template. Pods are only deleted with a uid precondition. The
+// class counts the calls it makes, so runs can report API requests per node.
+import type { KubeConfig as ClientNodeConfig } from "@kubernetes/client-node";
+import { toClientNodeConfig, watchEvents } from "../kube/client.ts";
 import { isConflict, isNotFound, KubeApiError, type KubeRest } from "../kube/rest.ts";
 import { type PodLike, type PodView, podView } from "./gate.ts";
 
@@ -99,6 +106,7 @@ export class RolloutCluster {
   readonly #dsPath: string;
   readonly #nsApps: string;
   readonly #nsCore: string;
+  #watchConfig?: ClientNodeConfig;
 
   constructor(
     readonly rest: KubeRest,
@@ -210,16 +218,19 @@ export class RolloutCluster {
     return { pods, resourceVersion };
   }
 
-  /** Opens a watch of the DaemonSet's pods from `resourceVersion` (one request). */
+  /**
+   * Opens a watch of the DaemonSet's pods from `resourceVersion` (one request), through
+   * client-node's Watch with the REST client's credentials.
+   */
   watchPods(ds: DaemonSet, resourceVersion: string, signal: AbortSignal) {
     this.requests++;
-    return this.rest.watch<PodLike>(`${this.#nsCore}/pods`, {
+    this.#watchConfig ??= toClientNodeConfig(this.rest.config);
+    return watchEvents<PodLike>(this.#watchConfig, `${this.#nsCore}/pods`, {
       labelSelector: labelSelector(ds.spec.selector.matchLabels),
       resourceVersion,
       allowWatchBookmarks: true,
       timeoutSeconds: 60,
-      signal,
-    });
+    }, signal);
   }
 
   /** Nodes (name and labels only), optionally filtered by a label selector; read in pages. */

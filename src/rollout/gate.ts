@@ -14,6 +14,8 @@ export interface PodView {
   hash: string;
   /** The Ready condition is True. */
   ready: boolean;
+  /** When the Ready condition last changed (lastTransitionTime, ms since the epoch; 0 unknown). */
+  readySince?: number;
   /** Being deleted (deletionTimestamp set). */
   deleting: boolean;
   /** Sum of the containers' restart counts. */
@@ -58,7 +60,7 @@ export interface PodLike {
     };
   };
   status?: {
-    conditions?: { type?: string; status?: string }[];
+    conditions?: { type?: string; status?: string; lastTransitionTime?: string }[];
     containerStatuses?: ContainerStatusLike[];
     initContainerStatuses?: ContainerStatusLike[];
   };
@@ -85,12 +87,14 @@ export function podView(pod: PodLike): PodView {
   ];
   const is137 = (t?: { exitCode?: number; reason?: string }) =>
     t !== undefined && (t.exitCode === 137 || t.reason === "OOMKilled");
+  const readyCondition = (pod.status?.conditions ?? []).find((c) => c.type === "Ready");
   return {
     name: pod.metadata?.name ?? "",
     uid: pod.metadata?.uid ?? "",
     node: podNode(pod),
     hash: pod.metadata?.labels?.["controller-revision-hash"] ?? "",
-    ready: (pod.status?.conditions ?? []).some((c) => c.type === "Ready" && c.status === "True"),
+    ready: readyCondition?.status === "True",
+    readySince: Date.parse(readyCondition?.lastTransitionTime ?? "") || 0,
     deleting: Boolean(pod.metadata?.deletionTimestamp),
     restarts: statuses.reduce((sum, s) => sum + (s.restartCount ?? 0), 0),
     oomKilled: statuses.some((s) => is137(s.state?.terminated) || is137(s.lastState?.terminated)),

@@ -147,10 +147,19 @@ function stepForward(
       const health = podHealth(pod);
       const minReady = s.settings.minReadyMs ?? 0;
       if (health.state === "ready" && minReady > 0) {
-        // Ready must hold for minReady before the node counts (Kubernetes' minReadySeconds).
-        rec.readyAt ??= now;
+        // Ready must hold for minReady before the node counts (Kubernetes' minReadySeconds). The
+        // clock belongs to this pod and this Ready spell: a replacement pod, or a Ready condition
+        // that changed between two observations (lost and regained), starts it again.
+        const spell = `${pod.uid}@${pod.readySince ?? 0}`;
+        if (rec.readySpell !== spell || rec.readyAt === undefined) {
+          rec.readySpell = spell;
+          rec.readyAt = now;
+        }
         if (now - rec.readyAt < minReady) continue;
-      } else if (health.state !== "ready") rec.readyAt = undefined;
+      } else if (health.state !== "ready") {
+        rec.readyAt = undefined;
+        rec.readySpell = undefined;
+      }
       if (health.state === "ready") {
         s.marks = setMark(s.marks, i, "d");
         delete s.inflight[node];

@@ -67,9 +67,10 @@ export interface RolloutState {
   marks: string;
   /**
    * For nodes in flight: the uid of the pod deleted and when (ms), for the Ready deadline; and
-   * since when (ms, this tool's clock) its new pod has been seen Ready, for the minimum.
+   * since when (ms, this tool's clock) its new pod has been seen Ready, for the minimum, with
+   * which pod and Ready transition that was (`uid@lastTransitionTime`).
    */
-  inflight: Record<string, { uid: string; since: number; readyAt?: number }>;
+  inflight: Record<string, { uid: string; since: number; readyAt?: number; readySpell?: string }>;
   /** Why each failed node failed. */
   reasons: Record<string, string>;
   /** Rollback progress (same length as order) once rolling back, else "". */

@@ -4,6 +4,7 @@
 // template that identifies the rollout's target across runs.
 import { createHash } from "node:crypto";
 import { parseAllDocuments } from "yaml";
+import { BadInputError } from "../cli.ts";
 import type { ControllerRevision, DaemonSet, PodTemplate } from "./cluster.ts";
 
 /** The template a rollout moves to. */
@@ -16,7 +17,7 @@ export interface Target {
 }
 
 /** A `--to` that names neither a usable manifest nor a revision; the message says which input. */
-export class TargetError extends Error {
+export class TargetError extends BadInputError {
   override name = "TargetError";
 }
 

@@ -24,7 +24,9 @@ export function formatStatusText(report: StatusReport, now: number = Date.now())
   if (report.state === "unknown") {
     return [
       `? ${name} - Kubernetes pod on ${where}`,
-      `     Active: unknown (API server unreachable)`,
+      `     Active: unknown (${
+        report.source === "api" ? "API server" : "container runtime"
+      } unreachable)`,
       `     Detail: ${report.detail}`,
     ].join("\n");
   }
@@ -63,5 +65,6 @@ export function formatStatusJson(report: StatusReport): string {
     code: report.code,
     detail: report.detail,
     pod: report.pod ?? null,
+    source: report.source ?? null,
   });
 }

@@ -1,9 +1,10 @@
-// One `ks-stub` invocation from parsed options to an exit code: resolve the target, load the
-// kubeconfig, build the lean REST client, run the verb, print status. `bin/ks-stub.ts` only parses
-// flags and calls run().
+// One `ks-stub` invocation from parsed options to an exit code: resolve the target, open this
+// node's container runtime, load the kubeconfig and build the lean REST client when the verb needs
+// the API server (status does not: it is answered by the runtime), run the verb, print status.
+// `bin/ks-stub.ts` only parses flags and calls run().
 import { createLogger, type Logger } from "../log.ts";
-import { UsageError } from "../cli.ts";
-import { KubeRest } from "../kube/rest.ts";
+import { EXIT_BAD_INPUT, UsageError } from "../cli.ts";
+import type { KubeRest } from "../kube/rest.ts";
 import type { PodApi } from "./api.ts";
 import {
   EXIT_FAILED,
@@ -15,8 +16,8 @@ import {
   type StubContext,
   wait,
 } from "./control.ts";
-import { kubePodApi } from "./kube_pods.ts";
 import { formatStatusJson, formatStatusText } from "./report.ts";
+import { type NodeRuntime, nodeRuntime, resolveRuntime, type RuntimeSetting } from "./runtime.ts";
 import {
   normalizeAsic,
   resolveNodeName,
@@ -38,8 +39,10 @@ export const DEFAULT_TIMEOUT_MS: Record<Verb, number> = {
   status: 5_000,
   wait: 0,
 };
-/** Default time `wait` lets the feature have no pod on this node before returning (ms). */
+/** Default time `wait` lets this node run only the feature's v1 pod before returning (ms). */
 export const DEFAULT_GRACE_MS = 10_000;
+/** Bound of one runtime call (ms); a runtime that does not answer makes status 4 within it. */
+export const RUNTIME_CALL_MS = 2000;
 
 /** Everything one invocation needs, already parsed. */
 export interface StubOptions {
@@ -56,8 +59,12 @@ export interface StubOptions {
   output: "text" | "json";
   /** Ends `wait` (systemd's SIGTERM); the bin wires signals to it. */
   signal?: AbortSignal;
+  /** This node's runtime (resolveRuntime()); default: resolved from the environment. */
+  runtime?: RuntimeSetting;
   /** Tests inject a PodApi; otherwise one is built from the kubeconfig. */
   api?: PodApi;
+  /** Tests inject a NodeRuntime; otherwise one is built from `runtime`. */
+  nodeRuntime?: NodeRuntime;
   log?: Logger;
 }
 
@@ -82,36 +89,47 @@ export function resolveInvocation(opts: StubOptions): { target: StubTarget; verb
   };
 }
 
-/** Runs one invocation and returns its exit code (status: LSB 0/3/4; others 0/1). */
+/**
+ * Runs one invocation and returns its exit code: status LSB 0/3/4; the other verbs 0 done, 1
+ * failed, 2 a kubeconfig that cannot be used (bad input).
+ */
 export async function run(opts: StubOptions): Promise<number> {
   const { target, verb } = resolveInvocation(opts);
   const log = opts.log ?? createLogger("ks-stub", targetName(target));
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS[verb];
+  const runtime = opts.nodeRuntime ??
+    nodeRuntime(opts.runtime ?? resolveRuntime(), Math.min(RUNTIME_CALL_MS, timeoutMs || 5000));
   let api = opts.api;
   let rest: KubeRest | undefined;
-  if (!api) {
+  // status with a runtime makes no API call: no kubeconfig, no TLS, not even the client's code.
+  if (!api && !(verb === "status" && runtime)) {
     try {
+      const { KubeRest } = await import("../kube/rest.ts");
+      const { kubePodApi } = await import("./kube_pods.ts");
       rest = await KubeRest.connect({ path: opts.kubeconfig }, {
         timeoutMs: Math.min(5000, timeoutMs || 5000),
         retries: 0,
       });
+      api = kubePodApi(rest, { retries: 0 });
     } catch (error) {
       const message = (error as Error).message.split("\n")[0];
+      runtime?.close();
       if (verb === "status") {
         printStatus(opts.output, {
           ...target,
           state: "unknown",
           code: STATUS_UNKNOWN,
           detail: message,
+          source: "api",
         });
         return STATUS_UNKNOWN;
       }
       log.error("cannot use the kubeconfig", { error: message });
-      return EXIT_FAILED;
+      const { KubeconfigError } = await import("../kube/kubeconfig.ts");
+      return error instanceof KubeconfigError ? EXIT_BAD_INPUT : EXIT_FAILED;
     }
-    api = kubePodApi(rest, { retries: 0 });
   }
-  const ctx: StubContext = { api, target, log, timeoutMs };
+  const ctx: StubContext = { api, runtime, target, log, timeoutMs };
   try {
     switch (verb) {
       case "status": {
@@ -135,6 +153,7 @@ export async function run(opts: StubOptions): Promise<number> {
     }
   } finally {
     rest?.close();
+    runtime?.close();
   }
 }
 

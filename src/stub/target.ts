@@ -3,8 +3,6 @@
 // name is Kubernetes' (lowercase), not the raw hostname the design's stub used.
 import { UsageError } from "../cli.ts";
 
-/** The default namespace of the feature DaemonSets. */
-export const DEFAULT_NAMESPACE = "sonic";
 /** The pod label naming the feature (FEATURE key, unit name): ks-render's and the design's `app`. */
 export const APP_LABEL = "app";
 /**

@@ -23,6 +23,8 @@ export interface TrackOptions {
   decide(pods: ReadonlyMap<string, Pod>): boolean;
   /** Called for each failed call (after the first failure, once per outage is logged). */
   onError?(error: StubApiError): void;
+  /** Log an outage at debug level only (the caller says what it does about it). */
+  quiet?: boolean;
 }
 
 /** Turns anything thrown by an API call into a StubApiError. */
@@ -110,7 +112,7 @@ export async function trackPods(
       }
       opts.onError?.(apiError);
       if (!down) {
-        log.warn("API server call failed; retrying", {
+        (opts.quiet ? log.debug : log.warn).call(log, "API server call failed; retrying", {
           server: api.server,
           kind: apiError.kind,
           error: apiError.message,

@@ -10,8 +10,10 @@ import {
   crictlPath,
   startContainerd,
 } from "../../sandbox/harness/containerd.ts";
-import { importBusyboxDocker } from "../../sandbox/harness/images.ts";
+import { BUSYBOX_CRI_REF, importBusyboxDocker } from "../../sandbox/harness/images.ts";
+import { TELEMETRY_SKIPPED_MESSAGE } from "../../src/checkers/expected.ts";
 import { runTool } from "../../sandbox/harness/bin.ts";
+import { eventdUnavailableReason, startEventd } from "../../sandbox/harness/eventd.ts";
 
 const TOOL = "ks-container-checker";
 
@@ -68,6 +70,16 @@ Deno.test({
       ], { env: { ...redis.env, ...slow, ...env } });
     try {
       const image = await importBusyboxDocker(docker);
+      // The telemetry image as a kubelet pulls it: in the CRI only, under its registry's name.
+      const ctrTag = async (ref: string) => {
+        const r = await containerd.ctr(["-n", "k8s.io", "images", "tag", BUSYBOX_CRI_REF, ref]);
+        assert.equal(r.code, 0, r.stderr);
+      };
+      const ctrUntag = async (ref: string) => {
+        const r = await containerd.ctr(["-n", "k8s.io", "images", "rm", ref]);
+        assert.equal(r.code, 0, r.stderr);
+      };
+      await ctrTag("registry:5000/docker-sonic-telemetry:v2");
       const dockerRun = async (name: string, labels: Record<string, string> = {}) => {
         const args = ["run", "-d", "--network", "host", "--name", name];
         for (const [k, v] of Object.entries(labels)) args.push("--label", `${k}=${v}`);
@@ -123,6 +135,40 @@ Deno.test({
           assert.equal(r.stdout, "Expected containers not running: lldp, telemetry\n");
         },
       );
+
+      await t.step({
+        name:
+          "one event-down-ctr per missing container reaches a real subscriber via eventd's proxy",
+        ignore: eventdUnavailableReason() !== undefined,
+        async fn() {
+          const eventd = await startEventd();
+          try {
+            const r = await check([], {
+              KS_INIT_CFG: eventd.initCfgPath,
+              KS_EVENTS_TIMEOUT: "10s",
+            });
+            assert.equal(r.code, 3);
+            assert.equal(r.stdout, "Expected containers not running: lldp, telemetry\n");
+            const got = await eventd.waitFor(3);
+            assert.deepEqual(
+              got.map((m) => m.event?.["sonic-events-host:event-down-ctr"]?.ctr_name ?? m.d),
+              ["lldp", "telemetry", "CONTROL_DEINIT"],
+            );
+            assert.deepEqual(got.map((m) => m.s), ["1", "2", "3"]);
+            assert.deepEqual(got.map((m) => m.source), Array(3).fill("sonic-events-host"));
+            // With nothing listening at the endpoint: same verdict, no delay worth noting.
+            await eventd.stop();
+            const t0 = Date.now();
+            const again = await check([], { KS_INIT_CFG: eventd.initCfgPath });
+            assert.equal(again.code, 3);
+            assert.equal(again.stdout, r.stdout);
+            assert.equal(again.stderr, "");
+            assert.ok(Date.now() - t0 < 20_000);
+          } finally {
+            await eventd.stop();
+          }
+        },
+      });
 
       await t.step(
         "a kubelet-labelled Docker container counts under io.kubernetes.container.name",
@@ -243,7 +289,9 @@ Deno.test({
           // telemetry still counts through its kubelet-labelled Docker container.
           assert.match(
             r.stdout,
-            new RegExp(`^Container runtime cri is unreachable: connect ECONNREFUSED ${dead}\n$`),
+            new RegExp(
+              `^Container runtime cri is unreachable: connect ECONNREFUSED ${dead}\n$`,
+            ),
           );
           assert.doesNotMatch(r.stdout + r.stderr, /\n\s+at /);
         },
@@ -272,6 +320,67 @@ Deno.test({
             for (const c of conns) c.close();
             await accepting.catch(() => {});
           }
+        },
+      );
+
+      await t.step(
+        "no telemetry or gnmi image in either runtime: the telemetry check is skipped with SONiC's line",
+        async () => {
+          // Nothing runs as telemetry any more, and its image is gone from the CRI.
+          const ps = await docker.docker([
+            "ps",
+            "-aq",
+            "--filter",
+            "label=io.kubernetes.pod.name=telemetry-node1",
+          ]);
+          for (const id of ps.stdout.split("\n").filter((l) => l !== "")) {
+            assert.equal((await docker.docker(["rm", "-f", id])).code, 0);
+          }
+          await ctrUntag("registry:5000/docker-sonic-telemetry:v2");
+          const r = await check(["--output", "json"]);
+          assert.equal(JSON.parse(r.stdout).telemetry, "skip");
+          const text = await check();
+          assert.equal(text.stdout, `${TELEMETRY_SKIPPED_MESSAGE}\n`);
+          assert.equal(text.code, 0, text.stderr);
+        },
+      );
+
+      await t.step(
+        "only a gnmi image, pulled into the CRI under a registry path: gnmi is checked instead",
+        async () => {
+          await ctrTag("registry:5000/sonic/docker-sonic-gnmi:v3");
+          // Without a FEATURE|gnmi row, gnmi follows the telemetry row (enabled).
+          await redis.command(["DEL", "FEATURE|gnmi"]);
+          let r = await check();
+          assert.equal(r.stdout, "Expected containers not running: gnmi\n");
+          assert.equal(r.code, 3);
+          await containerd.runPod({
+            name: "gnmi-node1",
+            containers: [{ name: "gnmi", command: ["sleep", "600"] }],
+          });
+          r = await check();
+          assert.equal(r.stdout, "");
+          assert.equal(r.code, 0, r.stderr);
+          // With its own row, gnmi follows that row, as SONiC reads FEATURE|gnmi: disabled.
+          await redis.command(["HSET", "FEATURE|gnmi", "state", "disabled"]);
+          r = await check(["--output", "json"]);
+          const out = JSON.parse(r.stdout);
+          assert.equal(out.telemetry, "gnmi");
+          assert.ok(!out.expected.includes("gnmi") && !out.expected.includes("telemetry"));
+          assert.equal(r.code, 0, r.stderr);
+        },
+      );
+
+      await t.step(
+        "a docker-sonic-telemetry image in Docker: telemetry is expected again, not gnmi",
+        async () => {
+          assert.equal(
+            (await docker.docker(["tag", image, "docker-sonic-telemetry:latest"])).code,
+            0,
+          );
+          const r = await check();
+          assert.equal(r.stdout, "Expected containers not running: telemetry\n");
+          assert.equal(r.code, 3);
         },
       );
 

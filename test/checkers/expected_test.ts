@@ -1,7 +1,13 @@
 // The expected set, computed as SONiC's container_checker does, from FEATURE rows and asic.conf.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { expectedContainers, readAsicCount } from "../../src/checkers/expected.ts";
+import {
+  applyTelemetryChoice,
+  expectedContainers,
+  imageRepositoryName,
+  readAsicCount,
+  telemetryContainer,
+} from "../../src/checkers/expected.ts";
 import { checkerName } from "../../src/checkers/runtimes.ts";
 
 const row = (state: string, extra: Record<string, string> = {}) => ({ state, ...extra });
@@ -85,7 +91,51 @@ Deno.test("label rules: sonic namespace, container type, never POD or <no value>
     checkerName("cri", k8s({ "io.kubernetes.pod.namespace": "default" }), "x"),
     undefined,
   );
+  // --kube-namespace: another namespace counts instead of sonic, never both.
+  assert.equal(
+    checkerName("cri", k8s({ "io.kubernetes.pod.namespace": "default" }), "x", "default"),
+    "telemetry",
+  );
+  assert.equal(checkerName("cri", k8s({}), "x", "default"), undefined);
   for (const bad of ["POD", "<no value>", ""]) {
     assert.equal(checkerName("cri", k8s({ "io.kubernetes.container.name": bad }), "x"), undefined);
   }
+});
+
+Deno.test("image references: the repository's last path component, without tag or digest", () => {
+  assert.equal(imageRepositoryName("docker-sonic-telemetry"), "docker-sonic-telemetry");
+  assert.equal(imageRepositoryName("docker-sonic-telemetry:latest"), "docker-sonic-telemetry");
+  assert.equal(imageRepositoryName("registry:5000/docker-sonic-gnmi:v2"), "docker-sonic-gnmi");
+  assert.equal(imageRepositoryName("registry:5000/sonic/docker-sonic-gnmi"), "docker-sonic-gnmi");
+  assert.equal(
+    imageRepositoryName("acr.io/sonic/docker-sonic-gnmi@sha256:" + "a".repeat(64)),
+    "docker-sonic-gnmi",
+  );
+  assert.equal(imageRepositoryName("<none>:<none>"), "<none>");
+  // A registry port is not a tag; a lookalike name is not the image.
+  assert.equal(imageRepositoryName("docker-sonic-telemetry-dbg:1"), "docker-sonic-telemetry-dbg");
+});
+
+Deno.test("telemetry row: telemetry image wins, else gnmi, else skipped; unknown keeps it", () => {
+  assert.equal(
+    telemetryContainer(["docker-sonic-telemetry:latest", "r:5000/docker-sonic-gnmi:v1"], true),
+    "telemetry",
+  );
+  assert.equal(telemetryContainer(["r:5000/docker-sonic-gnmi:v1"], true), "gnmi");
+  assert.equal(telemetryContainer(["docker-sonic-telemetry-dbg:latest"], true), "skip");
+  assert.equal(telemetryContainer([], false), "unknown");
+  // Seen somewhere: a runtime that could not be asked does not matter.
+  assert.equal(telemetryContainer(["docker-sonic-telemetry:x"], false), "telemetry");
+
+  const table = new Map([["telemetry", row("enabled", { has_per_asic_scope: "True" })]]);
+  assert.equal(applyTelemetryChoice(table, "telemetry"), table);
+  assert.equal(applyTelemetryChoice(table, "unknown"), table);
+  assert.deepEqual([...applyTelemetryChoice(table, "skip").keys()], []);
+  // gnmi without its own row follows the telemetry row, scopes included.
+  const asGnmi = applyTelemetryChoice(table, "gnmi");
+  assert.deepEqual([...expectedContainers(asGnmi, 2).expected].sort(), ["gnmi", "gnmi0", "gnmi1"]);
+  // gnmi with its own row follows that row (SONiC reads FEATURE|gnmi).
+  const both = new Map([...table, ["gnmi", row("disabled")]]);
+  assert.deepEqual([...expectedContainers(applyTelemetryChoice(both, "gnmi"), 1).expected], []);
+  assert.equal(table.size, 1, "the input table is not changed");
 });

@@ -16,6 +16,7 @@ import {
 } from "../../sandbox/harness/containerd.ts";
 import { importBusyboxDocker } from "../../sandbox/harness/images.ts";
 import { runTool } from "../../sandbox/harness/bin.ts";
+import { eventdUnavailableReason, startEventd } from "../../sandbox/harness/eventd.ts";
 import { waitUntil } from "../../sandbox/harness/net.ts";
 import { checkMemory } from "../../src/checkers/memory_check.ts";
 import { CriClient } from "../../src/checkers/cri.ts";
@@ -174,8 +175,62 @@ Deno.test({
             last,
             /^\[telemetry\]: Memory usage \(\d+ Bytes\) is larger than the threshold \(30000000 Bytes\)!/,
           );
+          // Only the pods of the Kubernetes namespace asked for count.
+          const elsewhere = await check(["telemetry", "30000000", "--kube-namespace", "other"]);
+          assert.equal(elsewhere.code, 0, elsewhere.stdout + elsewhere.stderr);
+          assert.equal(elsewhere.stdout, "", "not running in namespace other");
         },
       );
+
+      await t.step({
+        name:
+          "over the threshold: mem-threshold-exceeded reaches a real subscriber via eventd's proxy",
+        ignore: eventdUnavailableReason() !== undefined,
+        async fn() {
+          const eventd = await startEventd();
+          try {
+            const r = await runTool(TOOL, [
+              "--docker-socket",
+              docker.socketPath,
+              "--cri-socket",
+              containerd.socketPath,
+              "telemetry",
+              "30000000",
+            ], { env: { ...env, KS_INIT_CFG: eventd.initCfgPath, KS_EVENTS_TIMEOUT: "10s" } });
+            assert.equal(r.code, 3, r.stdout + r.stderr);
+            const printed = OVER.exec(r.stdout)![2];
+            const [msg, deinit] = await eventd.waitFor(2);
+            assert.equal(msg.source, "sonic-events-host");
+            const ev = msg.event?.["sonic-events-host:mem-threshold-exceeded"];
+            assert.ok(ev, JSON.stringify(msg));
+            assert.deepEqual(Object.keys(ev).sort(), [
+              "ctr_name",
+              "mem_usage",
+              "threshold",
+              "timestamp",
+            ]);
+            assert.equal(ev.ctr_name, "telemetry");
+            assert.equal(ev.mem_usage, `${printed}.00`);
+            assert.equal(ev.threshold, "30000000");
+            assert.equal(msg.s, "1");
+            assert.equal(deinit.d, "CONTROL_DEINIT");
+            // Under the threshold: no event.
+            const under = await runTool(TOOL, [
+              "--docker-socket",
+              docker.socketPath,
+              "--cri-socket",
+              containerd.socketPath,
+              "telemetry",
+              "900000000",
+            ], { env: { ...env, KS_INIT_CFG: eventd.initCfgPath } });
+            assert.equal(under.code, 0);
+            await new Promise((res) => setTimeout(res, 500));
+            assert.equal(eventd.received().length, 2);
+          } finally {
+            await eventd.stop();
+          }
+        },
+      });
 
       await t.step("an ID prefix is not a container name: not matched (exit 0)", async () => {
         const id = (await docker.docker(["inspect", "-f", "{{.Id}}", "lldp"])).stdout.trim();

@@ -121,6 +121,8 @@ Deno.test({
     let monit: Awaited<ReturnType<typeof startMonit>> | undefined;
     try {
       const image = await importBusyboxDocker(docker);
+      // The image the telemetry row stands for (else container_checker skips that row).
+      assert.equal((await docker.docker(["tag", image, "docker-sonic-telemetry:latest"])).code, 0);
       const run = async (
         name: string,
         cmd: string,

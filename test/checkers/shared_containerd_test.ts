@@ -10,7 +10,7 @@ import {
   crictlPath,
   startContainerd,
 } from "../../sandbox/harness/containerd.ts";
-import { importBusyboxDocker } from "../../sandbox/harness/images.ts";
+import { BUSYBOX_CRI_REF, importBusyboxDocker } from "../../sandbox/harness/images.ts";
 import { runTool, type ToolResult } from "../../sandbox/harness/bin.ts";
 
 const TOOL = "ks-container-checker";
@@ -62,6 +62,18 @@ Deno.test({
       });
     try {
       const image = await importBusyboxDocker(docker);
+      // telemetry's image, pulled by the kubelet into the CRI's namespace.
+      const tag = await containerd.ctr(
+        [
+          "-n",
+          "k8s.io",
+          "images",
+          "tag",
+          BUSYBOX_CRI_REF,
+          "registry:5000/docker-sonic-telemetry:1",
+        ],
+      );
+      assert.equal(tag.code, 0, tag.stderr);
       const run = await docker.docker(["run", "-d", "--name", "lldp", image, "sleep", "600"]);
       assert.equal(run.code, 0, run.stderr);
       // Docker's container lives in the shared containerd, namespace moby.

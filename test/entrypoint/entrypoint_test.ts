@@ -43,6 +43,7 @@ async function startOnMarker(
   running: RunningTool[],
   marker: string,
   flags: string[] = [],
+  env: Record<string, string> = {},
 ): Promise<RunningTool> {
   const ep = await startTool(TOOL, [
     "--feature",
@@ -51,7 +52,7 @@ async function startOnMarker(
     "--",
     ...markerDaemon(marker),
   ], {
-    env: redis.env,
+    env: { ...redis.env, ...env },
   });
   running.push(ep);
   return ep;
@@ -389,19 +390,34 @@ Deno.test("a command that does not exist exits 127 with one line, in exec and sp
   });
 });
 
-Deno.test("--namespace asic1 follows that namespace's CONFIG_DB, not the host's", async () => {
+Deno.test("--asic-namespace asic1 follows that namespace's CONFIG_DB, not the host's", async () => {
   await withSandbox(async (redis, dir, running) => {
     await redis.setFeatureState("telemetry", "disabled", "asic1");
     await redis.setFeatureState("telemetry", "enabled", "");
     const marker = join(dir, "m");
-    const ep = await startOnMarker(redis, running, marker, ["--namespace", "asic1"]);
+    const ep = await startOnMarker(redis, running, marker, ["--asic-namespace", "asic1"]);
     const line = await ep.waitForLine(IDLE);
     assert.match(line, /telemetry@asic1:/);
+    assert.equal(ep.lines.filter((l) => /deprecated/.test(l)).length, 0);
     await redis.setFeatureState("telemetry", "enabled", "asic0");
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(await readMarker(marker), undefined);
     await redis.setFeatureState("telemetry", "enabled", "asic1");
     await waitUntil(async () => (await readMarker(marker)) !== undefined, 5000, "asic1 enabled");
+  }, { namespaces: ["asic0", "asic1"] });
+});
+
+Deno.test("the old KS_NAMESPACE still selects the ASIC, with one deprecation line", async () => {
+  await withSandbox(async (redis, dir, running) => {
+    await redis.setFeatureState("telemetry", "disabled", "asic1");
+    await redis.setFeatureState("telemetry", "enabled", "");
+    const marker = join(dir, "m");
+    const ep = await startOnMarker(redis, running, marker, [], { KS_NAMESPACE: "asic1" });
+    assert.match(await ep.waitForLine(IDLE), /telemetry@asic1:/);
+    assert.deepEqual(ep.lines.filter((l) => /deprecated/.test(l)), [
+      "ks-entrypoint: warning: KS_NAMESPACE is deprecated, use KS_ASIC_NAMESPACE (the multi-ASIC namespace)",
+    ]);
+    assert.equal(await readMarker(marker), undefined, "asic1 is off, whatever the host says");
   }, { namespaces: ["asic0", "asic1"] });
 });
 
@@ -438,7 +454,10 @@ Deno.test("bad input exits 2 with one line naming it", async () => {
     [["--feature", "telemetry"], /no command/],
     [["--feature", "telemetry", "--bogus", "--", "true"], /bogus/],
     [["--feature", "tele metry", "--", "true"], /--feature: "tele metry"/],
-    [["--feature", "telemetry", "--namespace", "asicX", "--", "true"], /--namespace: "asicX"/],
+    [
+      ["--feature", "telemetry", "--asic-namespace", "asicX", "--", "true"],
+      /--asic-namespace: "asicX"/,
+    ],
     [["--feature", "telemetry", "--resync", "soon", "--", "true"], /--resync: "soon"/],
   ];
   for (const [args, pattern] of cases) {

@@ -337,6 +337,11 @@ const BAD: [string, (s: Any) => void, string | RegExp][] = [
     'stub.path: "ks-stub" is not an absolute path',
   ],
   [
+    "stub runtimeSocket relative",
+    (s) => (s.stub = { runtimeSocket: "containerd.sock" }),
+    'stub.runtimeSocket: "containerd.sock" is not an absolute path',
+  ],
+  [
     "stub apiServer http",
     (s) => (s.stub = { apiServer: "http://10.0.0.1:6443" }),
     'stub.apiServer: "http://10.0.0.1:6443" is not an https URL',

@@ -78,3 +78,41 @@ Deno.test("a directory on the way owned by another user or writable by everyone 
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("an allowed root itself as a path is refused as such, also through a symlink", async () => {
+  const root = await hostRoot();
+  try {
+    const paths = new HostPaths({ hostRoot: root, allowRoots: ["/usr/local/bin", "/bin"] });
+    for (const path of ["/usr/local/bin", "/bin"]) {
+      assert.throws(
+        () => paths.resolve(path),
+        (e: Error) => e instanceof PathSafetyError && /is an allowed root itself/.test(e.message),
+        path,
+      );
+    }
+    // /usr/local/bin/up -> /usr/bin: the allowed root /bin reached through another name.
+    await Deno.symlink("/usr/bin", join(root, "usr/local/bin/up"));
+    assert.throws(() => paths.resolve("/usr/local/bin/up"), /symlink/);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("paths with control characters, lone surrogates or a trailing slash are refused before any lookup", async () => {
+  const root = await hostRoot();
+  try {
+    const paths = new HostPaths({ hostRoot: root, allowRoots: ["/usr/local/bin"] });
+    for (
+      const bad of [
+        "/usr/local/bin/a\nb",
+        "/usr/local/bin/a\u0085",
+        "/usr/local/bin/\udc80",
+        "/usr/local/bin/a/",
+      ]
+    ) {
+      assert.throws(() => paths.resolve(bad), PathSafetyError, JSON.stringify(bad));
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

@@ -28,18 +28,7 @@ import {
   type PatcherSandbox,
   telemetryManifest,
 } from "../../sandbox/fixtures/patcher_host.ts";
-
-/** mulberry32: a small seeded PRNG, so a failing schedule replays exactly from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from "../../sandbox/harness/prng.ts";
 
 interface FileModel {
   hostPath: string;

@@ -16,28 +16,33 @@ import {
 } from "../../sandbox/harness/systemd_verify.ts";
 import { createPatcherSandbox, DROPIN } from "../../sandbox/fixtures/patcher_host.ts";
 
-const SWITCH_UNITS = join(REPO_ROOT, "scripts/switch/rootfs/etc/systemd/system");
+const SWITCH_ROOTFS = join(REPO_ROOT, "scripts/switch/rootfs");
+/** Where the lab switch keeps units, as SONiC does: packaged units in /usr/lib, admin's in /etc. */
+const UNIT_DIRS = ["/usr/lib/systemd/system", "/etc/systemd/system"];
 
 async function switchUnits(): Promise<UnitFile[]> {
   const units: UnitFile[] = [];
-  const walk = async (dir: string, rel: string) => {
+  const walk = async (dir: string, hostDir: string) => {
     for await (const entry of Deno.readDir(dir)) {
-      if (entry.isDirectory) await walk(join(dir, entry.name), `${rel}/${entry.name}`);
+      if (entry.isDirectory) await walk(join(dir, entry.name), `${hostDir}/${entry.name}`);
       else if (entry.isFile) {
         units.push({
-          path: `/etc/systemd/system${rel}/${entry.name}`,
+          path: `${hostDir}/${entry.name}`,
           content: await Deno.readTextFile(join(dir, entry.name)),
         });
       }
     }
   };
-  await walk(SWITCH_UNITS, "");
+  for (const d of UNIT_DIRS) await walk(join(SWITCH_ROOTFS, d), d);
   return units;
 }
 
+/** SONiC installs feature units under /lib/systemd/system (/usr/lib on merged /usr). */
 const telemetryService = async (): Promise<UnitFile> => ({
-  path: "/etc/systemd/system/telemetry.service",
-  content: await Deno.readTextFile(join(SWITCH_UNITS, "telemetry.service")),
+  path: "/usr/lib/systemd/system/telemetry.service",
+  content: await Deno.readTextFile(
+    join(SWITCH_ROOTFS, "usr/lib/systemd/system/telemetry.service"),
+  ),
 });
 
 const LAUNCHER = "/usr/local/bin/telemetry.sh";

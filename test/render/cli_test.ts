@@ -47,13 +47,13 @@ Deno.test("ks-render twice gives byte-identical output trees", () =>
     for (const [path, bytes] of a) assert.deepEqual(b.get(path), bytes, path);
   }));
 
-Deno.test("a bad spec: exit 1, one line naming file and field, nothing written", () =>
+Deno.test("a bad spec: exit 2 (bad input, as in every tool), one line naming file and field, nothing written", () =>
   withTemp(async (dir) => {
     const spec = baseSpec();
     (spec.resources as Record<string, Record<string, string>>).limits.memory = "400Mx";
     const path = await writeSpec(dir, spec);
     const r = await runTool("ks-render", [path, "-o", `${dir}/out`]);
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 2);
     assert.equal(r.stdout, "");
     assert.equal(
       r.stderr,
@@ -94,7 +94,7 @@ Deno.test("every kind of bad input (YAML, field, config_db, render-time) writes 
     for (const [what, spec, extra, expected] of cases) {
       const path = await writeSpec(dir, spec);
       const r = await runTool("ks-render", [path, ...extra, "-o", `${dir}/out`]);
-      assert.equal(r.code, 1, what);
+      assert.equal(r.code, 2, what);
       assert.equal(r.stderr.split("\n").filter(Boolean).length, 1, `${what}: ${r.stderr}`);
       assert.match(r.stderr, expected, what);
       const left = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
@@ -102,7 +102,7 @@ Deno.test("every kind of bad input (YAML, field, config_db, render-time) writes 
     }
     await Deno.writeTextFile(`${dir}/file`, "");
     const r = await runTool("ks-render", ["examples/telemetry/feature.yaml", "-o", `${dir}/file`]);
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 2);
     assert.match(r.stderr, /file: exists and is not a directory\n$/);
   }));
 
@@ -119,7 +119,7 @@ Deno.test("a bad spec leaves an earlier render untouched", () =>
     delete spec.command;
     const path = await writeSpec(dir, spec);
     const r = await runTool("ks-render", [path, "-o", `${dir}/out`]);
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 2);
     assert.match(r.stderr, /^ks-render: .*feature\.yaml: command: required\n$/);
     assert.deepEqual(await readTree(`${dir}/out`), before);
   }));
@@ -133,7 +133,7 @@ Deno.test("re-rendering replaces an earlier output; a foreign directory is refus
     await Deno.mkdir(`${dir}/mine`);
     await Deno.writeTextFile(`${dir}/mine/notes.txt`, "keep me");
     const r = await runTool("ks-render", ["examples/telemetry/feature.yaml", "-o", `${dir}/mine`]);
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 2);
     assert.match(r.stderr, /mine: not empty and not an earlier ks-render output/);
     assert.equal(await Deno.readTextFile(`${dir}/mine/notes.txt`), "keep me");
   }));
@@ -202,7 +202,7 @@ Deno.test("a config_db without the feature is one line naming the file and key",
       "-o",
       `${dir}/out`,
     ]);
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 2);
     assert.equal(
       r.stderr,
       `ks-render: ${dir}/config_db.json: FEATURE.telemetry: no such FEATURE entry\n`,

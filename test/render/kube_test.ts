@@ -52,7 +52,10 @@ async function telemetryPods(kube: KubeCluster): Promise<Any[]> {
 
 /** Runs `ks-stub telemetry <verb>` for node switch-a with the given kubeconfig. */
 function stubAs(kubeconfig: string, verb: string): Promise<ToolResult> {
-  return runTool("ks-stub", ["telemetry", verb, "--kubeconfig", kubeconfig, "--node", "switch-a"]);
+  // kwok runs no containers: no runtime to ask, so status too goes to the API server (its RBAC).
+  return runTool("ks-stub", ["telemetry", verb, "--kubeconfig", kubeconfig, "--node", "switch-a"], {
+    env: { KS_RUNTIME_SOCKET: "none" },
+  });
 }
 
 /** kubectl as `kubeconfig` with `args` fails, and its stderr matches `why`. */

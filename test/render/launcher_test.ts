@@ -47,11 +47,11 @@ Deno.test("the launcher hands every verb and the ASIC argument to ks-stub", asyn
       assert.equal(await run(launcher, args), 0);
     }
     assert.deepEqual(await calls(log), [
-      "telemetry --namespace sonic --kubeconfig /etc/kubesonic/telemetry/kubeconfig start",
-      "telemetry --namespace sonic --kubeconfig /etc/kubesonic/telemetry/kubeconfig wait",
-      "telemetry --namespace sonic --kubeconfig /etc/kubesonic/telemetry/kubeconfig stop",
-      "telemetry --namespace sonic --kubeconfig /etc/kubesonic/telemetry/kubeconfig status",
-      "telemetry --namespace sonic --kubeconfig /etc/kubesonic/telemetry/kubeconfig start 0",
+      "telemetry --kube-namespace sonic --kubeconfig /etc/kubesonic/telemetry/kubeconfig start",
+      "telemetry --kube-namespace sonic --kubeconfig /etc/kubesonic/telemetry/kubeconfig wait",
+      "telemetry --kube-namespace sonic --kubeconfig /etc/kubesonic/telemetry/kubeconfig stop",
+      "telemetry --kube-namespace sonic --kubeconfig /etc/kubesonic/telemetry/kubeconfig status",
+      "telemetry --kube-namespace sonic --kubeconfig /etc/kubesonic/telemetry/kubeconfig start 0",
     ]);
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -73,8 +73,8 @@ Deno.test("ExecStop after the main process ended on its own (EXIT_CODE set) dele
     // Other verbs are never skipped.
     assert.equal(await run(launcher, ["start"], { EXIT_CODE: "exited" }), 0);
     assert.deepEqual(await calls(log), [
-      "telemetry --namespace sonic stop",
-      "telemetry --namespace sonic start",
+      "telemetry --kube-namespace sonic stop",
+      "telemetry --kube-namespace sonic start",
     ]);
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -105,7 +105,7 @@ Deno.test("the rendered sidecar installs the host files with the real ks-patcher
     const launcher = await Deno.readTextFile(`${host}/usr/local/bin/bgp.sh`);
     assert.match(
       launcher,
-      /exec \/usr\/local\/bin\/ks-stub bgp --namespace sonic --kubeconfig \/etc\/kubesonic\/bgp\/kubeconfig "\$@"/,
+      /exec \/usr\/local\/bin\/ks-stub bgp --kube-namespace sonic --kubeconfig \/etc\/kubesonic\/bgp\/kubeconfig "\$@"/,
     );
     assert.equal(await mode(`${host}/usr/local/bin/bgp.sh`), 0o755);
     assert.equal(await Deno.readTextFile(`${host}/etc/kubesonic/bgp/token`), "token-of-bgp-stub");

@@ -251,7 +251,7 @@ Deno.test("the manifests are valid for the patcher and install the host runtime,
       assert.ok(deno.maxBytes >= index.files.find((f) => f.path === "bin/deno")!.size);
       assert.match(
         new TextDecoder().decode(
-          manifest.files.find((f) => f.path === "/usr/local/bin/ks-stub")!.content,
+          manifest.files.find((f) => f.path === "/usr/local/bin/ks-stub")!.content!,
         ),
         new RegExp(`\nKS_DENO_DIR=/run/kubesonic/deno exec ${runtime}/bin/ks-stub "\\$@"\n$`),
       );
@@ -269,7 +269,7 @@ Deno.test("the manifests are valid for the patcher and install the host runtime,
     assert.match(launcher, /^#!\/bin\/sh\n/);
     assert.match(
       launcher,
-      /\nexec \/usr\/local\/bin\/ks-stub telemetry --namespace sonic "\$@"\n$/,
+      /\nexec \/usr\/local\/bin\/ks-stub telemetry --kube-namespace sonic "\$@"\n$/,
     );
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -301,6 +301,22 @@ Deno.test("RBAC: the sidecar gets no rights, the stub lists/watches/deletes pods
       o.automountServiceAccountToken === false
     ),
   );
+});
+
+Deno.test("stub.runtimeSocket: the launcher passes it; without it ks-stub's default holds", () => {
+  const launcher = (stub?: Record<string, string>) => {
+    const raw = baseSpec();
+    if (stub) raw.stub = stub;
+    const result = renderFeature(parseFeatureSpec(specYaml(raw), "f.yaml"), {
+      profile: "production",
+    });
+    return docs(result, "common/20-configmap.yaml")[0].data["telemetry.sh"] as string;
+  };
+  assert.match(
+    launcher({ runtimeSocket: "/run/cri-dockerd.sock" }),
+    /--kube-namespace sonic --runtime-socket \/run\/cri-dockerd.sock "\$@"/,
+  );
+  assert.doesNotMatch(launcher(), /--runtime-socket/);
 });
 
 Deno.test("stub.apiServer: token Secret, synced credentials and a kubeconfig the launcher passes", () => {
@@ -355,6 +371,27 @@ Deno.test("memory limit derived from monit's threshold shows in the container an
   assert.equal(result.summary.memoryLimitFrom, "monit.memoryThreshold");
 });
 
+Deno.test("watchdog and sidecar budgets follow their measured footprint (64/96Mi, 56/80Mi); a spec's own wins", async () => {
+  const [ds] = docs(await telemetry(), "v2/30-daemonset.yaml");
+  // ks-watchdog idles at 53-58 MiB RSS and peaks at 64-70 MiB; ks-patcher 48-50 and 52 MiB.
+  assert.deepEqual(container(ds, "telemetry-watchdog").resources, {
+    requests: { cpu: "10m", memory: "64Mi" },
+    limits: { cpu: "200m", memory: "96Mi" },
+  });
+  assert.deepEqual(container(ds, "telemetry-sidecar").resources, {
+    requests: { cpu: "10m", memory: "56Mi" },
+    limits: { cpu: "200m", memory: "80Mi" },
+  });
+  const [v1] = docs(await telemetry(), "v1/30-daemonset.yaml");
+  assert.equal(container(v1, "telemetry-sidecar").resources.limits.memory, "80Mi");
+  const raw = baseSpec();
+  (raw.watchdog as Any).resources = { requests: { memory: "100Mi" }, limits: { memory: "200Mi" } };
+  const own = renderFeature(parseFeatureSpec(specYaml(raw), "f.yaml"), { profile: "production" });
+  const [ds2] = docs(own, "v2/30-daemonset.yaml");
+  assert.equal(container(ds2, "telemetry-watchdog").resources.requests.memory, "100Mi");
+  assert.equal(container(ds2, "telemetry-watchdog").resources.limits.memory, "200Mi");
+});
+
 Deno.test("multi-ASIC per-ASIC feature: one DaemonSet per ASIC with asic label, namespace and own ports", () => {
   const raw = baseSpec();
   raw.scope = { global: false, perAsic: true };
@@ -389,7 +426,7 @@ Deno.test("multi-ASIC per-ASIC feature: one DaemonSet per ASIC with asic label, 
       "/kubesonic/bin/ks-entrypoint",
       "--feature",
       "telemetry",
-      "--namespace",
+      "--asic-namespace",
       `asic${asic}`,
       "--",
     ]);
@@ -399,7 +436,7 @@ Deno.test("multi-ASIC per-ASIC feature: one DaemonSet per ASIC with asic label, 
     assert.equal(feature.livenessProbe.httpGet.port, port);
     const wd = container(ds, "telemetry-watchdog").command;
     assert.equal(wd[wd.indexOf("--listen") + 1], `127.0.0.1:${port}`);
-    assert.equal(wd[wd.indexOf("--namespace") + 1], `asic${asic}`);
+    assert.equal(wd[wd.indexOf("--asic-namespace") + 1], `asic${asic}`);
     const redis = ds.spec.template.spec.volumes.find((v: Any) => v.name === "redis");
     assert.equal(redis.hostPath.path, `/var/run/redis${asic}`);
     assert.equal(ds.spec.template.spec.hostPID, false, "no sidecar, no host PID namespace");
@@ -466,7 +503,7 @@ Deno.test("a per-ASIC feature on a single-ASIC switch runs as one plain instance
   });
   const v2 = docs(result, "v2/30-daemonset.yaml");
   assert.deepEqual(v2.map((d) => d.metadata.name), ["telemetry"]);
-  assert.equal(container(v2[0], "telemetry").command.includes("--namespace"), false);
+  assert.equal(container(v2[0], "telemetry").command.includes("--asic-namespace"), false);
 });
 
 Deno.test("--asics beats the config_db count, which beats the spec", () => {
@@ -601,7 +638,7 @@ Deno.test("containerName: the container, raw_container_name, ks-stub's argument 
   const [cm] = docs(result, "common/20-configmap.yaml");
   assert.match(
     cm.data["telemetry.sh"],
-    /exec \/usr\/local\/bin\/ks-stub gnmi --namespace sonic "\$@"/,
+    /exec \/usr\/local\/bin\/ks-stub gnmi --kube-namespace sonic "\$@"/,
   );
   const manifest = parseYaml(cm.data["manifest-kube.yaml"]);
   assert.equal(manifest.files[1].actions[0], "stop-container gnmi");

@@ -76,7 +76,7 @@ Deno.test({
     ]);
     const units = [
       ...SUPPORT,
-      { path: "/etc/systemd/system/telemetry.service", content: sonicUnit("telemetry", false) },
+      { path: "/usr/lib/systemd/system/telemetry.service", content: sonicUnit("telemetry", false) },
       ...drops,
     ];
     const verdict = await verifyUnits(units, { executables: ["/usr/local/bin/telemetry.sh"] });
@@ -99,13 +99,16 @@ Deno.test({
     assert.equal(drops.length, 2);
     const units = [
       ...SUPPORT,
-      { path: "/etc/systemd/system/telemetry.service", content: sonicUnit("telemetry", false) },
-      { path: "/etc/systemd/system/telemetry@.service", content: sonicUnit("telemetry", true) },
+      { path: "/usr/lib/systemd/system/telemetry.service", content: sonicUnit("telemetry", false) },
+      { path: "/usr/lib/systemd/system/telemetry@.service", content: sonicUnit("telemetry", true) },
       ...drops,
     ];
     const verdict = await verifyUnits(units, {
       executables: ["/usr/local/bin/telemetry.sh"],
-      verify: ["/etc/systemd/system/telemetry.service", "/etc/systemd/system/telemetry@0.service"],
+      verify: [
+        "/usr/lib/systemd/system/telemetry.service",
+        "/usr/lib/systemd/system/telemetry@0.service",
+      ],
     });
     assert.ok(verdict.ok, verdict.output);
   },
@@ -117,7 +120,7 @@ Deno.test({
   async fn() {
     const units = [
       ...SUPPORT,
-      { path: "/etc/systemd/system/telemetry.service", content: sonicUnit("telemetry", false) },
+      { path: "/usr/lib/systemd/system/telemetry.service", content: sonicUnit("telemetry", false) },
       {
         path: "/etc/systemd/system/telemetry.service.d/50-kubesonic.conf",
         content: "[Service]\nUsr=root\n",

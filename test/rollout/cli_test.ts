@@ -1,5 +1,6 @@
-// ks-rollout's command line without a cluster: help with an example, version, and usage errors
-// as one line with exit 2 (the bundled tool, as operators run it).
+// ks-rollout's command line without a cluster: help with an example and the exit codes, version,
+// usage errors and bad input as one line with exit 2, an unreachable API server exit 1 (the
+// bundled tool, as operators run it).
 import assert from "node:assert/strict";
 import { runTool } from "../../sandbox/harness/bin.ts";
 
@@ -33,17 +34,40 @@ Deno.test("ks-rollout rejects bad input with one line naming it and exit 2", asy
   }
 });
 
-Deno.test("ks-rollout without a reachable API server fails with one line, exit 1", async () => {
+Deno.test("ks-rollout: a kubeconfig that cannot be used is bad input (exit 2), an API server that does not answer a failure (exit 1)", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const r = await runTool("ks-rollout", [
+    const missing = await runTool("ks-rollout", [
       "status",
       "telemetry",
       "--kubeconfig",
       `${dir}/missing.conf`,
     ]);
-    assert.equal(r.code, 1);
-    assert.match(r.stderr, /missing\.conf/);
+    assert.equal(missing.code, 2, missing.stderr);
+    assert.match(missing.stderr, /missing\.conf/);
+    assert.equal(missing.stderr.trim().split("\n").length, 1, missing.stderr);
+    // A closed port on loopback: nothing listens there.
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    listener.close();
+    await Deno.writeTextFile(
+      `${dir}/closed.conf`,
+      `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "http://127.0.0.1:${port}"}}]
+users: [{name: u, user: {}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+`,
+    );
+    const closed = await runTool("ks-rollout", [
+      "status",
+      "telemetry",
+      "--kubeconfig",
+      `${dir}/closed.conf`,
+    ]);
+    assert.equal(closed.code, 1, closed.stderr);
+    assert.match(closed.stderr, new RegExp(`127\\.0\\.0\\.1:${port}`));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

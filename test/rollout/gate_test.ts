@@ -95,3 +95,25 @@ Deno.test("gate: an absolute budget counts nodes; a bad budget is a usage error"
   );
   assert.throws(() => parseBudget("120%"), UsageError);
 });
+
+Deno.test("gate: the Ready condition's last transition is kept (0 when absent or unparsable)", () => {
+  const at = "2026-11-25T20:00:07Z";
+  const ready = podView(pod({
+    conditions: [{
+      type: "Initialized",
+      status: "True",
+      lastTransitionTime: "2026-11-25T20:00:01Z",
+    }, {
+      type: "Ready",
+      status: "True",
+      lastTransitionTime: at,
+    }],
+  }));
+  assert.equal(ready.readySince, Date.parse(at));
+  assert.equal(podView(pod({ conditions: [{ type: "Ready", status: "True" }] })).readySince, 0);
+  const bad = podView(
+    pod({ conditions: [{ type: "Ready", status: "False", lastTransitionTime: "x" }] }),
+  );
+  assert.equal(bad.readySince, 0);
+  assert.equal(bad.ready, false);
+});

@@ -193,3 +193,48 @@ Deno.test("machine: with --min-ready a node counts only after its pod stayed Rea
   assert.equal(state.marks, "dd");
   assert.equal(state.phase, "done");
 });
+
+Deno.test("machine: the --min-ready clock is the new pod's own; a replacement starts it again", () => {
+  const sim = new FleetSim({ nodes: 1 });
+  let state = freshState(sim.nodes, [1], { minReadyMs: 3000 });
+  sim.template = "new";
+  const at = (now: number) => {
+    const r = step(state, { now, pods: sim.observe() });
+    state = r.state;
+    sim.apply(r.deletes);
+  };
+  at(1000); // the old pod deleted, a new one created
+  sim.tick();
+  at(2000); // Ready: the clock starts
+  // That pod is replaced (someone deletes it) by one already Ready when first seen, as a pod
+  // whose previous Ready status the node agent reports at once.
+  const first = sim.pods.get("sw000")!;
+  sim.pods.set("sw000", { ...first, uid: "uid-replacement", name: "ds-replacement", ready: true });
+  at(4500);
+  at(5000); // 3 s after the first pod turned Ready, only 0.5 s after the replacement was seen
+  assert.equal(state.marks, "i", "Ready time of the replaced pod does not count");
+  at(7500);
+  assert.equal(state.marks, "d");
+});
+
+Deno.test("machine: a Ready condition that changed between two observations restarts the clock", () => {
+  const sim = new FleetSim({ nodes: 1 });
+  let state = freshState(sim.nodes, [1], { minReadyMs: 3000 });
+  sim.template = "new";
+  const at = (now: number) => {
+    const r = step(state, { now, pods: sim.observe() });
+    state = r.state;
+    sim.apply(r.deletes);
+  };
+  at(1000);
+  sim.tick();
+  sim.pods.get("sw000")!.readySince = 1500;
+  at(2000);
+  // Lost readiness and got it back between two looks: Ready again, with a later transition.
+  sim.pods.get("sw000")!.readySince = 4000;
+  at(4200);
+  at(5000);
+  assert.equal(state.marks, "i", "a brief loss of readiness that no observation saw still counts");
+  at(7200);
+  assert.equal(state.marks, "d");
+});

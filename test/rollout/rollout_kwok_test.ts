@@ -2,7 +2,8 @@
 // bundled tool (dist/ks-rollout.js) moves an OnDelete DaemonSet across 60 simulated switches.
 // A healthy revision completes every wave; a revision that is never Ready, or not Ready on a
 // random 5% of the switches, is stopped in the first wave past the budget and rolled back, with
-// no more switches ever on it than that wave's size (a pod watch records every pod created);
+// no more switches ever on it than that wave's size (a pod watch records every pod created); pods
+// that start seconds late pass --min-ready when healthy, and are stopped when Ready only briefly;
 // `kill -9` mid-wave and a rerun leave every switch moved exactly once; a racing rollout is refused.
 import assert from "node:assert/strict";
 import {
@@ -143,7 +144,7 @@ Deno.test({
       );
 
       await t.step(
-        "a RollingUpdate DaemonSet or an unknown --to is refused with one line",
+        "a RollingUpdate DaemonSet, an unknown feature (exit 1) or a --to that is not YAML (exit 2) is refused with one line",
         async () => {
           const feature = "dhcp-relay";
           const ds = daemonSet(feature) as { spec: Record<string, unknown> };
@@ -159,6 +160,16 @@ Deno.test({
           );
           assert.equal(missing.code, 1);
           assert.match(missing.stderr, /no daemonset sonic\/nosuchfeature/);
+          // A --to file that is not YAML is bad input: exit 2, as in every tool, one line.
+          await cluster.rest.create(
+            `/apis/apps/v1/namespaces/${SONIC_NAMESPACE}/daemonsets`,
+            daemonSet("bmp"),
+          );
+          await Deno.writeTextFile(`${dir}/bad.yaml`, "kind: [unclosed\n");
+          const bad = await runTool("ks-rollout", rolloutArgs(cluster, "bmp", `${dir}/bad.yaml`));
+          assert.equal(bad.code, 2, bad.stderr);
+          assert.match(bad.stderr, /bad\.yaml: not YAML/);
+          await deleteDaemonSet(cluster, "bmp");
         },
       );
 
@@ -251,6 +262,79 @@ Deno.test({
           // The template is the old one again.
           const { ds } = await rolloutState(cluster, feature);
           assert.equal(ds.spec.template.spec.containers[0].image, "kubesonic/gnmi:v1");
+          await deleteDaemonSet(cluster, feature);
+        },
+      );
+
+      await t.step(
+        "pods that start seconds late: a release Ready only briefly is stopped by --min-ready; " +
+          "a slow healthy one passes",
+        async () => {
+          const feature = "sflow";
+          await createDaemonSet(cluster, feature, FLEET);
+          const oldHash = [...(await podsByNode(cluster, feature)).values()][0].hash;
+          // Ready about 3 s after the start (rollout-ready-late.yaml); the broken one loses it
+          // again about 2 s later, well inside --min-ready.
+          const late = (lose: boolean) => ({
+            "kubesonic.test/ready": "false",
+            "kubesonic.test/late": "start",
+            ...(lose ? { "kubesonic.test/late-lose": "true" } : {}),
+          });
+          const broken = await writeManifest(
+            dir,
+            "sflow-broken",
+            daemonSet(feature, { image: "kubesonic/sflow:broken", annotations: late(true) }),
+          );
+          const recorder = await PodRecorder.start(cluster, feature);
+          const run = await runTool(
+            "ks-rollout",
+            rolloutArgs(cluster, feature, broken, [
+              "--min-ready",
+              "8s",
+              "--ready-timeout",
+              "16s",
+              "--max-in-flight",
+              "8",
+            ]),
+          );
+          await recorder.stop();
+          assert.equal(run.code, 4, run.stderr.slice(-2000));
+          const report = parseReport(run.stdout, run.stderr);
+          assert.equal(report.result, "rolled-back");
+          const badHash = report.progress!.targetHash;
+          assert.equal(recorder.nodesByHash.get(badHash)?.size, 1, "only the canary ran it");
+          assert.equal(report.progress!.failures.length, 1);
+          assert.match(report.progress!.failures[0].reason, /not Ready within 16s/);
+          let after = await podsByNode(cluster, feature);
+          assert.ok([...after.values()].every((p) => p.hash === oldHash && p.ready));
+
+          const slow = await writeManifest(
+            dir,
+            "sflow-slow",
+            daemonSet(feature, { image: "kubesonic/sflow:slow", annotations: late(false) }),
+          );
+          const ok = await runTool(
+            "ks-rollout",
+            rolloutArgs(cluster, feature, slow, [
+              "--selector",
+              "topology.kubernetes.io/zone=z1",
+              "--waves",
+              "1,100%",
+              "--max-in-flight",
+              "20",
+              "--min-ready",
+              "3s",
+              "--ready-timeout",
+              "60s",
+            ]),
+          );
+          assert.equal(ok.code, 0, ok.stderr.slice(-2000));
+          const done = parseReport(ok.stdout, ok.stderr);
+          assert.equal(done.progress!.done, 20);
+          after = await podsByNode(cluster, feature);
+          const moved = [...after.values()].filter((p) => p.hash === done.progress!.targetHash);
+          assert.equal(moved.length, 20);
+          assert.ok(moved.every((p) => p.ready));
           await deleteDaemonSet(cluster, feature);
         },
       );

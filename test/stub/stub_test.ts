@@ -1,6 +1,9 @@
 // ks-stub end to end: the bundled tool against a real kube-apiserver (+ controller-manager's
 // DaemonSet controller, scheduler and kwok nodes), authenticated as a service account that holds
 // only the stub's Role. Each step owns its node(s) and DaemonSet(s) so steps cannot see each other.
+// kwok runs no containers, so the stub is told this node has no runtime (KS_RUNTIME_SOCKET=none):
+// status then asks the API server, and every verb takes its API path (the runtime path is
+// runtime_test.ts's and the real switch's).
 import assert from "node:assert/strict";
 import { runTool, toolCommand } from "../../sandbox/harness/bin.ts";
 import { kubeBinDir, type KubeCluster, startKube } from "../../sandbox/harness/kube.ts";
@@ -16,6 +19,8 @@ import {
 } from "../../sandbox/fixtures/stub_api.ts";
 
 const SA = "ks-stub";
+/** No container runtime on a kwok node. */
+const NO_RUNTIME = { KS_RUNTIME_SOCKET: "none" };
 
 async function addNode(kube: KubeCluster, name: string) {
   await kube.addNodes([name], { [TEST_NODE_LABEL]: name });
@@ -48,7 +53,7 @@ Deno.test({
     await apply(kube, stubRbac("sonic", SA));
     const kubeconfig = await kube.serviceAccountKubeconfig("sonic", SA);
     const stub = (args: string[], env: Record<string, string> = {}) =>
-      runTool("ks-stub", [...args, "--kubeconfig", kubeconfig], { env });
+      runTool("ks-stub", [...args, "--kubeconfig", kubeconfig], { env: { ...NO_RUNTIME, ...env } });
 
     await t.step("status is 0 with the pod's name while the feature's pod runs", async () => {
       await addNode(kube, "sw-status");
@@ -91,7 +96,7 @@ Deno.test({
             via,
             "--timeout",
             "2s",
-          ]);
+          ], { env: NO_RUNTIME });
           assert.equal(out.code, 4, out.stdout + out.stderr);
           assert.match(out.stdout, /unknown \(API server unreachable\)/);
           assert.ok(Date.now() - t0 < 6000, `took ${Date.now() - t0} ms`);
@@ -105,13 +110,13 @@ Deno.test({
       "KUBECONFIG is used without --kubeconfig, and --kubeconfig wins over it",
       async () => {
         const env = await runTool("ks-stub", ["telemetry", "status", "--node", "sw-status"], {
-          env: { KUBECONFIG: kubeconfig },
+          env: { ...NO_RUNTIME, KUBECONFIG: kubeconfig },
         });
         assert.equal(env.code, 0, env.stdout + env.stderr);
         const flag = await runTool(
           "ks-stub",
           ["telemetry", "status", "--node", "sw-status", "--kubeconfig", kubeconfig],
-          { env: { KUBECONFIG: "/nonexistent/kubeconfig" } },
+          { env: { ...NO_RUNTIME, KUBECONFIG: "/nonexistent/kubeconfig" } },
         );
         assert.equal(flag.code, 0, flag.stdout + flag.stderr);
       },
@@ -201,13 +206,21 @@ Deno.test({
       assert.match(out.stderr, /nothing to stop/);
     });
 
-    await t.step("start fails in bounded time with one line when no pod comes", async () => {
-      const t0 = Date.now();
-      const out = await stub(["telemetry", "start", "--node", "sw-empty", "--timeout", "2s"]);
-      assert.equal(out.code, 1, out.stderr);
-      assert.match(out.stderr, /no telemetry pod on node sw-empty after 2000 ms/);
-      assert.ok(Date.now() - t0 < 8000);
-    });
+    await t.step(
+      "start on a node without a pod: 0 in bounded time, one line, waiting for the instance",
+      async () => {
+        const t0 = Date.now();
+        const out = await stub(["telemetry", "start", "--node", "sw-empty", "--timeout", "2s"]);
+        assert.equal(out.code, 0, out.stderr);
+        const lines = out.stderr.trim().split("\n");
+        assert.equal(lines.length, 1, out.stderr);
+        assert.match(
+          lines[0],
+          /no telemetry pod on node sw-empty: waiting for this node's instance/,
+        );
+        assert.ok(Date.now() - t0 < 8000);
+      },
+    );
 
     await t.step(
       "start waits (watching) for the DaemonSet's pod and returns when it runs",
@@ -222,9 +235,9 @@ Deno.test({
           kubeconfig,
           "--timeout",
           "30s",
-        ], { stdout: "piped", stderr: "piped" });
+        ], { stdout: "piped", stderr: "piped", env: NO_RUNTIME });
         const child = cmd.spawn();
-        await new Promise((r) => setTimeout(r, 1000));
+        await new Promise((r) => setTimeout(r, 300));
         await apply(kube, [featureDaemonSet({ feature: "restapi", nodeLabel: "sw-start" })]);
         const out = await child.output();
         const stderr = new TextDecoder().decode(out.stderr);
@@ -258,7 +271,7 @@ Deno.test({
         "sw-status",
         "--kubeconfig",
         reader,
-      ]);
+      ], { env: NO_RUNTIME });
       assert.equal(out.code, 1, out.stderr);
       const errors = out.stderr.split("\n").filter((l) => /ERROR/.test(l));
       assert.equal(errors.length, 1, out.stderr);
@@ -266,7 +279,7 @@ Deno.test({
     });
 
     await t.step(
-      "wait follows a replaced pod, survives an API outage, returns once the pod is gone",
+      "wait follows a replaced pod, survives an API outage and a leave, returns once v1 runs",
       async () => {
         await addNode(kube, "sw-wait");
         await apply(kube, [featureDaemonSet({ feature: "gnmi", nodeLabel: "sw-wait" })]);
@@ -281,7 +294,7 @@ Deno.test({
           via,
           "--grace",
           "3s",
-        ], { stdout: "piped", stderr: "piped" });
+        ], { stdout: "piped", stderr: "piped", env: NO_RUNTIME });
         const child = cmd.spawn();
         let exited = false;
         const done = child.output().then((o) => {
@@ -304,9 +317,29 @@ Deno.test({
           proxy.restore();
           await new Promise((r) => setTimeout(r, 1500));
           assert.equal(exited, false);
-          // The DaemonSet is removed: no pod comes back, wait returns after the grace.
-          const t0 = Date.now();
+          // The DaemonSet is removed (as a node leave looks): wait keeps waiting for the instance.
           await kubectlOk(kube, ["delete", "daemonset", "-n", "sonic", "gnmi", "--wait=false"]);
+          await waitUntil(
+            async () => (await podsOn(kube, "sw-wait", "app=gnmi")).length === 0,
+            30_000,
+            "no gnmi pod on sw-wait",
+            100,
+          );
+          await new Promise((r) => setTimeout(r, 5000));
+          assert.equal(exited, false, "no pod for longer than the grace does not end wait");
+          // It comes back (a join): wait follows it.
+          await apply(kube, [featureDaemonSet({ feature: "gnmi", nodeLabel: "sw-wait" })]);
+          await runningPod(kube, "sw-wait");
+          await new Promise((r) => setTimeout(r, 1000));
+          assert.equal(exited, false);
+          // The feature goes back to v1 on this node: wait returns after the grace.
+          await apply(kube, [
+            featureDaemonSet({ feature: "gnmi", nodeLabel: "sw-wait", v1: true }),
+          ]);
+          const t0 = Date.now();
+          for (const p of await podsOn(kube, "sw-wait", "raw_container_name=gnmi")) {
+            await kubectlOk(kube, ["delete", "pod", "-n", "sonic", p.name, "--wait=false"]);
+          }
           const out = await done;
           const stderr = new TextDecoder().decode(out.stderr);
           assert.equal(out.code, 0, stderr);
@@ -314,7 +347,9 @@ Deno.test({
           assert.match(stderr, /following the replacement pod/);
           assert.match(stderr, /API server call failed; retrying/);
           assert.match(stderr, /API server reachable again/);
-          assert.match(stderr, /the pod is gone/);
+          assert.match(stderr, /waiting for this node's instance/);
+          assert.match(stderr, /this node's instance is back; following it/);
+          assert.match(stderr, /the feature runs as v1 on this node/);
         } finally {
           if (!exited) {
             try {
@@ -335,7 +370,7 @@ Deno.test({
         "sw-status",
         "--kubeconfig",
         kubeconfig,
-      ], { stdout: "piped", stderr: "piped" });
+      ], { stdout: "piped", stderr: "piped", env: NO_RUNTIME });
       const child = cmd.spawn();
       await new Promise((r) => setTimeout(r, 1500));
       child.kill("SIGTERM");

@@ -371,7 +371,7 @@ Deno.test("bad flags exit 2 with one line naming the input", async () => {
   }
 });
 
-Deno.test("--namespace asic1 answers from that namespace's FEATURE row and names it", async () => {
+Deno.test("--asic-namespace asic1 answers from that namespace's FEATURE row and names it", async () => {
   const redis = await startRedis({ namespaces: ["asic0", "asic1"] });
   const port = freePort();
   await redis.setFeatureState("bmp", "enabled", "");
@@ -379,7 +379,7 @@ Deno.test("--namespace asic1 answers from that namespace's FEATURE row and names
   const wd = await startTool(TOOL, [
     "--feature",
     "bmp",
-    "--namespace",
+    "--asic-namespace",
     "asic1",
     "--listen",
     `127.0.0.1:${port}`,

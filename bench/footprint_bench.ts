@@ -1,0 +1,568 @@
+// `deno task bench footprint`: what each resident tool costs in memory, beside Deno's floor (a
+// `deno run` of an empty script) measured in the same run. RSS, PSS and anonymous memory
+// (/proc/<pid>/smaps_rollup) idle and at peak, for the bundled tools as shipped (their launchers'
+// runtime flags, src/build/runtime_flags.ts) and with Deno's defaults:
+//   - ks-watchdog against a real redis, FEATURE enabled, probing the example telemetry daemon
+//     (tcp + process): idle, then 500 probes/s for 10 s (open loop; p50/p99 printed), then a burst
+//     (64 keep-alive connections in a closed loop for 5 s: the highest rate this machine reaches);
+//   - ks-patcher's loop on a sandbox switch: idle, then a drift loop (a managed file overwritten
+//     as soon as it was repaired, for 10 s);
+//   - ks-entrypoint idling while its FEATURE is disabled (resident until it execs the daemon);
+//   - a raw-RESP prototype of the watchdog (bench/prototypes/resp_watchdog.ts: the same server,
+//     health logic and probes without npm:redis), to show what the redis client costs;
+//   - the per-feature sum (watchdog + sidecar patcher) of this run; with `--real`, the same sum on
+//     the real switch (systemd + containerd + kubelet node container, telemetry at v2): PSS of
+//     every resident ks-* process of the feature and the memory use of its containers' cgroups.
+// Each variant runs its own copy of the bundle, started once before it is measured, so every
+// figure is taken with a warm code cache built with the variant's own V8 flags.
+//
+// Run: deno run -A bench/footprint_bench.ts [--real] [--rate N] [--seconds S] [--burst-seconds S]
+//      [--concurrency N] [--matrix]   (--matrix: the watchdog with each candidate V8 flag alone)
+import { parseArgs } from "node:util";
+import { join } from "node:path";
+import { bundlePath } from "../src/build/bundle.ts";
+import { runtimeFlags } from "../src/build/runtime_flags.ts";
+import { toolArgv } from "../sandbox/harness/bin.ts";
+import { closedLoop, type LoadResult, openLoop, quantile } from "../sandbox/harness/http_load.ts";
+import {
+  type Footprint,
+  footprint,
+  maxFootprint,
+  mib,
+  sampleFootprint,
+  settledFootprint,
+  sumFootprints,
+} from "../sandbox/harness/memory.ts";
+import { freePort, waitForPort, waitUntil } from "../sandbox/harness/net.ts";
+import { startRedis } from "../sandbox/harness/redis.ts";
+import { type RunningTool, startTool } from "../sandbox/harness/running_tool.ts";
+import { createPatcherSandbox, KUBE_LAUNCHER } from "../sandbox/fixtures/patcher_host.ts";
+import { TELEMETRY_EXAMPLE } from "../examples/telemetry/sandbox.ts";
+
+const { values } = parseArgs({
+  options: {
+    real: { type: "boolean", default: false },
+    matrix: { type: "boolean", default: false },
+    rate: { type: "string", default: "500" },
+    seconds: { type: "string", default: "10" },
+    "burst-seconds": { type: "string", default: "5" },
+    concurrency: { type: "string", default: "64" },
+  },
+});
+const RATE = Number(values.rate);
+const SECONDS = Number(values.seconds);
+const BURST_S = Number(values["burst-seconds"]);
+const CONCURRENCY = Number(values.concurrency);
+/** The goal per resident tool (MiB RSS idle / at peak). */
+const GOAL_IDLE = 48;
+const GOAL_PEAK = 64;
+const GOAL_FEATURE_PSS = 64;
+
+const work = await Deno.makeTempDir({ prefix: "ks-footprint-" });
+
+/** A copy of `bundle` for one variant (its own code cache entry). */
+async function copyBundle(bundle: string, label: string): Promise<string> {
+  const path = join(work, `${label.replace(/[^a-z0-9]+/gi, "_")}.js`);
+  await Deno.copyFile(bundle, path);
+  return path;
+}
+
+interface Row {
+  what: string;
+  idle: Footprint;
+  peak?: Footprint;
+  note?: string;
+}
+
+const rows: Row[] = [];
+const fmtF = (f: Footprint) => `${mib(f.rss)} / ${mib(f.pss)} / ${mib(f.anon)}`;
+
+function printRow(r: Row): void {
+  console.log(
+    `| ${r.what} | ${fmtF(r.idle)} | ${
+      r.peak ? `${fmtF(r.peak)} (hwm ${mib(r.peak.hwm)})` : ""
+    } | ${r.note ?? ""} |`,
+  );
+}
+
+// ---- Deno's floor ------------------------------------------------------------------------------
+
+async function floor(flags: string[], label: string): Promise<Footprint> {
+  const script = join(work, `empty-${label.replace(/[^a-z0-9]+/gi, "_")}.js`);
+  await Deno.writeTextFile(script, "setInterval(() => {}, 1 << 30);\n");
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--no-config", "--quiet", ...flags, script],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    return await settledFootprint(child.pid, { minMs: 2000 });
+  } finally {
+    child.kill("SIGKILL");
+    await child.status;
+  }
+}
+
+// ---- the watchdog ------------------------------------------------------------------------------
+
+interface WatchdogFigures {
+  idle: Footprint;
+  load: LoadResult;
+  loadPeak: Footprint;
+  burst: LoadResult;
+  burstPeak: Footprint;
+}
+
+async function startWatchdog(
+  tool: "ks-watchdog" | "prototype",
+  bundle: string,
+  flags: string[],
+  env: Record<string, string>,
+  daemonPort: number,
+): Promise<{ wd: RunningTool; url: string }> {
+  const port = freePort();
+  const wd = await startTool("ks-watchdog", [
+    "--feature",
+    "telemetry",
+    "--listen",
+    `127.0.0.1:${port}`,
+    "--tcp",
+    `127.0.0.1:${daemonPort}`,
+    "--process",
+    "ksfootprint",
+  ], { env, runtimeFlags: false, denoFlags: flags, bundle });
+  try {
+    await waitForPort(port);
+    await wd.waitForLine(/FEATURE state state=enabled/);
+    const url = `http://127.0.0.1:${port}/readyz`;
+    const first = await fetch(url);
+    await first.body?.cancel();
+    if (first.status !== 200) throw new Error(`${tool}: /readyz answered ${first.status}`);
+    return { wd, url };
+  } catch (error) {
+    await wd.stop();
+    throw error;
+  }
+}
+
+async function measureWatchdog(
+  tool: "ks-watchdog" | "prototype",
+  bundle: string,
+  flags: string[],
+  env: Record<string, string>,
+  daemonPort: number,
+  opts: { burst?: boolean; during?: (pid: number) => Promise<void> } = {},
+): Promise<WatchdogFigures> {
+  // Warm-up start: builds this copy's code cache with these flags.
+  await (await startWatchdog(tool, bundle, flags, env, daemonPort)).wd.stop();
+  const { wd, url } = await startWatchdog(tool, bundle, flags, env, daemonPort);
+  try {
+    const idle = await settledFootprint(wd.pid);
+    await opts.during?.(wd.pid);
+    let sampler = sampleFootprint(wd.pid);
+    const load = await openLoop(url, RATE, SECONDS);
+    const loadPeak = sampler.stop();
+    let burst: LoadResult = { sent: 0, errors: 0, seconds: 0, rate: 0, latencies: [] };
+    let burstPeak = loadPeak;
+    if (opts.burst !== false) {
+      sampler = sampleFootprint(wd.pid);
+      burst = await closedLoop(url, CONCURRENCY, BURST_S);
+      burstPeak = sampler.stop();
+    }
+    return { idle, load, loadPeak, burst, burstPeak };
+  } finally {
+    await wd.stop();
+  }
+}
+
+function latencyNote(f: WatchdogFigures): string {
+  const l = f.load;
+  const b = f.burst;
+  return `${RATE}/s x ${SECONDS} s: p50 ${quantile(l.latencies, 0.5).toFixed(2)} ms, p99 ${
+    quantile(l.latencies, 0.99).toFixed(2)
+  } ms, ${l.errors} errors` +
+    (b.sent > 0
+      ? `; burst ${b.rate.toFixed(0)}/s (${CONCURRENCY} conns), p99 ${
+        quantile(b.latencies, 0.99).toFixed(1)
+      } ms, ${b.errors} errors`
+      : "");
+}
+
+// ---- the patcher -------------------------------------------------------------------------------
+
+interface PatcherFigures {
+  idle: Footprint;
+  peak: Footprint;
+  repairs: number;
+  p99: number;
+}
+
+async function measurePatcher(
+  bundle: string,
+  flags: string[],
+  driftSeconds: number,
+): Promise<PatcherFigures> {
+  const sb = await createPatcherSandbox();
+  const launcher = sb.host("usr/local/bin/telemetry.sh");
+  const repaired = () => {
+    try {
+      return Deno.readTextFileSync(launcher) === KUBE_LAUNCHER;
+    } catch {
+      return false;
+    }
+  };
+  const start = async () => {
+    const p = await startTool("ks-patcher", [...sb.cliArgs(), "--interval", "10m"], {
+      env: { PATH: sb.systemctl.path },
+      runtimeFlags: false,
+      denoFlags: flags,
+      bundle,
+    });
+    await waitUntil(repaired, 30_000, "the patcher's first pass");
+    return p;
+  };
+  try {
+    await (await start()).stop(); // warm-up: this copy's code cache
+    Deno.writeTextFileSync(launcher, "# native again\n");
+    const p = await start();
+    try {
+      const idle = await settledFootprint(p.pid);
+      const sampler = sampleFootprint(p.pid);
+      const latencies: number[] = [];
+      const end = performance.now() + driftSeconds * 1000;
+      let i = 0;
+      while (performance.now() < end) {
+        Deno.writeTextFileSync(launcher, `# upgraded ${i++}\n`);
+        const t0 = performance.now();
+        await waitUntil(repaired, 10_000, "repair", 1);
+        latencies.push(performance.now() - t0);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      const peak = sampler.stop();
+      latencies.sort((a, b) => a - b);
+      return { idle, peak, repairs: latencies.length, p99: quantile(latencies, 0.99) };
+    } finally {
+      await p.stop();
+    }
+  } finally {
+    await sb.cleanup();
+  }
+}
+
+// ---- the idle entrypoint -----------------------------------------------------------------------
+
+/** ks-entrypoint idling while its FEATURE is disabled (until it execs the daemon it is resident). */
+async function measureEntrypoint(
+  bundle: string,
+  flags: string[],
+  env: Record<string, string>,
+): Promise<Footprint> {
+  const start = async () => {
+    const ep = await startTool("ks-entrypoint", ["--feature", "bmp", "--", "/bin/true"], {
+      env,
+      runtimeFlags: false,
+      denoFlags: flags,
+      bundle,
+    });
+    await ep.waitForLine(/idle until it is enabled/);
+    return ep;
+  };
+  await (await start()).stop(); // warm-up: this copy's caches
+  const ep = await start();
+  try {
+    return await settledFootprint(ep.pid);
+  } finally {
+    await ep.stop();
+  }
+}
+
+// ---- the prototype -----------------------------------------------------------------------------
+
+async function bundlePrototype(): Promise<string> {
+  const out = join(work, "resp_watchdog.js");
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "bundle",
+      "--quiet",
+      "--platform",
+      "deno",
+      "-o",
+      out,
+      new URL("./prototypes/resp_watchdog.ts", import.meta.url).pathname,
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!r.success) throw new Error(`bundling the prototype: ${new TextDecoder().decode(r.stderr)}`);
+  return out;
+}
+
+// ---- the real switch ---------------------------------------------------------------------------
+
+/** PSS etc. of the resident ks-* processes of each feature on a real switch at v2. */
+async function realSwitch(): Promise<void> {
+  const { switchUnavailableReason, startSwitches } = await import("../sandbox/harness/switch.ts");
+  const why = switchUnavailableReason();
+  if (why) {
+    console.log(`real switch: skipped (${why})`);
+    return;
+  }
+  const { startKube } = await import("../sandbox/harness/kube.ts");
+  const { FLOW_STEPS } = await import("../sandbox/flows/real_switch.ts");
+  const cluster = await startKube({ dir: join(work, "kube") });
+  try {
+    const lab = await startSwitches({ cluster, dir: join(work, "switches"), log: () => {} });
+    try {
+      const sw = lab.switches[0];
+      const env = { cluster, sw, others: [], dir: work, note: () => {} };
+      // v0, v1, then v2 (the pod with entrypoint -> daemon, watchdog, sidecar; the stub on the host)
+      for (const step of FLOW_STEPS.slice(0, 3)) await step.run(env);
+      await new Promise((r) => setTimeout(r, 5000));
+      const perFeature = new Map<
+        string,
+        { procs: string[]; fp: Footprint[]; cgroups: Set<string> }
+      >();
+      const podFeature = new Map<string, string>();
+      const found: { pid: number; tool: string; feature?: string; pod?: string; cg: string }[] = [];
+      for (const entry of Deno.readDirSync("/proc")) {
+        if (!/^\d+$/.test(entry.name)) continue;
+        let cmd: string[];
+        let cg: string;
+        try {
+          cmd = Deno.readTextFileSync(`/proc/${entry.name}/cgroup`).includes(sw.cgroup)
+            ? Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).split("\0")
+            : [];
+          cg = /:memory:(.*)/.exec(Deno.readTextFileSync(`/proc/${entry.name}/cgroup`))?.[1] ?? "";
+        } catch {
+          continue;
+        }
+        const script = cmd.find((a) => /\/ks-[a-z-]+\.js$/.test(a));
+        if (!script) continue;
+        const tool = /(ks-[a-z-]+)\.js$/.exec(script)![1];
+        const rest = cmd.slice(cmd.indexOf(script) + 1);
+        const flag = rest.indexOf("--feature");
+        const feature = flag >= 0 ? rest[flag + 1] : tool === "ks-stub" ? rest[0] : undefined;
+        const pod = /(.*\/pod[0-9a-f_-]+)/.exec(cg)?.[1];
+        if (pod && feature) podFeature.set(pod, feature);
+        found.push({ pid: Number(entry.name), tool, feature, pod, cg });
+      }
+      for (const p of found) {
+        const feature = p.feature ?? (p.pod ? podFeature.get(p.pod) : undefined) ?? "(unknown)";
+        const e = perFeature.get(feature) ?? { procs: [], fp: [], cgroups: new Set<string>() };
+        try {
+          e.fp.push(footprint(p.pid));
+          e.procs.push(`${p.tool}[${p.pid}]`);
+          if (p.pod) e.cgroups.add(p.cg);
+        } catch { /* gone */ }
+        perFeature.set(feature, e);
+      }
+      console.log("");
+      console.log(`real switch ${sw.name}, telemetry at v2 (the switch image's own launchers):`);
+      console.log(
+        "| feature | resident kubesonic processes | sum RSS / PSS / anon (MiB) | " +
+          "containers' cgroups: usage - inactive_file (MiB) |",
+      );
+      console.log("|---|---|---|---|");
+      for (const [feature, e] of perFeature) {
+        const sum = sumFootprints(e.fp);
+        const cgroups: string[] = [];
+        for (const cg of e.cgroups) {
+          try {
+            const base = `/sys/fs/cgroup/memory${cg}`;
+            const usage = Number(Deno.readTextFileSync(`${base}/memory.usage_in_bytes`));
+            const stat = Deno.readTextFileSync(`${base}/memory.stat`);
+            const inactive = Number(/^total_inactive_file (\d+)/m.exec(stat)?.[1] ?? 0);
+            cgroups.push(
+              `${cg.split("/").at(-1)!.slice(0, 12)} ${mib((usage - inactive) / 1048576)}`,
+            );
+          } catch { /* cgroup v2 or gone */ }
+        }
+        console.log(
+          `| ${feature} | ${e.procs.join(", ")} | ${fmtF(sum)} (goal PSS <= ${GOAL_FEATURE_PSS}: ${
+            sum.pss <= GOAL_FEATURE_PSS ? "met" : "MISSED"
+          }) | ${cgroups.join(", ")} |`,
+        );
+      }
+    } finally {
+      await lab.stop();
+    }
+  } finally {
+    await cluster.stop();
+  }
+}
+
+// ---- main --------------------------------------------------------------------------------------
+
+const redis = await startRedis();
+const daemonPort = freePort();
+const daemon = new Deno.Command("/usr/bin/python3", {
+  args: [TELEMETRY_EXAMPLE.daemon, "--listen", `127.0.0.1:${daemonPort}`, "--name", "ksfootprint"],
+  stdout: "null",
+  stderr: "null",
+}).spawn();
+try {
+  await waitForPort(daemonPort);
+  await toolArgv("ks-watchdog");
+  await toolArgv("ks-patcher");
+  await toolArgv("ks-entrypoint");
+  const shippedWd = runtimeFlags("ks-watchdog");
+  const shippedPatcher = runtimeFlags("ks-patcher");
+  console.log(`load average at start: ${Deno.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
+  console.log(`ks-watchdog runtime flags: ${shippedWd.join(" ") || "(none)"}`);
+  console.log(`ks-patcher runtime flags: ${shippedPatcher.join(" ") || "(none)"}`);
+
+  const floorDefaults = await floor([], "defaults");
+  const floorFlags = await floor(shippedWd, "flags");
+  rows.push({ what: "Deno floor: `deno run` of an empty script, defaults", idle: floorDefaults });
+  rows.push({ what: `Deno floor, ${shippedWd.join(" ")}`, idle: floorFlags });
+
+  // As shipped (the launchers' flags), then with Deno's defaults, then the prototype.
+  const patcherCopy = await copyBundle(bundlePath("ks-patcher"), "patcher-shipped");
+  const wdCopy = await copyBundle(bundlePath("ks-watchdog"), "watchdog-shipped");
+  const wd = await measureWatchdog("ks-watchdog", wdCopy, shippedWd, redis.env, daemonPort);
+  rows.push({
+    what: "ks-watchdog as shipped",
+    idle: wd.idle,
+    peak: maxFootprint(wd.loadPeak, wd.burstPeak),
+    note: latencyNote(wd) + `; peak at ${RATE}/s ${mib(wd.loadPeak.rss)} RSS`,
+  });
+  const pt = await measurePatcher(patcherCopy, shippedPatcher, SECONDS);
+  rows.push({
+    what: "ks-patcher loop as shipped",
+    idle: pt.idle,
+    peak: pt.peak,
+    note: `drift loop ${SECONDS} s: ${pt.repairs} repairs, p99 ${pt.p99.toFixed(1)} ms`,
+  });
+
+  const wdDefaults = await measureWatchdog(
+    "ks-watchdog",
+    await copyBundle(bundlePath("ks-watchdog"), "watchdog-defaults"),
+    [],
+    redis.env,
+    daemonPort,
+  );
+  rows.push({
+    what: "ks-watchdog, Deno defaults",
+    idle: wdDefaults.idle,
+    peak: maxFootprint(wdDefaults.loadPeak, wdDefaults.burstPeak),
+    note: latencyNote(wdDefaults),
+  });
+  const ptDefaults = await measurePatcher(
+    await copyBundle(bundlePath("ks-patcher"), "patcher-defaults"),
+    [],
+    SECONDS,
+  );
+  rows.push({
+    what: "ks-patcher loop, Deno defaults",
+    idle: ptDefaults.idle,
+    peak: ptDefaults.peak,
+    note: `drift loop: ${ptDefaults.repairs} repairs, p99 ${ptDefaults.p99.toFixed(1)} ms`,
+  });
+
+  for (
+    const [label, flags] of [["as shipped", runtimeFlags("ks-entrypoint")], ["Deno defaults", []]]
+  ) {
+    rows.push({
+      what: `ks-entrypoint idle (FEATURE disabled), ${label}`,
+      idle: await measureEntrypoint(
+        await copyBundle(bundlePath("ks-entrypoint"), `entrypoint-${label}`),
+        flags as string[],
+        redis.env,
+      ),
+      note: "gone once it execs the daemon",
+    });
+  }
+
+  const proto = await measureWatchdog(
+    "prototype",
+    await bundlePrototype(),
+    shippedWd,
+    redis.env,
+    daemonPort,
+  );
+  rows.push({
+    what: "watchdog prototype without npm:redis (raw RESP), same flags",
+    idle: proto.idle,
+    peak: maxFootprint(proto.loadPeak, proto.burstPeak),
+    note: latencyNote(proto),
+  });
+
+  const matrix: Row[] = [];
+  if (values.matrix) {
+    const candidates = [
+      [],
+      ["--lite-mode"],
+      ["--max-semi-space-size=1"],
+      ["--lite-mode", "--max-semi-space-size=1"],
+      ["--lite-mode", "--max-semi-space-size=1", "--single-threaded-gc"],
+      ["--lite-mode", "--max-semi-space-size=1", "--max-old-space-size=32"],
+      ["--lite-mode", "--max-semi-space-size=1", "--stack-size=256"],
+      ["--lite-mode", "--max-semi-space-size=1", "--optimize-for-size"],
+      ["--jitless"],
+    ];
+    for (const v8 of candidates) {
+      const flags = v8.length ? [`--v8-flags=${v8.join(",")}`] : [];
+      const label = v8.join(" ") || "defaults";
+      const f = await measureWatchdog(
+        "ks-watchdog",
+        await copyBundle(bundlePath("ks-watchdog"), `matrix-${label}`),
+        flags,
+        redis.env,
+        daemonPort,
+        { burst: false },
+      );
+      matrix.push({ what: label, idle: f.idle, peak: f.loadPeak, note: latencyNote(f) });
+    }
+  }
+  console.log(`load average at end: ${Deno.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
+
+  console.log("");
+  console.log(
+    `| what | idle RSS / PSS / anon (MiB) | peak RSS / PSS / anon (MiB) | load, latency |`,
+  );
+  console.log("|---|---|---|---|");
+  for (const r of rows) printRow(r);
+  const feature = sumFootprints([wd.idle, pt.idle]);
+  const featurePeak = sumFootprints([maxFootprint(wd.loadPeak, wd.burstPeak), pt.peak]);
+  console.log(
+    `| per feature (watchdog + sidecar patcher, as shipped) | ${fmtF(feature)} | ${
+      fmtF(featurePeak)
+    } | PSS here counts each tool alone; on a switch they share Deno's pages |`,
+  );
+  console.log("");
+  for (
+    const [what, idle, peak] of [
+      ["ks-watchdog", wd.idle, maxFootprint(wd.loadPeak, wd.burstPeak)],
+      ["ks-patcher", pt.idle, pt.peak],
+    ] as const
+  ) {
+    console.log(
+      `goal ${what}: idle RSS ${mib(idle.rss)} <= ${GOAL_IDLE} MiB: ${
+        idle.rss <= GOAL_IDLE ? "met" : "MISSED"
+      }; peak RSS ${mib(peak.hwm)} <= ${GOAL_PEAK} MiB: ${
+        peak.hwm <= GOAL_PEAK ? "met" : "MISSED"
+      }`,
+    );
+  }
+  console.log(
+    `npm:redis costs the watchdog ${mib(wd.idle.rss - proto.idle.rss)} MiB RSS / ${
+      mib(wd.idle.anon - proto.idle.anon)
+    } MiB anonymous idle (against the raw-RESP prototype)`,
+  );
+  if (matrix.length) {
+    console.log("");
+    console.log("| ks-watchdog V8 flags | idle RSS / PSS / anon | peak at 500/s | latency |");
+    console.log("|---|---|---|---|");
+    for (const r of matrix) printRow(r);
+  }
+  if (values.real) await realSwitch();
+  else console.log("(the real switch's per-feature sum: add --real; it boots a switch, ~5-10 min)");
+} finally {
+  try {
+    daemon.kill("SIGTERM");
+  } catch { /* gone */ }
+  await daemon.status;
+  await redis.stop();
+  await Deno.remove(work, { recursive: true }).catch(() => {});
+}
