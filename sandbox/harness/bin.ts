@@ -1,5 +1,5 @@
 // How end-to-end tests and benchmarks run the tools: the multi-call bundle of the ks tree
-// (`dist/ks-tree/lib/ks.js`, built on demand when missing or older than the sources), through
+// (`dist/ks-tree/lib/ks/ks.js`, built on demand when missing or older than the sources), through
 // the pinned Deno, exactly as the images, the host runtime and the lab run it, with the tool's
 // runtime flags (src/build/runtime_flags.ts).
 import { runtimeFlags } from "../../src/build/runtime_flags.ts";

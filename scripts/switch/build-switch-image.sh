@@ -253,7 +253,7 @@ tools_image "$TREE" "$WORK/ks-tools.tar" "kubesonic/ks-tools:$TOOLS_VERSION" \
 N="$WORK/ks-tree-next"
 cp -a "$TREE" "$N"
 rm -rf "$N/lib/cache"
-printf '// the next ks-tools (the lab'"'"'s tools upgrade)\n' >>"$N/lib/ks.js"
+printf '// the next ks-tools (the lab'"'"'s tools upgrade)\n' >>"$N/lib/ks/ks.js"
 NEXT_HASH=$(cd "$ROOT" && deno run -A scripts/tree_index.ts "$N") || die "tree index of the next ks-tools failed"
 tools_image "$N" "$WORK/ks-tools-next.tar" "kubesonic/ks-tools:next" \
   "kubesonic/ks-tools:$TOOLS_VERSION-$NEXT_HASH"

@@ -29,6 +29,27 @@ export function requireShim(bundleText: string): string | undefined {
     "}\n";
 }
 
+/**
+ * Makes a code-split chunk's `__require` lazy: `deno bundle --code-splitting` defines it with a
+ * static `import { createRequire } from "node:module"` in the shared runtime chunk, which every
+ * tool would then pay at start-up (see requireShim). Returns the chunk unchanged when it has none.
+ */
+export function lazySplitRequire(chunk: string): string {
+  const eager = 'import { createRequire as __deno_internal_createRequire } from "node:module";\n' +
+    "var __require = __deno_internal_createRequire(import.meta.url);\n";
+  if (!chunk.includes(eager)) return chunk;
+  return chunk.replace(
+    eager,
+    "let __ksRequire;\n" +
+      "var __require = (id) => {\n" +
+      '  const builtin = process.getBuiltinModule(id.startsWith("node:") ? id : `node:${id}`);\n' +
+      "  if (builtin) return builtin;\n" +
+      '  __ksRequire ??= process.getBuiltinModule("node:module").createRequire(import.meta.url);\n' +
+      "  return __ksRequire(id);\n" +
+      "};\n",
+  );
+}
+
 /** One tool's bundle outcome. */
 export interface BundleResult {
   tool: string;

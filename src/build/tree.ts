@@ -2,21 +2,24 @@
 // launcher per tool, working from whatever directory it is copied to and needing no path outside
 // it (no DENO_DIR, no network, no config). Layout:
 //   bin/deno          the pinned Deno (the npm package's binary this build runs on)
-//   lib/ks.js         `deno bundle` of bin/ks.ts (each tool initialised only when it runs)
+//   lib/ks/ks.js      `deno bundle --code-splitting` of bin/ks.ts, beside its chunks in lib/ks/:
+//                     each tool loads only the chunks it imports (its own code and what it shares)
 //   bin/ks            `ks <tool> ARGS`
 //   bin/ks-<tool>     `ks-<tool> ARGS`, the tool's own command line
 //   lib/tree.json     version, architecture, minimum glibc and every file's SHA-256 and mode
 // The host runtime and the v2 pod's injected entrypoint are copies of this tree.
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { DIST_DIR, listTools, REPO_ROOT, requireShim } from "./bundle.ts";
+import { DIST_DIR, lazySplitRequire, listTools, REPO_ROOT } from "./bundle.ts";
 import { runtimeFlags } from "./runtime_flags.ts";
 import { VERSION } from "../version.ts";
 
 /** Where the tree is built. */
 export const TREE_DIR: string = join(DIST_DIR, "ks-tree");
-/** The bundle inside the tree. */
-export const TREE_BUNDLE = "lib/ks.js";
+/** The bundle's directory inside the tree (the entry and its chunks). */
+export const TREE_BUNDLE_DIR = "lib/ks";
+/** The bundle's entry inside the tree. */
+export const TREE_BUNDLE = `${TREE_BUNDLE_DIR}/ks.js`;
 /** The tree's own description. */
 export const TREE_INDEX = "lib/tree.json";
 /**
@@ -81,7 +84,7 @@ export function launcherScript(
     `# ${name}: kubesonic's ${
       tool ?? "multi-call program"
     } from the self-contained tree this file is`,
-    "# in (bin/deno, lib/ks.js); it reads nothing outside the tree and never uses the network.",
+    "# in (bin/deno, lib/ks/); it reads nothing outside the tree and never uses the network.",
     'p=$0; [ -L "$p" ] && p=$(readlink -f "$p")',
     "case $p in */*) t=${p%/*}/.. ;; *) t=.. ;; esac",
     `if [ ! -e ${loader} ]; then`,
@@ -197,23 +200,42 @@ export async function buildTree(
   }
   await Deno.mkdir(join(dir, "bin"), { recursive: true });
   await Deno.mkdir(join(dir, "lib"), { recursive: true });
-  const bundle = join(dir, TREE_BUNDLE);
-  const tmp = `${bundle}.bundle-${Deno.pid}`;
+  // Bundle into a fresh directory, then swap it in: no chunk of an older build stays behind.
+  const bundleDir = join(dir, TREE_BUNDLE_DIR);
+  const fresh = `${bundleDir}.new-${Deno.pid}`;
+  await Deno.remove(fresh, { recursive: true }).catch(() => {});
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["bundle", "--quiet", "--platform", "deno", "-o", tmp, join("bin", "ks.ts")],
+    args: [
+      "bundle",
+      "--quiet",
+      "--platform",
+      "deno",
+      "--code-splitting",
+      "--outdir",
+      fresh,
+      join("bin", "ks.ts"),
+    ],
     cwd: REPO_ROOT,
     stdout: "piped",
     stderr: "piped",
   }).output();
   if (!out.success) {
-    await Deno.remove(tmp).catch(() => {});
+    await Deno.remove(fresh, { recursive: true }).catch(() => {});
     const text = new TextDecoder().decode(out.stderr).trim().split("\n").find((l) => l.trim());
     throw new Error(`deno bundle of bin/ks.ts failed: ${text ?? "no output"}`);
   }
-  // npm CommonJS packages (yaml) call require("node:process"): give the ES module a `require`.
-  const text = await Deno.readTextFile(tmp);
-  await writeAtomic(bundle, (requireShim(text) ?? "") + text, 0o644);
-  await Deno.remove(tmp);
+  for await (const entry of Deno.readDir(fresh)) {
+    const path = join(fresh, entry.name);
+    const text = await Deno.readTextFile(path);
+    const lazy = lazySplitRequire(text);
+    if (lazy !== text) await Deno.writeTextFile(path, lazy);
+    await Deno.chmod(path, 0o644);
+  }
+  const old = `${bundleDir}.old-${Deno.pid}`;
+  await Deno.rename(bundleDir, old).catch(() => {});
+  await Deno.rename(fresh, bundleDir);
+  await Deno.remove(old, { recursive: true }).catch(() => {});
+  await Deno.remove(join(dir, "lib", "ks.js")).catch(() => {}); // the unsplit layout's bundle
   if (
     mtime(join(dir, "bin", "deno")) === 0 ||
     await sha256File(deno) !== await sha256File(join(dir, "bin", "deno"))

@@ -9,14 +9,17 @@ import { createLogger } from "../log.ts";
 import type { TreeIndex } from "./tree.ts";
 
 const USAGE = `Usage: ks copy-tree DIR
-Copies the ks tree (bin/deno, lib/ks.js, the launchers) this ks runs from into DIR.
+Copies the ks tree (bin/deno, lib/ks/, the launchers) this ks runs from into DIR.
 Exit codes: 0 copied and verified, 1 a copy failed, 2 bad usage.
 Example (the v2 pod's init container): /opt/kubesonic/bin/ks copy-tree /kubesonic`;
 
-/** The root of the tree this bundle runs from (lib/ks.js -> ..), when it has a lib/tree.json. */
+/**
+ * The root of the tree this bundle runs from (a chunk in lib/ks/ -> ../..), when it has a
+ * lib/tree.json.
+ */
 export function runningTreeRoot(): string | undefined {
   if (!import.meta.url.startsWith("file:")) return undefined;
-  const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+  const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
   try {
     return Deno.statSync(join(root, "lib", "tree.json")).isFile ? root : undefined;
   } catch {

@@ -139,7 +139,7 @@ export interface FeatureSpec {
 /** Default prefix of the host runtime (one directory per tree version below it). */
 export const HOST_RUNTIME_PREFIX = "/usr/local/lib/kubesonic";
 
-/** Where the ks-tools image holds the ks tree (bin/ks-*, bin/deno, lib/ks.js). */
+/** Where the ks-tools image holds the ks tree (bin/ks-*, bin/deno, lib/ks/). */
 export const TOOLS_IMAGE_TREE = "/opt/kubesonic";
 /** Where the feature container sees the tree copied by the init container (tools.inject). */
 export const INJECTED_TREE = "/kubesonic";

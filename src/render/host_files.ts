@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { posix } from "node:path";
 import { type FeatureSpec, SpecError, TOOLS_IMAGE_TREE } from "../feature/spec.ts";
-import type { TreeIndex } from "../build/tree.ts";
+import { TREE_BUNDLE_DIR, type TreeIndex } from "../build/tree.ts";
 import type { InstancePlan } from "./instances.ts";
 
 /** Where the ConfigMap with the host files and manifests is mounted in the sidecar. */
@@ -34,10 +34,14 @@ export interface ManifestFile {
 /** Where the host runtime keeps Deno's caches: tmpfs, so nothing of it outlives a reboot. */
 export const HOST_DENO_DIR = "/run/kubesonic/deno";
 
-/** The tree files the host runtime needs, by tool: Deno, the bundle, each tool's launcher. */
-function runtimeTreeFiles(spec: FeatureSpec): string[] {
+/**
+ * The tree files the host runtime needs: Deno, the bundle (its entry and every chunk), each
+ * tool's launcher.
+ */
+function runtimeTreeFiles(spec: FeatureSpec, tree: TreeIndex): string[] {
   const tools = ["ks-stub", ...(spec.hostRuntime.checkers ? Object.keys(CHECKERS) : [])];
-  return ["bin/deno", "lib/ks.js", ...tools.map((t) => `bin/${t}`)];
+  const bundle = tree.files.map((f) => f.path).filter((p) => p.startsWith(`${TREE_BUNDLE_DIR}/`));
+  return ["bin/deno", ...bundle, ...tools.map((t) => `bin/${t}`)];
 }
 
 /**
@@ -196,7 +200,7 @@ export function buildHostFiles(
     }
     const dir = hostRuntimeDir(spec, tree);
     roots.add(spec.hostRuntime.prefix);
-    for (const rel of runtimeTreeFiles(spec)) {
+    for (const rel of runtimeTreeFiles(spec, tree)) {
       const f = tree.files.find((x) => x.path === rel);
       if (!f) throw new SpecError(`hostRuntime: the ks tree ${tree.hash} has no ${rel}`);
       files.push({

@@ -46,9 +46,12 @@ async function idleOfLauncher(
   })();
   try {
     await ready(() => stderr);
-    // The launcher execs Deno: the launcher's PID is the tool's.
-    const cmdline = Deno.readTextFileSync(`/proc/${child.pid}/cmdline`);
-    assert.ok(cmdline.includes(`${tool}.js`), `pid ${child.pid} runs ${cmdline}`);
+    // The launcher execs Deno on the multi-call bundle: the launcher's PID is the tool's.
+    const argv = Deno.readTextFileSync(`/proc/${child.pid}/cmdline`).split("\0");
+    assert.ok(
+      argv.some((a) => a.endsWith("/ks.js")) && argv.includes(tool),
+      `pid ${child.pid} runs ${argv.join(" ")}`,
+    );
     return await settledFootprint(child.pid);
   } finally {
     await stopChild(child, child.status, 3000);

@@ -61,6 +61,8 @@ export const FIXTURE_TREE: TreeIndex = {
     { path: "bin/ks-container-checker", sha256: fixtureSha("c"), size: 700, mode: "0755" },
     { path: "bin/ks-memory-checker", sha256: fixtureSha("d"), size: 700, mode: "0755" },
     { path: "bin/ks-stub", sha256: fixtureSha("e"), size: 700, mode: "0755" },
-    { path: "lib/ks.js", sha256: fixtureSha("f"), size: 1_625_968, mode: "0644" },
+    { path: "lib/ks/chunk-A.js", sha256: fixtureSha("9"), size: 784_250, mode: "0644" },
+    { path: "lib/ks/ks-stub-B.js", sha256: fixtureSha("8"), size: 40_513, mode: "0644" },
+    { path: "lib/ks/ks.js", sha256: fixtureSha("f"), size: 2_414, mode: "0644" },
   ],
 };

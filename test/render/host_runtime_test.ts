@@ -133,7 +133,9 @@ Deno.test("the host runtime arrives with kube mode, is shared by two features an
     const cmd = await run("telemetry", "v2");
     assert.ok(cmd.includes("/usr/local/lib/kubesonic"), `allow-root: ${cmd.join(" ")}`);
     const prefix = `/usr/local/lib/kubesonic/${index.hash}`;
-    for (const f of ["bin/deno", "lib/ks.js", "bin/ks-stub", "bin/ks-container-checker"]) {
+    const chunks = index.files.map((x) => x.path).filter((p) => p.startsWith("lib/ks/"));
+    assert.ok(chunks.includes("lib/ks/ks.js") && chunks.length > 2, `bundle files: ${chunks}`);
+    for (const f of ["bin/deno", ...chunks, "bin/ks-stub", "bin/ks-container-checker"]) {
       const want = index.files.find((x) => x.path === f)!;
       const got = await Deno.readFile(join(host, prefix, f));
       assert.equal(createHash("sha256").update(got).digest("hex"), want.sha256, f);

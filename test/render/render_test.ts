@@ -232,7 +232,9 @@ Deno.test("the manifests are valid for the patcher and install the host runtime,
       const runtime = `/usr/local/lib/kubesonic/${index.hash}`;
       const hostRuntime = [
         `${runtime}/bin/deno`,
-        `${runtime}/lib/ks.js`,
+        `${runtime}/lib/ks/chunk-A.js`,
+        `${runtime}/lib/ks/ks-stub-B.js`,
+        `${runtime}/lib/ks/ks.js`,
         `${runtime}/bin/ks-stub`,
         "/usr/local/bin/ks-stub",
       ];
