@@ -822,7 +822,7 @@ export const FLOW_STEPS: FlowStep[] = [
         "-c",
         "end=$(($(date +%s) + 150)); while [ $(date +%s) -lt $end ] && [ ! -e /tmp/ks-loop-stop ]; do " +
         "systemctl status telemetry >/dev/null 2>&1; a=$?; " +
-        "ks-stub telemetry status --namespace sonic >/dev/null 2>/tmp/ks-loop-err; b=$?; " +
+        "ks-stub telemetry status --kube-namespace sonic >/dev/null 2>/tmp/ks-loop-err; b=$?; " +
         'echo "$a $b $(head -c 200 /tmp/ks-loop-err | tr "\n" " ")"; sleep 0.1; done',
       ], { timeoutMs: 200_000 });
       const next = await renderVersion(env, "v2", {}, {
