@@ -138,9 +138,44 @@ export async function waitPodReady(env: FlowEnv, stage: string, ms = 240_000): P
       500,
     );
   } catch (e) {
-    throw new Error(`${(e as Error).message}; pods: ${JSON.stringify(last)}`);
+    const why = await containerStates(env).catch((err) => `(${(err as Error).message})`);
+    throw new Error(`${(e as Error).message}; pods: ${JSON.stringify(last)}; containers: ${why}`);
   }
   return last[0];
+}
+
+/**
+ * Why a pod is not Ready, from the API server: each (init) container's state and last state
+ * (reason, exit code, message) for the node's pods in the sonic namespace.
+ */
+export async function containerStates(env: FlowEnv): Promise<string> {
+  const r = await env.cluster.kubectl([
+    "get",
+    "pods",
+    "-n",
+    "sonic",
+    "--field-selector",
+    `spec.nodeName=${env.sw.name}`,
+    "-o",
+    "json",
+  ]);
+  if (r.code !== 0) return `(kubectl get pods: ${r.stderr.trim()})`;
+  type State = Record<string, { reason?: string; exitCode?: number; message?: string }>;
+  type Status = { name: string; state?: State; lastState?: State; restartCount?: number };
+  type Pod = {
+    metadata: { name: string };
+    status?: { initContainerStatuses?: Status[]; containerStatuses?: Status[] };
+  };
+  const describe = (s?: State) => {
+    const [kind, v] = Object.entries(s ?? {})[0] ?? ["-", {}];
+    return [kind, v.reason, v.exitCode, v.message].filter((x) => x !== undefined).join(" ");
+  };
+  return (JSON.parse(r.stdout).items as Pod[]).map((pod) =>
+    [...pod.status?.initContainerStatuses ?? [], ...pod.status?.containerStatuses ?? []].map((c) =>
+      `${pod.metadata.name}/${c.name}: ${describe(c.state)} (last: ${describe(c.lastState)}, ` +
+      `restarts ${c.restartCount})`
+    ).join("; ")
+  ).join(" | ");
 }
 
 /** Containers the switch's containerd runs for the kubelet (crictl ps), by name -> state. */
