@@ -201,6 +201,16 @@ export const HOST_RUNTIME_SIDECAR_RESOURCES: ResourceSpec = {
   limits: { cpu: "200m", memory: "160Mi" },
 };
 
+/**
+ * The v2 pod's init container that copies the ks tree into the emptyDir (`ks copy-tree`): Deno's
+ * floor plus the copy's page cache, which its cgroup is charged for until written back (the copy
+ * syncs every 8 MiB; one unsynced copy was OOM-killed at 96Mi inside the lab switch).
+ */
+export const TOOLS_INIT_RESOURCES: ResourceSpec = {
+  requests: { cpu: "10m", memory: "48Mi" },
+  limits: { cpu: "200m", memory: "128Mi" },
+};
+
 /** The node label that opts a node in, unless the spec sets nodeSelector. */
 export function defaultOptInLabel(feature: string): Record<string, string> {
   return { [`kubesonic.io/${feature}`]: "enabled" };

@@ -7,6 +7,7 @@ import {
   type ProbeTiming,
   type ResourceSpec,
   TOOLS_IMAGE_TREE,
+  TOOLS_INIT_RESOURCES,
 } from "../feature/spec.ts";
 import { FILES_DIR, STUB_CREDENTIALS_DIR } from "./host_files.ts";
 import { expandInstance, type Instance } from "./instances.ts";
@@ -151,7 +152,7 @@ function toolsInitContainer(ctx: DaemonSetContext): Record<string, unknown> {
     image: spec.images.tools,
     imagePullPolicy: spec.images.pullPolicy,
     command: [`${TOOLS_IMAGE_TREE}/bin/ks`, "copy-tree", INJECTED_TREE],
-    resources: resources(spec.watchdog.resources),
+    resources: resources(TOOLS_INIT_RESOURCES),
     securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true },
     volumeMounts: [{ name: TOOLS_VOLUME, mountPath: INJECTED_TREE }],
   };

@@ -385,6 +385,11 @@ Deno.test("watchdog and sidecar budgets follow their measured footprint (64/96Mi
     requests: { cpu: "10m", memory: "64Mi" },
     limits: { cpu: "200m", memory: "160Mi" },
   });
+  // The tree's copy (init container) is charged its page cache: its own, wider limit.
+  assert.deepEqual(ds.spec.template.spec.initContainers[0].resources, {
+    requests: { cpu: "10m", memory: "48Mi" },
+    limits: { cpu: "200m", memory: "128Mi" },
+  });
   const [v1] = docs(await telemetry(), "v1/30-daemonset.yaml");
   assert.equal(container(v1, "telemetry-sidecar").resources.limits.memory, "160Mi");
   const copied = baseSpec();
