@@ -123,9 +123,20 @@ export class OwnershipRegistry {
 
   /** Runs `fn` on the registry under the exclusive lock; writes it back when fn says so. */
   async update<T>(fn: (registry: Registry) => { write: boolean; value: T }): Promise<T> {
+    return await this.updateAsync((registry) => Promise.resolve(fn(registry)));
+  }
+
+  /**
+   * Like update(), for a `fn` that works on host files while it holds the lock (a release decides
+   * "nobody else uses this path" and restores it before anyone can claim it meanwhile). When fn
+   * throws, the registry is not written.
+   */
+  async updateAsync<T>(
+    fn: (registry: Registry) => Promise<{ write: boolean; value: T }>,
+  ): Promise<T> {
     return await this.#underLock(async () => {
       const registry = await this.read();
-      const { write, value } = fn(registry);
+      const { write, value } = await fn(registry);
       if (write) {
         await this.#state.write(
           "",
