@@ -357,3 +357,30 @@ Deno.test("release: the bundled ks-patcher logs one line per released path", asy
     assert.ok(!await exists(sb.host(`${PREFIX}/${OLD}`)));
   });
 });
+
+Deno.test("release: a failed release is reported, keeps the backup and claim, and the next pass does it", async () => {
+  await withSandbox(async (sb) => {
+    const dropInDir = sb.host("/etc/systemd/system/telemetry.service.d");
+    await pass(sb, manifest("telemetry", OLD, "kube", [DROPIN]));
+    // The drop-in's directory turns writable by everyone: the safety rules refuse the path.
+    await Deno.chmod(dropInDir, 0o777);
+    const path = await sb.writeManifest(manifest("telemetry", OLD), "dropped.json");
+    const lines: string[] = [];
+    const ctx = await sb.context({ path, sink: (l) => lines.push(l) });
+    const failed = await reconcileOnce(ctx);
+    assert.equal(failed.converged, false);
+    assert.equal(failed.errors.length, 1, failed.errors.join("; "));
+    assert.match(failed.errors[0], /50-kubesonic\.conf: release failed: .*writable by everyone/);
+    assert.ok(lines.some((l) => l.includes("ERROR") && l.includes("release failed")));
+    assert.ok(await exists(join(dropInDir, "50-kubesonic.conf")));
+    assert.ok((await ctx.owners.read())[DROPIN.path]?.telemetry);
+    assert.ok(await new BackupStore(sb.stateDir).get(DROPIN.path));
+
+    await Deno.chmod(dropInDir, 0o755);
+    const done = await reconcileOnce(ctx);
+    assert.ok(done.converged, done.errors.join("; "));
+    assert.ok(!await exists(dropInDir));
+    assert.equal((await ctx.owners.read())[DROPIN.path], undefined);
+    assert.equal(await new BackupStore(sb.stateDir).get(DROPIN.path), null);
+  });
+});
