@@ -20,7 +20,7 @@ import {
 } from "../host/files.ts";
 import { HostPaths, type OpenedPath, PathSafetyError } from "../host/paths.ts";
 import { escapeText, type Logger } from "../log.ts";
-import { type Action, dedupeActions, runAction } from "./actions.ts";
+import { type Action, dedupeActions, parseAction, runAction } from "./actions.ts";
 import { type Backup, BackupStore } from "./backup.ts";
 import { Journal } from "./journal.ts";
 import { StormGuard } from "./storm.ts";
@@ -287,7 +287,11 @@ async function passWith(
   }
   const now = Date.now();
   if (manifest.mode === "kube") {
-    const wants = manifest.files.map((f) => ({ path: f.path, sha256: f.sha256 }));
+    const wants = manifest.files.map((f) => ({
+      path: f.path,
+      sha256: f.sha256,
+      actions: f.actions,
+    }));
     let conflicts: OwnershipConflict[];
     if (dryRun) {
       conflicts = findConflicts(registry, manifest.feature, wants, now, ctx.owners.staleMs);
@@ -457,7 +461,7 @@ async function passWith(
     result.held.length === 0
   ) {
     try {
-      await release(ctx, resolved, result, fail);
+      pending = await release(ctx, resolved, result, fail);
     } catch (error) {
       if (error instanceof InjectedCrash) throw error;
       fail(`release: ${(error as Error).message}`);
@@ -501,17 +505,21 @@ function deepestFirst(dirs: Iterable<string>): string[] {
  * the backup is dropped, then the claim. Every step is idempotent and the claim, dropped last
  * (the registry write), is what keeps the release owed: after a crash at any point the next pass
  * does it again. Directories still holding another of our files hand over to that file's backup.
+ * The actions the released entries declared (recorded with their claims; not stop-container, as
+ * in native mode) are journaled before the first file is touched and run afterwards; returns
+ * the actions still owed.
  */
 async function release(
   ctx: PatcherContext,
   resolved: Map<string, OpenedPath>,
   result: PassResult,
   fail: (message: string, fields?: Record<string, string>) => void,
-): Promise<void> {
+): Promise<Action[]> {
   const { manifest, log } = ctx;
   const feature = manifest.feature;
   // The common case, nothing to release, costs one unlocked read.
-  if (unlisted(await ctx.owners.read(), manifest).length === 0) return;
+  if (unlisted(await ctx.owners.read(), manifest).length === 0) return [];
+  let owed: Action[] = [];
   const listedKeys = new Set<string>();
   for (const where of resolved.values()) {
     listedKeys.add(`canonical ${where.canonical}`);
@@ -529,6 +537,13 @@ async function release(
     };
     // A directory step that failed keeps every backup and claim: the next pass does it again.
     let keepState = false;
+    // The actions of the paths whose original comes back, journaled before any file changes.
+    owed = releaseActions(
+      unlisted(registry, manifest)
+        .filter((p) => otherOwners(registry, p, feature, now, ctx.owners.staleMs).length === 0)
+        .map((p) => registry[p][feature].actions ?? []),
+    );
+    if (owed.length > 0) await ctx.journal.set(owed);
     for (const path of unlisted(registry, manifest)) {
       const others = otherOwners(registry, path, feature, now, ctx.owners.staleMs);
       if (others.length > 0) {
@@ -633,6 +648,27 @@ async function release(
     if (changed) result.changed.push(path);
     log.info("released: no longer in the manifest", { path, done: what });
   }
+  return await runOwed(ctx, owed, result, fail);
+}
+
+/**
+ * The actions released entries recorded (valid ones only: the registry is state, not input),
+ * de-duplicated, daemon-reload first, without stop-container (the original's own container may
+ * be the one that runs again).
+ */
+function releaseActions(lists: string[][]): Action[] {
+  const valid = lists.map((list) =>
+    list.flatMap((a) => {
+      try {
+        const action = parseAction(a);
+        return action.startsWith("stop-container ") ? [] : [action];
+      } catch {
+        return [];
+      }
+    })
+  );
+  const all = dedupeActions(...valid);
+  return [...all.filter((a) => a === "daemon-reload"), ...all.filter((a) => a !== "daemon-reload")];
 }
 
 /**

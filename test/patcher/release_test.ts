@@ -215,7 +215,7 @@ Deno.test("release: two features share the old tree, the first to upgrade keeps 
   });
 });
 
-Deno.test("release: a dropped file with an original gets it back, a dropped drop-in goes with its directory", async () => {
+Deno.test("release: a dropped file with an original gets it back, a dropped drop-in goes with its directory, their actions run", async () => {
   await withSandbox(async (sb) => {
     const checker = sb.host("/usr/bin/container_checker");
     const dropInDir = sb.host("/etc/systemd/system/telemetry.service.d");
@@ -246,8 +246,16 @@ Deno.test("release: a dropped file with an original gets it back, a dropped drop
       ),
       [],
     );
-    // Nothing the manifest lists changed: no action ran.
-    assert.deepEqual(sb.systemctl.calls().slice(calls), []);
+    // The released entries' own actions ran (daemon-reload first), after the files were back.
+    assert.deepEqual(sb.systemctl.calls().slice(calls), [
+      "systemctl daemon-reload",
+      "systemctl restart monit",
+    ]);
+    assert.deepEqual(await (await sb.context()).journal.pending(), []);
+
+    // Nothing left to release: the next pass runs nothing.
+    await pass(sb, manifest("telemetry", OLD));
+    assert.equal(sb.systemctl.calls().length, calls + 2);
 
     // A postupgrade edit of the released file afterwards is SONiC's own: a rollback with the
     // older native manifest (which still lists it) does not restore it a second time.
