@@ -956,8 +956,10 @@ export const FLOW_STEPS: FlowStep[] = [
             };
           },
           (s) => s.t?.exitCode === 127 && typeof s.t?.message === "string",
-          120_000,
-        );
+          240_000,
+        ).catch(async (e) => {
+          throw new Error(`${(e as Error).message}; containers: ${await containerStates(env)}`);
+        });
         const message = status.t.message.trim();
         if (message.split("\n").length !== 1 || !/has no glibc/.test(message)) {
           throw new Error(`termination message: ${JSON.stringify(message)}`);
