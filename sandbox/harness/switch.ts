@@ -48,7 +48,7 @@ export interface SwitchOptions {
   initConfig?: string;
   /** Parent directory (default a new temp dir, removed by stop()). */
   dir?: string;
-  /** Milliseconds to wait for each switch's boot and node Ready (default 180 s). */
+  /** Milliseconds to wait for each switch's boot and node Ready (default 480 s). */
   readyTimeoutMs?: number;
   /** Progress lines (default to stderr). */
   log?: (line: string) => void;
