@@ -919,6 +919,9 @@ export const FLOW_STEPS: FlowStep[] = [
       feature.image = "kubesonic/busybox-static:1";
       delete feature.livenessProbe;
       delete feature.readinessProbe;
+      // The DaemonSet's pod may run beside it (after the upgrade step): under host networking its
+      // ports would be host ports the kubelet refuses to give twice.
+      delete feature.ports;
       const pod = {
         apiVersion: "v1",
         kind: "Pod",
