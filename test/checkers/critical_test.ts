@@ -3,7 +3,7 @@
 // through a private containerd, started as a kubelet would) and a kubelet-labelled Docker
 // container (Docker's exec API). Inside them `supervisorctl` is a busybox script printing the
 // status lines a test sets, a stand-in for Debian's supervisorctl; the real supervisord is
-// exercised on the real switch (test/switch/featured_test.ts).
+// exercised on the real switch (test/switch/health_test.ts).
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
