@@ -19,7 +19,10 @@ export function realSwitchUnavailableReason(): string | undefined {
 export interface RealSwitchOptions {
   /** Prefix of the scratch directory (Deno.makeTempDir). */
   prefix: string;
-  /** How long the switch may take to boot and turn Ready (startSwitches' default otherwise). */
+  /**
+   * How long the switch may take to boot and turn Ready (default 600 s: on a loaded machine, with
+   * other suites booting their switches, a boot was seen to take more than startSwitches' 180 s).
+   */
   readyTimeoutMs?: number;
   /** Runs before the switch stops, after `fn` passed or failed (e.g. a journal for the log). */
   beforeStop?: (env: FlowEnv) => Promise<void>;
@@ -42,7 +45,7 @@ export async function withRealSwitch<T>(
         cluster,
         count: 1,
         dir: `${dir}/switches`,
-        readyTimeoutMs: opts.readyTimeoutMs,
+        readyTimeoutMs: opts.readyTimeoutMs ?? 600_000,
       });
       const env: FlowEnv = {
         cluster,

@@ -162,9 +162,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn(t) {
-    // A loaded machine (other suites booting their switches) can take minutes to boot one.
-    const boot = { prefix: "ks-switch-partition-", readyTimeoutMs: 600_000 };
-    await withRealSwitch(boot, async (env) => {
+    await withRealSwitch({ prefix: "ks-switch-partition-" }, async (env) => {
       const sw = env.sw;
       const cluster = env.cluster;
       let failed = "";
