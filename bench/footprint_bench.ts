@@ -33,11 +33,15 @@ import {
   settledFootprint,
   sumFootprints,
 } from "../sandbox/harness/memory.ts";
-import { freePort, waitForPort, waitUntil } from "../sandbox/harness/net.ts";
+import { waitUntil } from "../sandbox/harness/net.ts";
 import { startRedis } from "../sandbox/harness/redis.ts";
 import { type RunningTool, startTool } from "../sandbox/harness/running_tool.ts";
+import {
+  startProbingWatchdog,
+  startTelemetryDaemon,
+  type TelemetryDaemon,
+} from "../sandbox/harness/watchdog_target.ts";
 import { createPatcherSandbox, KUBE_LAUNCHER } from "../sandbox/fixtures/patcher_host.ts";
-import { TELEMETRY_EXAMPLE } from "../examples/telemetry/sandbox.ts";
 
 const { values } = parseArgs({
   options: {
@@ -114,49 +118,30 @@ interface WatchdogFigures {
   burstPeak: Footprint;
 }
 
-async function startWatchdog(
-  tool: "ks-watchdog" | "prototype",
+function startWatchdog(
   bundle: string,
   flags: string[],
   env: Record<string, string>,
-  daemonPort: number,
+  daemon: TelemetryDaemon,
 ): Promise<{ wd: RunningTool; url: string }> {
-  const port = freePort();
-  const wd = await startTool("ks-watchdog", [
-    "--feature",
-    "telemetry",
-    "--listen",
-    `127.0.0.1:${port}`,
-    "--tcp",
-    `127.0.0.1:${daemonPort}`,
-    "--process",
-    "ksfootprint",
-  ], { env, runtimeFlags: false, denoFlags: flags, bundle });
-  try {
-    await waitForPort(port);
-    await wd.waitForLine(/FEATURE state state=enabled/);
-    const url = `http://127.0.0.1:${port}/readyz`;
-    const first = await fetch(url);
-    await first.body?.cancel();
-    if (first.status !== 200) throw new Error(`${tool}: /readyz answered ${first.status}`);
-    return { wd, url };
-  } catch (error) {
-    await wd.stop();
-    throw error;
-  }
+  return startProbingWatchdog(daemon, "ksfootprint", {
+    env,
+    runtimeFlags: false,
+    denoFlags: flags,
+    bundle,
+  });
 }
 
 async function measureWatchdog(
-  tool: "ks-watchdog" | "prototype",
   bundle: string,
   flags: string[],
   env: Record<string, string>,
-  daemonPort: number,
+  daemon: TelemetryDaemon,
   opts: { burst?: boolean; during?: (pid: number) => Promise<void> } = {},
 ): Promise<WatchdogFigures> {
   // Warm-up start: builds this copy's code cache with these flags.
-  await (await startWatchdog(tool, bundle, flags, env, daemonPort)).wd.stop();
-  const { wd, url } = await startWatchdog(tool, bundle, flags, env, daemonPort);
+  await (await startWatchdog(bundle, flags, env, daemon)).wd.stop();
+  const { wd, url } = await startWatchdog(bundle, flags, env, daemon);
   try {
     const idle = await settledFootprint(wd.pid);
     await opts.during?.(wd.pid);
@@ -395,14 +380,8 @@ async function realSwitch(): Promise<void> {
 // ---- main --------------------------------------------------------------------------------------
 
 const redis = await startRedis();
-const daemonPort = freePort();
-const daemon = new Deno.Command("/usr/bin/python3", {
-  args: [TELEMETRY_EXAMPLE.daemon, "--listen", `127.0.0.1:${daemonPort}`, "--name", "ksfootprint"],
-  stdout: "null",
-  stderr: "null",
-}).spawn();
+const daemon = await startTelemetryDaemon("ksfootprint");
 try {
-  await waitForPort(daemonPort);
   await toolArgv("ks-watchdog");
   await toolArgv("ks-patcher");
   await toolArgv("ks-entrypoint");
@@ -420,7 +399,7 @@ try {
   // As shipped (the launchers' flags), then with Deno's defaults, then the prototype.
   const patcherCopy = await copyBundle(bundlePath("ks-patcher"), "patcher-shipped");
   const wdCopy = await copyBundle(bundlePath("ks-watchdog"), "watchdog-shipped");
-  const wd = await measureWatchdog("ks-watchdog", wdCopy, shippedWd, redis.env, daemonPort);
+  const wd = await measureWatchdog(wdCopy, shippedWd, redis.env, daemon);
   rows.push({
     what: "ks-watchdog as shipped",
     idle: wd.idle,
@@ -436,11 +415,10 @@ try {
   });
 
   const wdDefaults = await measureWatchdog(
-    "ks-watchdog",
     await copyBundle(bundlePath("ks-watchdog"), "watchdog-defaults"),
     [],
     redis.env,
-    daemonPort,
+    daemon,
   );
   rows.push({
     what: "ks-watchdog, Deno defaults",
@@ -475,11 +453,10 @@ try {
   }
 
   const proto = await measureWatchdog(
-    "prototype",
     await bundlePrototype(),
     shippedWd,
     redis.env,
-    daemonPort,
+    daemon,
   );
   rows.push({
     what: "watchdog prototype without npm:redis (raw RESP), same flags",
@@ -505,11 +482,10 @@ try {
       const flags = v8.length ? [`--v8-flags=${v8.join(",")}`] : [];
       const label = v8.join(" ") || "defaults";
       const f = await measureWatchdog(
-        "ks-watchdog",
         await copyBundle(bundlePath("ks-watchdog"), `matrix-${label}`),
         flags,
         redis.env,
-        daemonPort,
+        daemon,
         { burst: false },
       );
       matrix.push({ what: label, idle: f.idle, peak: f.loadPeak, note: latencyNote(f) });
@@ -559,10 +535,7 @@ try {
   if (values.real) await realSwitch();
   else console.log("(the real switch's per-feature sum: add --real; it boots a switch, ~5-10 min)");
 } finally {
-  try {
-    daemon.kill("SIGTERM");
-  } catch { /* gone */ }
-  await daemon.status;
+  await daemon.stop();
   await redis.stop();
   await Deno.remove(work, { recursive: true }).catch(() => {});
 }

@@ -6,18 +6,17 @@
 // with Deno's defaults. Beside it, the public Rust watchdog's figures as measured before (its
 // code is not in this tree). Memory in detail: `deno task bench footprint`.
 import { startRedis } from "../sandbox/harness/redis.ts";
-import { freePort, waitForPort } from "../sandbox/harness/net.ts";
 import { startTool } from "../sandbox/harness/running_tool.ts";
-import { TELEMETRY_EXAMPLE } from "../examples/telemetry/sandbox.ts";
+import { openLoop, quantile } from "../sandbox/harness/http_load.ts";
+import {
+  startProbingWatchdog,
+  startTelemetryDaemon,
+  type TelemetryDaemon,
+} from "../sandbox/harness/watchdog_target.ts";
 import { runtimeFlags } from "../src/build/runtime_flags.ts";
 
 const RATE = Number(Deno.env.get("KS_BENCH_RATE") ?? 500);
 const SECONDS = Number(Deno.env.get("KS_BENCH_SECONDS") ?? 10);
-
-function quantile(values: number[], q: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
-}
 
 /** utime + stime of `pid` in ms (USER_HZ 100): the watchdog's CPU, robust to a loaded machine. */
 function cpuMs(pid: number): number {
@@ -50,55 +49,21 @@ async function run(
   label: string,
   shipped: boolean,
   env: Record<string, string>,
-  daemonPort: number,
+  daemon: TelemetryDaemon,
 ): Promise<Result> {
-  const port = freePort();
   // A bundle's first run also fills Deno's module-analysis cache (more memory that run only).
   await (await startTool("ks-watchdog", ["--version"], { env, runtimeFlags: shipped })).status;
-  const wd = await startTool("ks-watchdog", [
-    "--feature",
-    "telemetry",
-    "--listen",
-    `127.0.0.1:${port}`,
-    "--tcp",
-    `127.0.0.1:${daemonPort}`,
-    "--process",
-    "ksbenchtelem",
-  ], { env, runtimeFlags: shipped });
+  const { wd, url } = await startProbingWatchdog(daemon, "ksbenchtelem", {
+    env,
+    runtimeFlags: shipped,
+  });
   try {
-    await waitForPort(port);
-    await wd.waitForLine(/FEATURE state state=enabled/);
-    const url = `http://127.0.0.1:${port}/readyz`;
-    const first = await fetch(url);
-    if (first.status !== 200) throw new Error(`watchdog not healthy: ${await first.text()}`);
-    await first.body?.cancel();
     await new Promise((r) => setTimeout(r, 500));
     const idleRss = memory(wd.pid).rss;
     const cpu0 = cpuMs(wd.pid);
-
-    const latencies: number[] = [];
-    let errors = 0;
-    const total = RATE * SECONDS;
-    const interval = 1000 / RATE;
-    const inflight: Promise<void>[] = [];
-    const t0 = performance.now();
-    for (let i = 0; i < total; i++) {
-      const due = t0 + i * interval;
-      const wait = due - performance.now();
-      if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-      const sent = performance.now();
-      inflight.push(
-        fetch(url).then(async (response) => {
-          await response.arrayBuffer();
-          if (response.status !== 200) errors++;
-          latencies.push(performance.now() - sent);
-        }, () => {
-          errors++;
-        }),
-      );
-    }
-    await Promise.all(inflight);
-    const elapsed = (performance.now() - t0) / 1000;
+    const load = await openLoop(url, RATE, SECONDS);
+    const { latencies, errors, sent: total } = load;
+    const elapsed = load.seconds;
     const cpuPerRequestUs = ((cpuMs(wd.pid) - cpu0) * 1000) / Math.max(1, latencies.length);
     const mem = memory(wd.pid);
     console.log(
@@ -108,7 +73,7 @@ async function run(
       label,
       p50: quantile(latencies, 0.5),
       p99: quantile(latencies, 0.99),
-      max: Math.max(...latencies),
+      max: latencies.at(-1) ?? NaN,
       errors,
       sent: total,
       idleRss,
@@ -121,18 +86,12 @@ async function run(
 }
 
 const redis = await startRedis();
-const daemonPort = freePort();
-const daemon = new Deno.Command("/usr/bin/python3", {
-  args: [TELEMETRY_EXAMPLE.daemon, "--listen", `127.0.0.1:${daemonPort}`, "--name", "ksbenchtelem"],
-  stdout: "null",
-  stderr: "null",
-}).spawn();
+const daemon = await startTelemetryDaemon("ksbenchtelem");
 try {
-  await waitForPort(daemonPort);
   console.log(`load average at start: ${Deno.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
   const results = [
-    await run(`as shipped: ${runtimeFlags("ks-watchdog").join(" ")}`, true, redis.env, daemonPort),
-    await run("Deno defaults", false, redis.env, daemonPort),
+    await run(`as shipped: ${runtimeFlags("ks-watchdog").join(" ")}`, true, redis.env, daemon),
+    await run("Deno defaults", false, redis.env, daemon),
   ];
   console.log(`load average at end: ${Deno.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
   console.log("");
@@ -155,9 +114,6 @@ try {
     "(its ~290 requests/s ceiling is below this load; kubelet sends ~2 probes per period)",
   );
 } finally {
-  try {
-    daemon.kill("SIGTERM");
-  } catch { /* gone */ }
-  await daemon.status;
+  await daemon.stop();
   await redis.stop();
 }

@@ -11,6 +11,7 @@ import { toClientNodeConfig, watchUntil, type WatchUntilOptions } from "../../sr
 import { KubeApiError, KubeRest, resourcePath } from "../../src/kube/rest.ts";
 import type { KubeConfig } from "../../src/kube/kubeconfig.ts";
 import { blackholeRoute, freePort } from "./net.ts";
+import { makeCert } from "./pki.ts";
 import { logTail, runChecked, runCommand, spawnLogged } from "./process.ts";
 
 const HARNESS_DIR = dirname(fileURLToPath(import.meta.url));
@@ -143,47 +144,29 @@ const b64 = (text: string) => btoa(String.fromCharCode(...new TextEncoder().enco
 async function makePki(pki: string): Promise<void> {
   await Deno.mkdir(pki, { recursive: true });
   const p = (f: string) => join(pki, f);
-  const key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-  await runChecked("openssl", [
-    "req",
-    "-x509",
-    ...key,
-    "-keyout",
-    p("ca.key"),
-    "-out",
-    p("ca.crt"),
-    "-subj",
-    "/CN=kubesonic-test-ca",
-    "-days",
-    "3650",
-    "-addext",
-    "basicConstraints=critical,CA:TRUE",
-    "-addext",
-    "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
-  ]);
-  const leaf = (name: string, subj: string, ext: string[]) =>
-    runChecked("openssl", [
-      "req",
-      "-x509",
-      ...key,
-      "-keyout",
-      p(`${name}.key`),
-      "-out",
-      p(`${name}.crt`),
-      "-subj",
-      subj,
-      "-days",
-      "3650",
-      "-CA",
-      p("ca.crt"),
-      "-CAkey",
-      p("ca.key"),
-      "-addext",
-      "basicConstraints=critical,CA:FALSE",
-      "-addext",
-      "keyUsage=critical,digitalSignature,keyEncipherment",
-      ...ext.flatMap((e) => ["-addext", e]),
-    ]);
+  const ca = { certPath: p("ca.crt"), keyPath: p("ca.key") };
+  await makeCert({
+    ...ca,
+    subject: "/CN=kubesonic-test-ca",
+    days: 3650,
+    extensions: [
+      "basicConstraints=critical,CA:TRUE",
+      "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+    ],
+  });
+  const leaf = (name: string, subject: string, ext: string[]) =>
+    makeCert({
+      keyPath: p(`${name}.key`),
+      certPath: p(`${name}.crt`),
+      subject,
+      days: 3650,
+      ca,
+      extensions: [
+        "basicConstraints=critical,CA:FALSE",
+        "keyUsage=critical,digitalSignature,keyEncipherment",
+        ...ext,
+      ],
+    });
   const client = ["extendedKeyUsage=clientAuth"];
   await Promise.all([
     leaf("apiserver", "/CN=kube-apiserver", [

@@ -16,6 +16,7 @@ import { join } from "node:path";
 import { startDocker } from "./docker.ts";
 import type { DockerEngine, DockerResult } from "./docker.ts";
 import { blackholeRoute, waitUntil } from "./net.ts";
+import { makeCert } from "./pki.ts";
 
 const REPO = new URL("../../", import.meta.url).pathname;
 const BUILD_SCRIPT = join(REPO, "scripts", "switch", "build-switch-image.sh");
@@ -135,16 +136,6 @@ export async function ensureSwitchImages(): Promise<string> {
   return dir;
 }
 
-async function run(cmd: string, args: string[]): Promise<string> {
-  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
-  if (!out.success) {
-    throw new Error(
-      `${cmd} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr).trim()}`,
-    );
-  }
-  return new TextDecoder().decode(out.stdout);
-}
-
 const b64 = (text: string) => btoa(String.fromCharCode(...new TextEncoder().encode(text)));
 
 /**
@@ -155,33 +146,18 @@ async function kubeletKubeconfig(clusterDir: string, node: string, dir: string):
   const pki = join(clusterDir, "pki");
   const key = join(dir, "kubelet.key");
   const crt = join(dir, "kubelet.crt");
-  await run("openssl", [
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:P-256",
-    "-nodes",
-    "-keyout",
-    key,
-    "-out",
-    crt,
-    "-subj",
-    `/O=system:nodes/CN=system:node:${node}`,
-    "-days",
-    "365",
-    "-CA",
-    join(pki, "ca.crt"),
-    "-CAkey",
-    join(pki, "ca.key"),
-    "-addext",
-    "basicConstraints=critical,CA:FALSE",
-    "-addext",
-    "keyUsage=critical,digitalSignature,keyEncipherment",
-    "-addext",
-    "extendedKeyUsage=clientAuth",
-  ]);
+  await makeCert({
+    keyPath: key,
+    certPath: crt,
+    subject: `/O=system:nodes/CN=system:node:${node}`,
+    days: 365,
+    ca: { certPath: join(pki, "ca.crt"), keyPath: join(pki, "ca.key") },
+    extensions: [
+      "basicConstraints=critical,CA:FALSE",
+      "keyUsage=critical,digitalSignature,keyEncipherment",
+      "extendedKeyUsage=clientAuth",
+    ],
+  });
   const ca = await Deno.readTextFile(join(pki, "ca.crt"));
   return `apiVersion: v1
 kind: Config

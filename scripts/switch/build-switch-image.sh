@@ -195,17 +195,20 @@ tar -C "$F" -xf "$BASE_DIR/feature-base-$FEATURE_BASE_KEY.tar"
 # The bundled telemetry example, laid out as its README says: the daemon, Debian's supervisord
 # with the example's config, a writable /var/run/telemetry. The lab adds SONiC's critical-process
 # rule (scripts/switch/feature/etc/supervisor/critical-exit.conf): the daemon's death ends the
-# container, so an OOM kill of the daemon is an OOMKilled (137) container for the kubelet.
+# container, so an OOM kill of the daemon is an OOMKilled (137) container for the kubelet; and, as
+# in SONiC's images, the critical program is not restarted by supervisord (autorestart=false).
 [ -f "$example_dir/telemetry.py" ] && [ -f "$example_dir/supervisord.conf" ] ||
   die "examples/telemetry/{telemetry.py,supervisord.conf} are missing"
 mkdir -p "$F/opt/kubesonic/examples" "$F/run/telemetry"
 cp -a "$example_dir" "$F/opt/kubesonic/examples/telemetry"
 install -m 755 "$example_dir/telemetry.py" "$F/usr/local/bin/telemetry.py"
 {
-  cat "$example_dir/supervisord.conf"
+  sed '/^\[program:telemetry\]/,/^\[/ s/^autorestart=.*/autorestart=false/' "$example_dir/supervisord.conf"
   echo
   cat "$ROOT/scripts/switch/feature/etc/supervisor/critical-exit.conf"
 } >"$F/etc/supervisor/supervisord.conf"
+sed -n '/^\[program:telemetry\]/,/^\[/p' "$F/etc/supervisor/supervisord.conf" | grep -qx 'autorestart=false' ||
+  die "the feature image's supervisord.conf: [program:telemetry] autorestart=false not set"
 log "feature image: packing ($(du -sh "$F" | cut -f1))"
 docker_archive "$F" "$WORK/telemetry.tar" \
   '{"Cmd":["/usr/bin/supervisord","-n","-c","/etc/supervisor/supervisord.conf"],"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]}' \

@@ -3,17 +3,16 @@
 // and a private containerd whose pods are started through the CRI with crictl, as a kubelet would.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { startRedis } from "../../sandbox/harness/redis.ts";
-import { dockerUnavailableReason, startDocker } from "../../sandbox/harness/docker.ts";
-import {
-  containerdUnavailableReason,
-  crictlPath,
-  startContainerd,
-} from "../../sandbox/harness/containerd.ts";
-import { BUSYBOX_CRI_REF, importBusyboxDocker } from "../../sandbox/harness/images.ts";
+import { importBusyboxDocker } from "../../sandbox/harness/images.ts";
 import { TELEMETRY_SKIPPED_MESSAGE } from "../../src/checkers/expected.ts";
 import { runTool } from "../../sandbox/harness/bin.ts";
 import { eventdUnavailableReason, startEventd } from "../../sandbox/harness/eventd.ts";
+import {
+  checkerRuntimesUnavailableReason,
+  runContainerChecker,
+  startCheckerRuntimes,
+  tagCriImage,
+} from "../../sandbox/fixtures/checker_runtimes.ts";
 
 const TOOL = "ks-container-checker";
 
@@ -37,8 +36,7 @@ const FEATURES = {
   frr_bmp: feature("enabled"),
 };
 
-const skip = dockerUnavailableReason() ?? containerdUnavailableReason() ??
-  (crictlPath() ? undefined : "crictl not built (scripts/build-kube.sh)");
+const skip = checkerRuntimesUnavailableReason();
 
 Deno.test({
   name: "ks-container-checker against real Docker and containerd",
@@ -46,35 +44,17 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
-    const redis = await startRedis({ features: FEATURES });
-    const docker = await startDocker().catch(async (e) => {
-      await redis.stop();
-      throw e;
-    });
-    const containerd = await startContainerd().catch(async (e) => {
-      await docker.stop();
-      await redis.stop();
-      throw e;
-    });
+    const runtimes = await startCheckerRuntimes({ features: FEATURES });
+    const { redis, docker, containerd } = runtimes;
     // Generous runtime timeout: the suite shares 2 cores with every other suite.
     const slow = { KS_CHECK_TIMEOUT: "10s" };
+    const sockets = { docker: docker.socketPath, cri: containerd.socketPath };
     const check = (extra: string[] = [], env: Record<string, string> = {}) =>
-      runTool(TOOL, [
-        "--docker-socket",
-        docker.socketPath,
-        "--cri-socket",
-        containerd.socketPath,
-        "--asic-conf",
-        join(redis.dir, "no-asic.conf"),
-        ...extra,
-      ], { env: { ...redis.env, ...slow, ...env } });
+      runContainerChecker(redis, sockets, extra, env);
     try {
       const image = await importBusyboxDocker(docker);
       // The telemetry image as a kubelet pulls it: in the CRI only, under its registry's name.
-      const ctrTag = async (ref: string) => {
-        const r = await containerd.ctr(["-n", "k8s.io", "images", "tag", BUSYBOX_CRI_REF, ref]);
-        assert.equal(r.code, 0, r.stderr);
-      };
+      const ctrTag = (ref: string) => tagCriImage(containerd, ref);
       const ctrUntag = async (ref: string) => {
         const r = await containerd.ctr(["-n", "k8s.io", "images", "rm", ref]);
         assert.equal(r.code, 0, r.stderr);
@@ -400,9 +380,7 @@ Deno.test({
         assert.match(help.stdout, /Example/);
       });
     } finally {
-      await containerd.stop();
-      await docker.stop();
-      await redis.stop();
+      await runtimes.stop();
     }
   },
 });

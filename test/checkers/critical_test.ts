@@ -3,7 +3,7 @@
 // through a private containerd, started as a kubelet would) and a kubelet-labelled Docker
 // container (Docker's exec API). Inside them `supervisorctl` is a busybox script printing the
 // status lines a test sets, a stand-in for Debian's supervisorctl; the real supervisord is
-// exercised on the real switch (test/switch/featured_test.ts).
+// exercised on the real switch (test/switch/health_test.ts).
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
@@ -11,15 +11,15 @@ import {
   parseCriticalProcesses,
   parseSupervisorctlStatus,
 } from "../../src/checkers/critical.ts";
-import { startRedis } from "../../sandbox/harness/redis.ts";
-import { dockerUnavailableReason, startDocker } from "../../sandbox/harness/docker.ts";
-import {
-  containerdUnavailableReason,
-  crictlPath,
-  startContainerd,
-} from "../../sandbox/harness/containerd.ts";
-import { BUSYBOX_CRI_REF, importBusyboxDocker } from "../../sandbox/harness/images.ts";
+import { importBusyboxDocker } from "../../sandbox/harness/images.ts";
 import { runTool } from "../../sandbox/harness/bin.ts";
+import {
+  checkerRuntimesUnavailableReason,
+  kubeletLabelArgs,
+  runContainerChecker,
+  startCheckerRuntimes,
+  tagCriImage,
+} from "../../sandbox/fixtures/checker_runtimes.ts";
 
 Deno.test("critical_processes: program entries only, as the service checker reads them", () => {
   assert.deepEqual(
@@ -53,8 +53,7 @@ Deno.test("supervisorctl status lines: name -> state", () => {
   );
 });
 
-const skip = dockerUnavailableReason() ?? containerdUnavailableReason() ??
-  (crictlPath() ? undefined : "crictl not built (scripts/build-kube.sh)");
+const skip = checkerRuntimesUnavailableReason();
 
 /** A container that looks like a SONiC feature to the check: critical_processes, supervisorctl. */
 const FEATURE_CMD = "mkdir -p /etc/supervisor && " +
@@ -70,7 +69,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
-    const redis = await startRedis({
+    const runtimes = await startCheckerRuntimes({
       features: {
         lldp: { state: "enabled" },
         telemetry: { state: "enabled", set_owner: "kube" },
@@ -79,38 +78,14 @@ Deno.test({
         bmp: { state: "disabled" },
       },
     });
-    const docker = await startDocker().catch(async (e) => {
-      await redis.stop();
-      throw e;
-    });
-    const containerd = await startContainerd().catch(async (e) => {
-      await docker.stop();
-      await redis.stop();
-      throw e;
-    });
+    const { redis, docker, containerd } = runtimes;
     const health = () =>
-      runTool("ks-container-checker", [
+      runContainerChecker(redis, { docker: docker.socketPath, cri: containerd.socketPath }, [
         "--system-health",
-        "--docker-socket",
-        docker.socketPath,
-        "--cri-socket",
-        containerd.socketPath,
-        "--asic-conf",
-        join(redis.dir, "no-asic.conf"),
-      ], { env: { ...redis.env, KS_CHECK_TIMEOUT: "10s" } });
+      ]);
     try {
       const image = await importBusyboxDocker(docker);
-      const tag = await containerd.ctr(
-        [
-          "-n",
-          "k8s.io",
-          "images",
-          "tag",
-          BUSYBOX_CRI_REF,
-          "registry:5000/docker-sonic-telemetry:2",
-        ],
-      );
-      assert.equal(tag.code, 0, tag.stderr);
+      await tagCriImage(containerd, "registry:5000/docker-sonic-telemetry:2");
       // lldp native: the service checker's own, not reported here.
       assert.equal(
         (await docker.docker(["run", "-d", "--name", "lldp", image, "sleep", "600"])).code,
@@ -126,13 +101,7 @@ Deno.test({
         "-d",
         "--name",
         `k8s_gnmi_gnmi-sw1_sonic_${uid}_0`,
-        ...[
-          "io.kubernetes.pod.namespace=sonic",
-          "io.kubernetes.pod.name=gnmi-sw1",
-          `io.kubernetes.pod.uid=${uid}`,
-          "io.kubernetes.docker.type=container",
-          "io.kubernetes.container.name=gnmi",
-        ].flatMap((l) => ["--label", l]),
+        ...kubeletLabelArgs({ pod: "gnmi-sw1", uid, container: "gnmi" }),
         image,
         "sh",
         "-c",
@@ -224,9 +193,7 @@ Deno.test({
         );
       });
     } finally {
-      await containerd.stop();
-      await docker.stop();
-      await redis.stop();
+      await runtimes.stop();
     }
   },
 });

@@ -6,11 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { renderContainerCheckerStanza, renderMemoryStanza } from "../../src/checkers/monit.ts";
 import { toolLauncher } from "../../sandbox/harness/bin.ts";
-import {
-  dockerUnavailableReason,
-  startDocker,
-  waitForDockerRestarts,
-} from "../../sandbox/harness/docker.ts";
+import { dockerUnavailableReason, waitForDockerRestarts } from "../../sandbox/harness/docker.ts";
 import { importBusyboxDocker } from "../../sandbox/harness/images.ts";
 import {
   monitSyntaxCheck,
@@ -18,7 +14,7 @@ import {
   startMonit,
   writeMonitrc,
 } from "../../sandbox/harness/monit.ts";
-import { startRedis } from "../../sandbox/harness/redis.ts";
+import { kubeletLabelArgs, startCheckerRuntimes } from "../../sandbox/fixtures/checker_runtimes.ts";
 import { waitUntil } from "../../sandbox/harness/net.ts";
 
 /** OOM-killed on its first start under a small limit; after the restart it only sleeps. */
@@ -104,7 +100,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
-    const redis = await startRedis({
+    const runtimes = await startCheckerRuntimes({
       features: {
         database: { state: "always_enabled" },
         telemetry: { state: "enabled", set_owner: "kube" },
@@ -112,30 +108,22 @@ Deno.test({
         lldp: { state: "enabled" },
         snmp: { state: "enabled" },
       },
+      containerd: "none",
     });
-    const docker = await startDocker().catch(async (e) => {
-      await redis.stop();
-      throw e;
-    });
+    const { redis, docker } = runtimes;
     const work = await Deno.makeTempDir({ dir: "/tmp", prefix: "ksw" });
     let monit: Awaited<ReturnType<typeof startMonit>> | undefined;
     try {
       const image = await importBusyboxDocker(docker);
       // The image the telemetry row stands for (else container_checker skips that row).
       assert.equal((await docker.docker(["tag", image, "docker-sonic-telemetry:latest"])).code, 0);
-      const run = async (
-        name: string,
-        cmd: string,
-        labels: string[] = [],
-        extra: string[] = [],
-      ) => {
+      const run = async (name: string, cmd: string, extra: string[] = []) => {
         const r = await docker.docker([
           "run",
           "-d",
           "--name",
           name,
           ...extra,
-          ...labels.flatMap((l) => ["--label", l]),
           image,
           "sh",
           "-c",
@@ -146,15 +134,13 @@ Deno.test({
       await run("database", "exec sleep 600");
       await run("telemetry", HOG);
       // snmp is OOM-killed (137) under its 24 MiB limit once and restarted by Docker.
-      await run("snmp", HOG_ONCE(), [], ["--memory", "24m", "--restart", "always"]);
+      await run("snmp", HOG_ONCE(), ["--memory", "24m", "--restart", "always"]);
       const uid = crypto.randomUUID();
-      await run(`k8s_gnmi_gnmi-node1_sonic_${uid}_0`, "exec sleep 600", [
-        "io.kubernetes.pod.namespace=sonic",
-        "io.kubernetes.pod.name=gnmi-node1",
-        `io.kubernetes.pod.uid=${uid}`,
-        "io.kubernetes.docker.type=container",
-        "io.kubernetes.container.name=gnmi",
-      ]);
+      await run(
+        `k8s_gnmi_gnmi-node1_sonic_${uid}_0`,
+        "exec sleep 600",
+        kubeletLabelArgs({ pod: "gnmi-node1", uid, container: "gnmi" }),
+      );
       // lldp is expected but not started yet.
 
       // monit execs programs with a minimal PATH: wrappers pin Deno for the bundled tools.
@@ -280,8 +266,7 @@ Deno.test({
       });
     } finally {
       await monit?.stop();
-      await docker.stop();
-      await redis.stop();
+      await runtimes.stop();
       await Deno.remove(work, { recursive: true }).catch(() => {});
     }
   },

@@ -16,7 +16,7 @@ import {
 import { dockerUnavailableReason, startDocker } from "../../sandbox/harness/docker.ts";
 import { BUSYBOX_REF, importBusyboxDocker } from "../../sandbox/harness/images.ts";
 import { freePort, waitUntil } from "../../sandbox/harness/net.ts";
-import { runCommand } from "../../sandbox/harness/process.ts";
+import { makeCert } from "../../sandbox/harness/pki.ts";
 
 const skip = containerdUnavailableReason() ??
   (crictlPath() ? undefined : "crictl not built (scripts/build-kube.sh)");
@@ -25,24 +25,7 @@ const skip = containerdUnavailableReason() ??
 async function deadApiKubeconfig(dir: string): Promise<string> {
   const key = join(dir, "ca.key");
   const crt = join(dir, "ca.crt");
-  const gen = await runCommand("openssl", [
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:P-256",
-    "-nodes",
-    "-keyout",
-    key,
-    "-out",
-    crt,
-    "-subj",
-    "/CN=ks-test-ca",
-    "-days",
-    "1",
-  ]);
-  assert.equal(gen.code, 0, gen.stderr);
+  await makeCert({ keyPath: key, certPath: crt, subject: "/CN=ks-test-ca", days: 1 });
   const path = join(dir, "dead.kubeconfig");
   await Deno.writeTextFile(
     path,

@@ -6,19 +6,8 @@
 // succeed (telemetry.service lives in /usr/lib/systemd/system as on SONiC), and no moment may see
 // two telemetry instances (sampled through Docker and the CRI all along).
 import assert from "node:assert/strict";
-import { kubeBinDir, startKube } from "../../sandbox/harness/kube.ts";
-import {
-  startSwitches,
-  type SwitchNode,
-  switchUnavailableReason,
-} from "../../sandbox/harness/switch.ts";
-import {
-  FLOW_STEPS,
-  type FlowEnv,
-  missingTools,
-  portOwner,
-  unitState,
-} from "../../sandbox/flows/real_switch.ts";
+import type { SwitchNode } from "../../sandbox/harness/switch.ts";
+import { FLOW_STEPS, type FlowEnv, portOwner, unitState } from "../../sandbox/flows/real_switch.ts";
 import {
   featuredAutoRestart,
   featuredDisable,
@@ -26,10 +15,14 @@ import {
   type FeaturedRun,
   unitFileState,
 } from "../../sandbox/flows/featured.ts";
+import {
+  realSwitchUnavailableReason,
+  rollOutToV2,
+  withRealSwitch,
+} from "../../sandbox/flows/real_switch_fixture.ts";
 import { waitUntil } from "../../sandbox/harness/net.ts";
 
-const reason = switchUnavailableReason() ??
-  (kubeBinDir() ? undefined : "the Kubernetes binaries are not built (scripts/build-kube.sh)");
+const reason = realSwitchUnavailableReason();
 
 /** Running telemetry instances right now: the native Docker container plus CRI containers. */
 async function instances(sw: SwitchNode): Promise<{ docker: number; cri: number }> {
@@ -169,58 +162,36 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn(t) {
-    const dir = await Deno.makeTempDir({ prefix: "ks-featured-" });
-    const cluster = await startKube({ dir: `${dir}/kube` });
-    try {
-      const lab = await startSwitches({ cluster, count: 1, dir: `${dir}/switches` });
-      const env: FlowEnv = {
-        cluster,
-        sw: lab.switches[0],
-        dir,
-        note: (text: string) => console.error(`   ${text}`),
-      };
-      try {
-        const seen: Record<string, Record<string, unknown>> = {};
-        await t.step("v0 native: featured's sequences", async () => {
-          env.note(await FLOW_STEPS[0].run(env));
-          seen.v0 = await featuredSequences(env, "docker");
-          env.note(JSON.stringify(seen.v0));
-        });
-        const rollout = FLOW_STEPS.filter((s) => s.part === "5.1");
-        await t.step({
-          name: "rolled out to v2 (5.1): the unit is backed by the pod",
-          ignore: rollout.some((s) => missingTools(s).length > 0),
-          async fn() {
-            for (const step of rollout) env.note(await step.run(env));
-          },
-        });
-        await t.step({
-          name: "v2 Kubernetes: featured's sequences leave the same states as on v0",
-          ignore: !seen.v0,
-          async fn() {
-            seen.v2 = await featuredSequences(env, "kubernetes");
-            env.note(JSON.stringify(seen.v2));
-            const { instances: i0, ...v0 } = seen.v0;
-            const { instances: i2, ...v2 } = seen.v2;
-            assert.deepEqual(v2, v0);
-            for (const [v, i] of [["v0", i0], ["v2", i2]] as const) {
-              env.note(`${v} instances: ${JSON.stringify(i)}`);
-              const s = i as { samples: number; worst: { docker: number; cri: number } };
-              assert.ok(s.samples > 10, `${v}: ${s.samples} samples`);
-              assert.ok(
-                s.worst.docker + s.worst.cri <= 1,
-                `${v}: two telemetry instances at once: ${JSON.stringify(s.worst)}`,
-              );
-            }
-          },
-        });
-      } finally {
-        env.note(`telemetry journal: ${await lab.switches[0].journal("telemetry", 12)}`);
-        await lab.stop();
-      }
-    } finally {
-      await cluster.stop();
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-    }
+    const journal = async (env: FlowEnv) =>
+      env.note(`telemetry journal: ${await env.sw.journal("telemetry", 12)}`);
+    await withRealSwitch({ prefix: "ks-featured-", beforeStop: journal }, async (env) => {
+      const seen: Record<string, Record<string, unknown>> = {};
+      await t.step("v0 native: featured's sequences", async () => {
+        env.note(await FLOW_STEPS[0].run(env));
+        seen.v0 = await featuredSequences(env, "docker");
+        env.note(JSON.stringify(seen.v0));
+      });
+      await rollOutToV2(t, env, "rolled out to v2 (5.1): the unit is backed by the pod");
+      await t.step({
+        name: "v2 Kubernetes: featured's sequences leave the same states as on v0",
+        ignore: !seen.v0,
+        async fn() {
+          seen.v2 = await featuredSequences(env, "kubernetes");
+          env.note(JSON.stringify(seen.v2));
+          const { instances: i0, ...v0 } = seen.v0;
+          const { instances: i2, ...v2 } = seen.v2;
+          assert.deepEqual(v2, v0);
+          for (const [v, i] of [["v0", i0], ["v2", i2]] as const) {
+            env.note(`${v} instances: ${JSON.stringify(i)}`);
+            const s = i as { samples: number; worst: { docker: number; cri: number } };
+            assert.ok(s.samples > 10, `${v}: ${s.samples} samples`);
+            assert.ok(
+              s.worst.docker + s.worst.cri <= 1,
+              `${v}: two telemetry instances at once: ${JSON.stringify(s.worst)}`,
+            );
+          }
+        },
+      });
+    });
   },
 });
