@@ -49,11 +49,47 @@ export type LibcSymbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
 let cached: LibcSymbols | Error | undefined;
 
+/**
+ * Binds SYMBOLS. A synchronous symbol bound by `Deno.dlopen` gets a fast-call trampoline
+ * compiled at dlopen (Cranelift), which only optimized code would call: the resident tools run
+ * V8 in lite mode (src/build/runtime_flags.ts), so it is never used, and compiling it keeps ~2 MiB
+ * of Deno's code resident. Each synchronous function is therefore looked up by address (a
+ * pointer static) and called through `Deno.UnsafeFnPointer` (libffi, the same path dlopen's
+ * symbols take without the trampoline); the nonblocking ones, which get no trampoline, are bound
+ * by dlopen as usual.
+ */
+function bind(): LibcSymbols {
+  const statics: Record<string, Deno.ForeignStatic> = {};
+  const nonblocking: Record<string, Deno.ForeignFunction> = {};
+  for (const [key, def] of Object.entries(SYMBOLS) as [string, Deno.ForeignFunction][]) {
+    if (def.nonblocking) nonblocking[key] = def;
+    else statics[key] = { name: def.name ?? key, type: "pointer", optional: def.optional };
+  }
+  const lib = Deno.dlopen("libc.so.6", { ...statics, ...nonblocking });
+  const found = lib.symbols as Record<string, unknown>;
+  const symbols: Record<string, unknown> = {};
+  for (const key of Object.keys(nonblocking)) symbols[key] = found[key];
+  for (const key of Object.keys(statics)) {
+    const pointer = found[key] as Deno.PointerObject<Deno.ForeignFunction> | null;
+    if (pointer === null) {
+      symbols[key] = null; // an optional symbol this libc lacks
+      continue;
+    }
+    const def = SYMBOLS[key as keyof typeof SYMBOLS] as Deno.ForeignFunction;
+    const fn = new Deno.UnsafeFnPointer(pointer, {
+      parameters: def.parameters,
+      result: def.result,
+    });
+    symbols[key] = fn.call.bind(fn);
+  }
+  return symbols as LibcSymbols;
+}
+
 /** Opens libc once; returns an Error value (not thrown) when FFI is not available here. */
 export function loadLibc(): LibcSymbols | Error {
   if (cached) return cached;
   try {
-    cached = Deno.dlopen("libc.so.6", SYMBOLS).symbols;
+    cached = bind();
   } catch (error) {
     cached = new Error(`libc FFI unavailable: ${(error as Error).message.split("\n")[0]}`);
   }

@@ -5,6 +5,7 @@
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { runtimeFlags } from "./runtime_flags.ts";
+import { trimBundle } from "./bundle_trim.ts";
 
 /** The repository root (the folder holding deno.json). */
 export const REPO_ROOT: string = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -138,7 +139,8 @@ export async function bundleTools(
     }
     // npm CommonJS packages (yaml, redis) call require("node:process"); esbuild's shim throws
     // unless a `require` exists, so give the ES module bundle one, only when it has such calls.
-    const text = await Deno.readTextFile(tmp);
+    // What the tool never runs out: npm:redis's unused commands, unused modules (bundle_trim.ts).
+    const text = trimBundle(await Deno.readTextFile(tmp)).text;
     const shim = requireShim(text);
     await Deno.writeTextFile(tmp, shim ? shim + text : text);
     await Deno.rename(tmp, output);

@@ -12,6 +12,8 @@ const SIG_SETMASK = 2;
 const WNOHANG = 1;
 const SIGPIPE = 13;
 const SIGUSR1 = 10;
+/** signal(2)'s SIG_IGN handler value. */
+const SIG_IGN = 1n;
 /** glibc x86_64/aarch64: sizeof(posix_spawnattr_t) is 336, sizeof(sigset_t) 128; room to spare. */
 const SPAWNATTR_BYTES = 512;
 const SIGSET_BYTES = 128;
@@ -64,8 +66,6 @@ export interface Libc {
   spawn(argv: string[], env: Record<string, string>): number;
   /** Reaps every child that has ended (waitpid(-1, WNOHANG) until none is left). */
   reapAll(): Reaped[];
-  /** Sets `signal`'s disposition to SIG_IGN. */
-  ignoreSignal(signal: number): void;
 }
 
 const encoder = new TextEncoder();
@@ -128,9 +128,6 @@ export function openLibc(): Libc | Error {
       if (rc !== 0) throw new SpawnError(argv[0], rc);
       return pid[0];
     },
-    ignoreSignal(signal) {
-      sym.signal(signal, Deno.UnsafePointer.create(1n)); // SIG_IGN
-    },
     reapAll() {
       const reaped: Reaped[] = [];
       const status = new Int32Array(1);
@@ -177,12 +174,23 @@ export function startFailureExitCode(code: number): number {
  * long-lived PID 1 or probe server in a host-network pod that is a local debug port nobody asked
  * for, so once Deno's handler is in place this sets SIGUSR1 to SIG_IGN (twice, in case start-up
  * was slow). No-op without FFI. SIGUSR1 is then neither forwarded nor acted on.
+ *
+ * signal(2) gets its own binding, declared nonblocking (the call runs once on Deno's blocking
+ * pool): for a synchronous symbol Deno compiles a fast-call trampoline at dlopen with Cranelift,
+ * ~2.5 MiB of resident code the watchdog, whose only FFI call this is, would keep for nothing.
  */
 export function disarmInspectorSignal(): void {
-  const libc = openLibc();
-  if (libc instanceof Error) return;
+  let lib;
+  try {
+    lib = Deno.dlopen("libc.so.6", {
+      signal: { parameters: ["i32", "usize"], result: "usize", nonblocking: true },
+    });
+  } catch {
+    return;
+  }
+  const { signal } = lib.symbols;
   for (const ms of [1000, 5000]) {
-    const timer = setTimeout(() => libc.ignoreSignal(SIGUSR1), ms);
+    const timer = setTimeout(() => void signal(SIGUSR1, SIG_IGN).catch(() => {}), ms);
     Deno.unrefTimer(timer);
   }
 }

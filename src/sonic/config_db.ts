@@ -7,9 +7,24 @@
 import { createClient, type RedisClientType } from "@redis/client";
 import type { RedisTarget } from "./db_config.ts";
 import { describeTarget } from "./db_config.ts";
+import { CONFIG_DB_COMMANDS } from "./config_db_commands.ts";
 
-/** The npm:redis client type used throughout. */
-export type RedisClient = RedisClientType;
+/**
+ * The npm:redis client as the tools use it: the connection, pub/sub and the commands of
+ * CONFIG_DB_COMMANDS only (the bundles carry no other command; see src/build/bundle_trim.ts).
+ */
+export type RedisClient = Pick<
+  RedisClientType,
+  | (typeof CONFIG_DB_COMMANDS)[keyof typeof CONFIG_DB_COMMANDS]
+  | "subscribe"
+  | "on"
+  | "once"
+  | "connect"
+  | "destroy"
+  | "duplicate"
+  | "isOpen"
+  | "isReady"
+>;
 
 /** Options for a CONFIG_DB connection. */
 export interface ConnectOptions {
@@ -118,9 +133,12 @@ export async function readFeatureTable(
   const work = async () => {
     const table: FeatureTable = new Map();
     const keys: string[] = [];
-    for await (const batch of client.scanIterator({ MATCH: "FEATURE|*", COUNT: 500 })) {
-      keys.push(...(Array.isArray(batch) ? batch : [batch]));
-    }
+    let cursor = "0";
+    do {
+      const reply = await client.scan(cursor, { MATCH: "FEATURE|*", COUNT: 500 });
+      cursor = String(reply.cursor);
+      keys.push(...reply.keys);
+    } while (cursor !== "0");
     for (const key of keys.sort()) {
       const fields = await client.hGetAll(key);
       table.set(key.slice("FEATURE|".length), { ...fields });

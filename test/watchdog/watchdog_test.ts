@@ -440,3 +440,19 @@ Deno.test("probe subcommand with the database config absent: livez exits 0, read
   const ready = await runTool(TOOL, [...base, "--check", "readyz"], { env });
   assert.equal(ready.code, 1, ready.stdout + ready.stderr);
 });
+
+Deno.test("SIGUSR1 is ignored: it opens no V8 inspector and the watchdog keeps serving", async () => {
+  await withWatchdog(["--feature", "telemetry"], async ({ port, wd }) => {
+    // The disarm runs 1 s after start (past Deno's 500 ms handler grace): wait for SIG_IGN.
+    const ignored = () => {
+      const line = Deno.readTextFileSync(`/proc/${wd.pid}/status`).split("\n")
+        .find((l) => l.startsWith("SigIgn:"))!;
+      return (BigInt(`0x${line.split(/\s+/)[1]}`) & (1n << 9n)) !== 0n; // bit 9: signal 10
+    };
+    await waitUntil(ignored, 10_000, "SIGUSR1 set to SIG_IGN");
+    wd.child.kill("SIGUSR1");
+    await new Promise((r) => setTimeout(r, 700));
+    assert.equal((await get(port, "/livez")).status, 200);
+    assert.ok(!wd.lines.some((l) => /Debugger listening/.test(l)), wd.lines.join("\n"));
+  });
+});
