@@ -66,19 +66,28 @@ function readJson<T>(path: string): T {
 /**
  * Whether the database_config.json at `path` is namespace `asicN`'s own: SONiC writes each
  * namespace's unix socket as `/var/run/redis<N>/redis.sock` (database_config.json.j2's `$DEV`).
+ * "absent" when the file is not there (yet).
  */
-function isNamespaceConfig(path: string, namespace: string): boolean {
+function namespaceConfig(path: string, namespace: string): "yes" | "no" | "absent" {
   const index = /^asic(\d+)$/.exec(namespace)?.[1];
-  if (index === undefined) return false;
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (error) {
+    return error instanceof Deno.errors.NotFound ? "absent" : "no";
+  }
   let config: DatabaseConfigJson;
   try {
-    config = JSON.parse(Deno.readTextFileSync(path)) as DatabaseConfigJson;
+    config = JSON.parse(text) as DatabaseConfigJson;
   } catch {
-    return false;
+    return "no";
   }
   const instance = config.INSTANCES?.[config.DATABASES?.CONFIG_DB?.instance ?? "redis"];
   const socket = instance?.unix_socket_path;
-  return typeof socket === "string" && basename(dirname(socket)) === `redis${index}`;
+  return index !== undefined && typeof socket === "string" &&
+      basename(dirname(socket)) === `redis${index}`
+    ? "yes"
+    : "no";
 }
 
 /**
@@ -86,7 +95,8 @@ function isNamespaceConfig(path: string, namespace: string): boolean {
  * `asicN` the one database_global.json's INCLUDES name. Inside a per-ASIC container there is no
  * database_global.json: SONiC mounts the namespace's `/var/run/redis<N>` as the container's
  * `/var/run/redis` (and at its own path), so the default database_config.json is that
- * namespace's, which its socket path `/var/run/redis<N>/…` shows; it is used then, and only then.
+ * namespace's, which its socket path `/var/run/redis<N>/…` shows; it is used then, and only then
+ * (neither file there yet: "not found", which callers wait for; another one's: bad input).
  */
 export function resolveDbConfigPath(location: DbLocation = {}): string {
   const namespace = location.namespace ?? "";
@@ -101,10 +111,16 @@ export function resolveDbConfigPath(location: DbLocation = {}): string {
     if (error instanceof Deno.errors.NotFound) globalExists = false;
   }
   if (!globalExists) {
-    if (isNamespaceConfig(localPath, namespace)) return localPath;
+    const local = namespaceConfig(localPath, namespace);
+    if (local === "yes") return localPath;
+    if (local === "absent") {
+      throw new DbConfigError(
+        `${globalPath}: cannot read database config (not found), nor ${localPath}`,
+      );
+    }
     throw new DbConfigError(
-      `${globalPath}: cannot read database config (not found), and ${localPath} is not ` +
-        `${namespace}'s (its unix_socket_path is not under /var/run/redis${namespace.slice(4)}/)`,
+      `${globalPath} does not exist and ${localPath} is not ${namespace}'s ` +
+        `(its unix_socket_path is not under /var/run/redis${namespace.slice(4)}/)`,
     );
   }
   const global = readJson<DatabaseGlobalJson>(globalPath);

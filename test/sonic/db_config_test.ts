@@ -119,6 +119,26 @@ Deno.test("inside a per-ASIC container (no database_global.json) asicN is the co
         }),
       /is not asic1's/,
     );
+    // Neither file there yet (the database not up): "not found", which the tools wait for.
+    assert.throws(
+      () =>
+        resolveRedisTarget({
+          dbConfigPath: join(dir, "none.json"),
+          globalConfigPath: missingGlobal,
+          namespace: "asic1",
+        }),
+      (e: Error) => e instanceof DbConfigError && /\(not found\)/.test(e.message),
+    );
+    assert.throws(
+      () =>
+        resolveRedisTarget({
+          dbConfigPath: own,
+          globalConfigPath: missingGlobal,
+          namespace: "asic1",
+        }),
+      (e: Error) => !/\(not found\)/.test(e.message),
+      "another namespace's config is bad input, not something to wait for",
+    );
     // With a global file present its INCLUDES decide, as before.
     const ns = join(dir, "ns1.json");
     await Deno.writeTextFile(ns, config("/somewhere/redis1/redis.sock"));
