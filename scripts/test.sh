@@ -36,7 +36,7 @@ fi
 DENO_JOBS=${DENO_JOBS:-2} deno test -A --parallel "${targets[@]}" 2>&1 | tee "$LOG"
 rc=${PIPESTATUS[0]}
 
-summary=$(grep -E '^(ok|FAILED) \| ' "$LOG" | tail -1)
+summary=$(grep -a -E '^(ok|FAILED) \| ' "$LOG" | tail -1)
 passed=$(sed -n 's/.*| \([0-9]*\) passed.*/\1/p' <<<"$summary")
 failed=$(sed -n 's/.*| \([0-9]*\) failed.*/\1/p' <<<"$summary")
 skipped=$(sed -n 's/.*| \([0-9]*\) ignored.*/\1/p' <<<"$summary")

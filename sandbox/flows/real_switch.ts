@@ -349,13 +349,20 @@ export const FLOW_STEPS: FlowStep[] = [
         () => nativeContainer(env.sw),
         (s) => s !== "running",
       );
-      const u = await waitFor(
-        "telemetry.service active on the stub",
-        () => unitState(env.sw, "telemetry"),
-        (u) => u.ActiveState === "active" && u.SubState === "running",
+      // systemd's forked child is "(metry.sh)" until it execs the launcher, which execs ks-stub:
+      // under load that takes a moment, so wait for the main process to be the stub.
+      await waitFor(
+        "telemetry.service active, its main process ks-stub",
+        async () => {
+          const u = await unitState(env.sw, "telemetry");
+          const running = u.ActiveState === "active" && u.SubState === "running";
+          const cmd = running
+            ? (await env.sw.exec(["cat", `/proc/${u.MainPID}/cmdline`])).stdout
+            : "";
+          return `${u.ActiveState}/${u.SubState} main process ${cmd.replaceAll("\0", " ")}`;
+        },
+        (s) => s.startsWith("active/running") && s.includes("ks-stub"),
       );
-      const cmd = (await env.sw.exec(["cat", `/proc/${u.MainPID}/cmdline`])).stdout;
-      if (!cmd.includes("ks-stub")) throw new Error(`telemetry.service's main process is ${cmd}`);
       const cri = await criContainers(env.sw);
       for (const c of ["telemetry", "telemetry-watchdog", "telemetry-sidecar"]) {
         if (cri[c] !== "CONTAINER_RUNNING") throw new Error(`CRI container ${c} is ${cri[c]}`);

@@ -60,7 +60,7 @@ export interface SwitchOptions {
   asicInitConfig?: string[];
   /** Parent directory (default a new temp dir, removed by stop()). */
   dir?: string;
-  /** Milliseconds to wait for each switch's boot and node Ready (default 180 s). */
+  /** Milliseconds to wait for each switch's boot and node Ready (default 480 s). */
   readyTimeoutMs?: number;
   /** Progress lines (default to stderr). */
   log?: (line: string) => void;
@@ -597,7 +597,9 @@ export async function startSwitches(opts: SwitchOptions): Promise<SwitchLab> {
       log(`${name}: started (node IP ${nodeIp}, cgroup ${cgroup})`);
     }
 
-    const timeout = opts.readyTimeoutMs ?? 180_000;
+    // Booting systemd, loading the images and registering the kubelet take ~35 s on a quiet
+    // machine and several minutes beside a loaded suite: the wait ends as soon as they are done.
+    const timeout = opts.readyTimeoutMs ?? 480_000;
     await Promise.all(switches.map(async (sw) => {
       // Right after `docker run` systemd's bus may not be up yet ("offline" on a loaded machine:
       // systemctl found no manager to ask): ask again until it answers.
