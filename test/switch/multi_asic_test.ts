@@ -36,7 +36,6 @@ Deno.test({
         asics: ASICS,
         initConfig: MULTI_ASIC_INIT_CONFIG,
         dir: `${dir}/switches`,
-        readyTimeoutMs: 300_000,
       });
       const sw = lab.switches[0];
       const env: FlowEnv = { cluster, sw, dir, note: (text) => console.error(`   ${text}`) };
