@@ -9,10 +9,12 @@ import { parse, stringify } from "yaml";
 import { runTool } from "../harness/bin.ts";
 import { VERSION } from "../../src/version.ts";
 import { waitUntil } from "../harness/net.ts";
+import { daemonOwner } from "./featured.ts";
 import type { SwitchClusterRef, SwitchNode } from "../harness/switch.ts";
 
 const REPO = new URL("../../", import.meta.url).pathname;
-const EXAMPLE_SPEC = join(REPO, "examples", "telemetry", "feature.yaml");
+/** The telemetry example's feature spec, the one every real-switch flow renders. */
+export const EXAMPLE_SPEC = join(REPO, "examples", "telemetry", "feature.yaml");
 
 /** What the flows run against. */
 export interface FlowEnv {
@@ -71,10 +73,12 @@ export async function statusCode(sw: SwitchNode, unit: string): Promise<number> 
   return (await sw.systemctl("status", unit, "--no-pager")).code;
 }
 
-interface PodView {
+export interface PodView {
   name: string;
   uid: string;
   stage: string;
+  /** The `asic` label of a per-ASIC instance's pod ("0"), undefined for the others. */
+  asic?: string;
   ready: boolean;
   deleting: boolean;
   containers: Record<string, {
@@ -106,6 +110,7 @@ export async function podsOnNode(env: FlowEnv, feature = "telemetry"): Promise<P
     name: p.metadata.name,
     uid: p.metadata.uid,
     stage: p.metadata.labels?.["kubesonic.io/stage"] ?? "",
+    asic: p.metadata.labels?.asic,
     deleting: Boolean(p.metadata.deletionTimestamp),
     // deno-lint-ignore no-explicit-any
     ready: (p.status?.conditions ?? []).some((c: any) => c.type === "Ready" && c.status === "True"),
@@ -122,19 +127,31 @@ export async function podsOnNode(env: FlowEnv, feature = "telemetry"): Promise<P
   }));
 }
 
-/** Waits until exactly one live pod of `stage` runs on the node and is Ready; returns it. */
+/**
+ * Waits until exactly one live pod of `stage` runs on the node and is Ready; returns it. `asic`
+ * narrows the pods looked at: a number = that ASIC's instance (label `asic`), null = the pods of
+ * no ASIC (the `<feature>` DaemonSet's), undefined = all of the feature's pods.
+ */
 // 240 s by default: at load 40 on two cores the first v2 pod (image unpack, three containers, the
 // watchdog's first probes) was seen taking more than 120 s to turn Ready.
-export async function waitPodReady(env: FlowEnv, stage: string, ms = 240_000): Promise<PodView> {
+export async function waitPodReady(
+  env: FlowEnv,
+  stage: string,
+  ms = 240_000,
+  asic?: number | null,
+): Promise<PodView> {
   let last: PodView[] = [];
+  const mine = (p: PodView) =>
+    asic === undefined || (asic === null ? p.asic === undefined : p.asic === String(asic));
+  const which = asic === undefined ? "" : asic === null ? " (no ASIC)" : ` (asic${asic})`;
   try {
     await waitUntil(
       async () => {
-        last = (await podsOnNode(env)).filter((p) => !p.deleting);
+        last = (await podsOnNode(env)).filter((p) => !p.deleting && mine(p));
         return last.length === 1 && last[0].stage === stage && last[0].ready;
       },
       ms,
-      `a Ready ${stage} pod on ${env.sw.name}`,
+      `a Ready ${stage} pod${which} on ${env.sw.name}`,
       500,
     );
   } catch (e) {
@@ -198,22 +215,13 @@ export async function nativeContainer(sw: SwitchNode, name = "telemetry"): Promi
   return r.code === 0 ? r.stdout.trim() : "absent";
 }
 
-/**
- * Who serves 127.0.0.1:`port` on the switch: "kubernetes" (a process in a kubepods cgroup),
- * "docker" (the native container's cgroup), "none", or the cgroup path.
- */
-export async function portOwner(sw: SwitchNode, port = 50051): Promise<string> {
-  const r = await sw.exec(["ss", "-Hltnp", `sport = :${port}`]);
-  const pid = /pid=(\d+)/.exec(r.stdout)?.[1];
-  if (!pid) return "none";
-  const cg = await sw.exec(["cat", `/proc/${pid}/cgroup`]);
-  const mem = cg.stdout.split("\n").find((l) => l.split(":")[1] === "memory") ?? "";
-  if (mem.includes("/kubelet/kubepods")) return "kubernetes";
-  if (mem.includes(`${sw.cgroup}/docker/`)) return "docker";
-  return mem.split(":")[2] ?? "unknown";
+/** Who serves 127.0.0.1:`port` on the switch ("kubernetes", "docker", "none"; see daemonOwner). */
+export function portOwner(sw: SwitchNode, port = 50051): Promise<string> {
+  return daemonOwner(sw, port);
 }
 
-async function waitFor<T>(
+/** Polls `probe` until `ok`; throws naming `what` and the last value seen. */
+export async function waitFor<T>(
   what: string,
   probe: () => Promise<T>,
   ok: (v: T) => boolean,
@@ -233,17 +241,26 @@ async function waitFor<T>(
 /** The ks-tools image the lab builds (scripts/switch/build-switch-image.sh) from dist/ks-tree. */
 export const TOOLS_IMAGE = `kubesonic/ks-tools:${VERSION}`;
 
+/** A variant of the example spec: its name (file names), the edit, extra ks-render arguments. */
+export interface RenderVariant {
+  name: string;
+  // deno-lint-ignore no-explicit-any
+  edit(spec: any): void;
+  args?: string[];
+}
+
 /**
  * Renders the telemetry example for version `version` (the stock feature image
  * `kubesonic/telemetry:<version>`, the ks-tools image for the watchdog, the sidecar and the
  * entrypoint's init container, the host runtime with the checkers, `--profile lab`) with extra
- * feature env; returns the output dir.
+ * feature env, optionally as `variant`; returns the output dir.
  */
 export async function renderVersion(
   env: FlowEnv,
   version: string,
   extraEnv: Record<string, string> = {},
   tools: { image: string; tree?: string } = { image: TOOLS_IMAGE },
+  variant?: RenderVariant,
 ): Promise<string> {
   // deno-lint-ignore no-explicit-any
   const spec = parse(await Deno.readTextFile(EXAMPLE_SPEC)) as any;
@@ -251,18 +268,21 @@ export async function renderVersion(
   spec.images = { feature: image, watchdog: tools.image, sidecar: tools.image };
   // monit's container_checker / memory_checker checks run ours once v2 installs them.
   spec.hostRuntime = { checkers: true };
+  variant?.edit(spec);
   spec.env = { ...(spec.env ?? {}), ...extraEnv };
-  const specPath = join(env.dir, `telemetry-${version}.yaml`);
+  const tag = variant ? `${variant.name}-${version}` : version;
+  const specPath = join(env.dir, `telemetry-${tag}.yaml`);
   await Deno.writeTextFile(specPath, stringify(spec));
   // One directory per distinct render: the leaking v2 must not overwrite the plain v2's output.
-  const variant = Object.keys(extraEnv).length > 0 || tools.tree
+  const distinct = Object.keys(extraEnv).length > 0 || tools.tree
     ? `-${createHash("sha256").update(JSON.stringify([extraEnv, tools])).digest("hex").slice(0, 8)}`
     : "";
-  const out = join(env.dir, `render-${version}${variant}`);
+  const out = join(env.dir, `render-${tag}${distinct}`);
   const r = await runTool("ks-render", [
     specPath,
     "--profile",
     "lab",
+    ...(variant?.args ?? []),
     "-o",
     out,
     ...(tools.tree ? ["--tools-tree", tools.tree] : []),
@@ -271,7 +291,8 @@ export async function renderVersion(
   return out;
 }
 
-async function kubectlOk(env: FlowEnv, args: string[]): Promise<string> {
+/** `kubectl <args>`'s stdout; throws with its stderr when it fails. */
+export async function kubectlOk(env: FlowEnv, args: string[]): Promise<string> {
   const r = await env.cluster.kubectl(args);
   if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")}: ${r.stderr.trim()}`);
   return r.stdout;
@@ -294,7 +315,8 @@ async function setFeature(env: FlowEnv, state: string): Promise<void> {
   await env.sw.configDb("HSET", "FEATURE|telemetry", "state", state);
 }
 
-async function launcher(sw: SwitchNode): Promise<string> {
+/** The unit launcher /usr/local/bin/telemetry.sh as it is on the switch now. */
+export async function launcher(sw: SwitchNode): Promise<string> {
   return (await sw.exec(["cat", "/usr/local/bin/telemetry.sh"])).stdout;
 }
 

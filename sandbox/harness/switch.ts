@@ -47,6 +47,18 @@ export interface SwitchOptions {
   nodeLabels?: Record<string, string>;
   /** Extra CONFIG_DB seed (redis-cli lines) loaded on first boot after /etc/sonic/init_cfg.redis. */
   initConfig?: string;
+  /**
+   * ASICs per switch (default 1). With 2 or more each switch is a multi-ASIC platform: its
+   * `/usr/share/sonic/device/<platform>/asic.conf` says NUM_ASIC=N (the platform named by
+   * `/host/machine.conf`), and at boot the image's generator and database units lay it out as SONiC
+   * does (a database per namespace behind `database_global.json`, `<feature>@N` instances).
+   */
+  asics?: number;
+  /**
+   * Extra CONFIG_DB seed of namespace asicN (index = N), loaded after `initConfig` into that
+   * namespace's CONFIG_DB only (SONiC's config_dbN.json).
+   */
+  asicInitConfig?: string[];
   /** Parent directory (default a new temp dir, removed by stop()). */
   dir?: string;
   /** Milliseconds to wait for each switch's boot and node Ready (default 480 s). */
@@ -68,12 +80,19 @@ export interface SwitchNode {
   cgroup: string;
   /** Host PID of the switch's systemd (for nsenter from the host). */
   pid: number;
+  /** ASICs of this switch (1: single-ASIC). */
+  asics: number;
   /** Runs argv inside the switch (docker exec). */
   exec(argv: string[], opts?: { stdin?: string; timeoutMs?: number }): Promise<DockerResult>;
   /** `systemctl <args>` inside the switch. */
   systemctl(...args: string[]): Promise<DockerResult>;
   /** `redis-cli -n 4 <args>` (CONFIG_DB) inside the switch; stdout trimmed. Throws on failure. */
   configDb(...args: string[]): Promise<string>;
+  /**
+   * `redis-cli -n <db> <args>` on a namespace's database (asic N's socket
+   * `/var/run/redisN/redis.sock`; undefined: the host's); stdout trimmed. Throws on failure.
+   */
+  redisCli(asic: number | undefined, db: number, ...args: string[]): Promise<string>;
   /** `crictl <args>` inside the switch. */
   crictl(...args: string[]): Promise<DockerResult>;
   /**
@@ -326,6 +345,9 @@ async function removeCgroups(dirs: string[]): Promise<void> {
 /** The node IPs the switches put on their own loopback (`10.250.0.N/32`, one per switch). */
 export const SWITCH_NODE_NET = "10.250.0.0/24";
 
+/** The platform a multi-ASIC lab switch names in /host/machine.conf. */
+export const MULTI_ASIC_PLATFORM = "x86_64-kubesonic_lab-r0";
+
 /**
  * Starts the switches: builds or reuses the images, a private dockerd, one node container per
  * switch, and waits until every switch's systemd finished booting (`running`, or `degraded` with
@@ -338,6 +360,10 @@ export async function startSwitches(opts: SwitchOptions): Promise<SwitchLab> {
   const reason = switchUnavailableReason();
   if (reason) throw new Error(`cannot start real switches: ${reason}`);
   const names = opts.names ?? Array.from({ length: opts.count ?? 1 }, (_, i) => `sw${i + 1}`);
+  const asics = opts.asics ?? 1;
+  if (!Number.isInteger(asics) || asics < 1 || asics > 10) {
+    throw new Error(`asics ${asics}: expected an integer from 1 to 10`);
+  }
   for (const n of names) {
     if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(n)) {
       throw new Error(`switch name ${JSON.stringify(n)}: expected a lowercase DNS label`);
@@ -414,6 +440,27 @@ export async function startSwitches(opts: SwitchOptions): Promise<SwitchLab> {
       if (opts.initConfig) {
         await Deno.writeTextFile(join(configDir, "init_cfg.redis"), opts.initConfig);
       }
+      // A multi-ASIC platform: machine.conf names it, its asic.conf gives NUM_ASIC (both read at
+      // boot by the generator, the database units and the tools, as on SONiC).
+      const platformMounts: string[] = [];
+      if (asics > 1) {
+        await Deno.writeTextFile(
+          join(configDir, "machine.conf"),
+          `onie_platform=${MULTI_ASIC_PLATFORM}\nonie_machine=kubesonic_lab\n`,
+        );
+        await Deno.writeTextFile(join(configDir, "asic.conf"), `NUM_ASIC=${asics}\n`);
+        platformMounts.push(
+          "-v",
+          `${join(configDir, "machine.conf")}:/host/machine.conf:ro`,
+          "-v",
+          `${
+            join(configDir, "asic.conf")
+          }:/usr/share/sonic/device/${MULTI_ASIC_PLATFORM}/asic.conf:ro`,
+        );
+        for (const [asic, text] of (opts.asicInitConfig ?? []).entries()) {
+          if (text) await Deno.writeTextFile(join(configDir, `init_cfg${asic}.redis`), text);
+        }
+      }
       const forwarder = new UnixToTcpForwarder(join(configDir, "apiserver.sock"), apiPort);
       forwarders.push(forwarder);
       const r = await docker.docker([
@@ -459,6 +506,7 @@ export async function startSwitches(opts: SwitchOptions): Promise<SwitchLab> {
         `${kubeconfig}:/etc/kubernetes/kubelet.conf:ro`,
         "-v",
         `${join(imagesDir, "images")}:/var/lib/kubesonic/images:ro`,
+        ...platformMounts,
         "--label",
         "io.kubesonic.lab=switch",
         tag,
@@ -485,6 +533,14 @@ export async function startSwitches(opts: SwitchOptions): Promise<SwitchLab> {
       const cgLine = (await Deno.readTextFile(`/proc/${pid}/cgroup`)).split("\n")
         .find((l) => l.split(":")[1] === "memory") ?? "";
       const cgroup = cgLine.split(":")[2].replace(/\/init\.scope$/, "");
+      const redisCli = async (asic: number | undefined, db: number, ...args: string[]) => {
+        const socket = `/var/run/redis${asic ?? ""}/redis.sock`;
+        const res = await exec(["redis-cli", "-s", socket, "-n", String(db), ...args]);
+        if (res.code !== 0) {
+          throw new Error(`redis-cli -s ${socket} ${args.join(" ")} on ${name}: ${res.stderr}`);
+        }
+        return res.stdout.trim();
+      };
       switches.push({
         name,
         containerId,
@@ -492,23 +548,12 @@ export async function startSwitches(opts: SwitchOptions): Promise<SwitchLab> {
         configDir,
         cgroup,
         pid,
+        asics,
         exec,
         systemctl: (...args) => exec(["systemctl", ...args]),
         crictl: (...args) => exec(["crictl", ...args]),
-        configDb: async (...args) => {
-          const res = await exec([
-            "redis-cli",
-            "-s",
-            "/var/run/redis/redis.sock",
-            "-n",
-            "4",
-            ...args,
-          ]);
-          if (res.code !== 0) {
-            throw new Error(`redis-cli ${args.join(" ")} on ${name}: ${res.stderr}`);
-          }
-          return res.stdout.trim();
-        },
+        configDb: (...args) => redisCli(undefined, 4, ...args),
+        redisCli,
         memory: async () => {
           const base = join("/sys/fs/cgroup/memory", cgroup);
           const stat = Object.fromEntries(

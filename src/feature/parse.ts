@@ -284,15 +284,18 @@ function readProbe(r: Reader, value: unknown, path: string): WatchdogProbe {
   const kind = kinds[0] as WatchdogProbe["kind"];
   const target = r.string(o, kind, path, { required: true })!;
   const at = join(path, kind);
+  // `{asic}` / `{namespace}` expand per instance (render's expandInstance): the shape is checked
+  // on what ASIC 0's instance gets, so `127.0.0.1:5006{asic}` is a TCP target.
+  const expanded = target.replaceAll("{asic}", "0").replaceAll("{namespace}", "asic0");
   if (kind === "tcp") {
-    const m = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(target);
+    const m = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(expanded);
     if (!m || Number(m[3]) < 1 || Number(m[3]) > 65535) {
       r.fail(at, `${show(target)} is not host:port (e.g. 127.0.0.1:50051)`);
     }
   } else if (kind === "http") {
     let url: URL | undefined;
     try {
-      url = new URL(target);
+      url = new URL(expanded);
     } catch {
       url = undefined;
     }

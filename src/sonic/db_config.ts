@@ -1,8 +1,9 @@
 // Finds CONFIG_DB the way SONiC does: `database_config.json` (INSTANCES: unix socket / host /
 // port; DATABASES.CONFIG_DB.id, 4 on every SONiC image) and, for a multi-ASIC namespace
-// (`asic0`…), `database_global.json` whose INCLUDES name each namespace's database_config.json.
+// (`asic0`…), `database_global.json` whose INCLUDES name each namespace's database_config.json (inside
+// a per-ASIC container, where there is none, the namespace's own database_config.json).
 // Paths follow flag > environment (KS_DB_CONFIG, KS_DB_GLOBAL_CONFIG) > SONiC's default.
-import { dirname, isAbsolute, join } from "node:path";
+import { basename, dirname, isAbsolute, join } from "node:path";
 
 /** SONiC's default single-ASIC database config path. */
 export const DEFAULT_DB_CONFIG = "/var/run/redis/sonic-db/database_config.json";
@@ -62,14 +63,66 @@ function readJson<T>(path: string): T {
   }
 }
 
-/** Resolves the database_config.json path for `location` (namespace via the global file). */
+/**
+ * Whether the database_config.json at `path` is namespace `asicN`'s own: SONiC writes each
+ * namespace's unix socket as `/var/run/redis<N>/redis.sock` (database_config.json.j2's `$DEV`).
+ * "absent" when the file is not there (yet).
+ */
+function namespaceConfig(path: string, namespace: string): "yes" | "no" | "absent" {
+  const index = /^asic(\d+)$/.exec(namespace)?.[1];
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (error) {
+    return error instanceof Deno.errors.NotFound ? "absent" : "no";
+  }
+  let config: DatabaseConfigJson;
+  try {
+    config = JSON.parse(text) as DatabaseConfigJson;
+  } catch {
+    return "no";
+  }
+  const instance = config.INSTANCES?.[config.DATABASES?.CONFIG_DB?.instance ?? "redis"];
+  const socket = instance?.unix_socket_path;
+  return index !== undefined && typeof socket === "string" &&
+      basename(dirname(socket)) === `redis${index}`
+    ? "yes"
+    : "no";
+}
+
+/**
+ * Resolves the database_config.json path for `location`: the host's for no namespace; for
+ * `asicN` the one database_global.json's INCLUDES name. Inside a per-ASIC container there is no
+ * database_global.json: SONiC mounts the namespace's `/var/run/redis<N>` as the container's
+ * `/var/run/redis` (and at its own path), so the default database_config.json is that
+ * namespace's, which its socket path `/var/run/redis<N>/…` shows; it is used then, and only then
+ * (neither file there yet: "not found", which callers wait for; another one's: bad input).
+ */
 export function resolveDbConfigPath(location: DbLocation = {}): string {
   const namespace = location.namespace ?? "";
-  if (namespace === "") {
-    return location.dbConfigPath || Deno.env.get("KS_DB_CONFIG") || DEFAULT_DB_CONFIG;
-  }
+  const localPath = location.dbConfigPath || Deno.env.get("KS_DB_CONFIG") || DEFAULT_DB_CONFIG;
+  if (namespace === "") return localPath;
   const globalPath = location.globalConfigPath || Deno.env.get("KS_DB_GLOBAL_CONFIG") ||
     DEFAULT_DB_GLOBAL_CONFIG;
+  let globalExists = true;
+  try {
+    Deno.statSync(globalPath);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) globalExists = false;
+  }
+  if (!globalExists) {
+    const local = namespaceConfig(localPath, namespace);
+    if (local === "yes") return localPath;
+    if (local === "absent") {
+      throw new DbConfigError(
+        `${globalPath}: cannot read database config (not found), nor ${localPath}`,
+      );
+    }
+    throw new DbConfigError(
+      `${globalPath} does not exist and ${localPath} is not ${namespace}'s ` +
+        `(its unix_socket_path is not under /var/run/redis${namespace.slice(4)}/)`,
+    );
+  }
   const global = readJson<DatabaseGlobalJson>(globalPath);
   const entry = (global.INCLUDES ?? []).find((inc) => (inc.namespace ?? "") === namespace);
   if (!entry?.include) {

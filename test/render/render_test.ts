@@ -483,6 +483,34 @@ Deno.test("multi-ASIC per-ASIC feature: one DaemonSet per ASIC with asic label, 
   assert.deepEqual(docs(result, "v1/30-daemonset.yaml").map((d) => d.metadata.name), ["telemetry"]);
 });
 
+Deno.test("per-ASIC probe targets: `{asic}` in a tcp or http target is accepted and expands per instance", () => {
+  const raw = baseSpec();
+  raw.scope = { global: false, perAsic: true };
+  // deno-lint-ignore no-explicit-any
+  (raw as any).watchdog.probes = [
+    { tcp: "127.0.0.1:5006{asic}" },
+    { http: "http://127.0.0.1:5007{asic}/{namespace}/health" },
+  ];
+  const spec = parseFeatureSpec(specYaml(raw), "f.yaml");
+  const result = renderFeature(spec, {
+    profile: "production",
+    facts: { global: false, perAsic: true, asics: 2 },
+  });
+  const v2 = docs(result, "v2/30-daemonset.yaml");
+  for (const asic of [0, 1]) {
+    const wd = container(v2[asic + 1], "telemetry-watchdog").command;
+    assert.equal(wd[wd.indexOf("--tcp") + 1], `127.0.0.1:5006${asic}`);
+    assert.equal(wd[wd.indexOf("--http") + 1], `http://127.0.0.1:5007${asic}/asic${asic}/health`);
+  }
+  // Still refused when no instance's expansion is a host:port.
+  // deno-lint-ignore no-explicit-any
+  (raw as any).watchdog.probes = [{ tcp: "127.0.0.1:{namespace}" }];
+  assert.throws(
+    () => parseFeatureSpec(specYaml(raw), "f.yaml"),
+    /watchdog\.probes\[0\]\.tcp: "127\.0\.0\.1:\{namespace\}" is not host:port/,
+  );
+});
+
 Deno.test("multi-ASIC feature with both scopes: global instance plus one per ASIC", () => {
   const spec = parseFeatureSpec(specYaml(baseSpec()), "f.yaml");
   const result = renderFeature(spec, {
