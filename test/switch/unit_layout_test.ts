@@ -88,3 +88,39 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "the per-namespace template telemetry@.service: featured's mask / unmask / enable of telemetry@N",
+  ignore,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "ks-unit-layout-" });
+    try {
+      const root = join(dir, "switch");
+      await Deno.mkdir(root);
+      const cp = await new Deno.Command("cp", { args: ["-a", `${ROOTFS}/.`, root] }).output();
+      assert.ok(cp.success);
+      assert.ok((await lstat(join(root, "usr/lib/systemd/system/telemetry@.service")))?.isFile);
+      for (const asic of [0, 1]) {
+        const unit = `telemetry@${asic}.service`;
+        const mask = await systemctl(root, "mask", unit);
+        assert.equal(mask.code, 0, mask.out);
+        assert.equal(await Deno.readLink(join(root, "etc/systemd/system", unit)), "/dev/null");
+        const unmask = await systemctl(root, "unmask", unit);
+        assert.equal(unmask.code, 0, unmask.out);
+        const enable = await systemctl(root, "enable", unit);
+        assert.equal(enable.code, 0, enable.out);
+        assert.equal(
+          await Deno.readLink(join(root, "etc/systemd/system/sonic.target.wants", unit)),
+          "/usr/lib/systemd/system/telemetry@.service",
+        );
+      }
+      // The generator and the database template are in the image, and the generator is executable.
+      const gen = await lstat(join(root, "usr/lib/systemd/system-generators/ks-sonic-generator"));
+      assert.ok(gen?.isFile && ((gen.mode ?? 0) & 0o111) !== 0);
+      assert.ok((await lstat(join(root, "etc/systemd/system/database@.service")))?.isFile);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
