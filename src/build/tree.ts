@@ -11,6 +11,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { DIST_DIR, lazySplitRequire, listTools, REPO_ROOT } from "./bundle.ts";
+import { trimBundle } from "./bundle_trim.ts";
 import { runtimeFlags } from "./runtime_flags.ts";
 import { VERSION } from "../version.ts";
 
@@ -226,8 +227,10 @@ export async function buildTree(
   }
   for await (const entry of Deno.readDir(fresh)) {
     const path = join(fresh, entry.name);
+    // What no tool runs (npm:redis's unused commands, modules nothing requires: bundle_trim.ts;
+    // a name another chunk imports is in this chunk's export list, so it stays).
     const text = await Deno.readTextFile(path);
-    const lazy = lazySplitRequire(text);
+    const lazy = lazySplitRequire(trimBundle(text).text);
     if (lazy !== text) await Deno.writeTextFile(path, lazy);
     await Deno.chmod(path, 0o644);
   }
