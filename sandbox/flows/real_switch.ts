@@ -128,6 +128,24 @@ export async function podsOnNode(env: FlowEnv, feature = "telemetry"): Promise<P
 }
 
 /**
+ * Waits until telemetry.service is active with ks-stub as its main process: systemd's forked
+ * child is "(metry.sh)" until it execs the launcher, which execs ks-stub, and right after a v2
+ * install the unit may still be active on the native launcher the patcher is about to restart.
+ */
+export async function waitUnitOnStub(env: FlowEnv, unit = "telemetry"): Promise<string> {
+  return await waitFor(
+    `${unit}.service active, its main process ks-stub`,
+    async () => {
+      const u = await unitState(env.sw, unit);
+      const running = u.ActiveState === "active" && u.SubState === "running";
+      const cmd = running ? (await env.sw.exec(["cat", `/proc/${u.MainPID}/cmdline`])).stdout : "";
+      return `${u.ActiveState}/${u.SubState} main process ${cmd.replaceAll("\0", " ")}`;
+    },
+    (s) => s.startsWith("active/running") && s.includes("ks-stub"),
+  );
+}
+
+/**
  * Waits until exactly one live pod of `stage` runs on the node and is Ready; returns it. `asic`
  * narrows the pods looked at: a number = that ASIC's instance (label `asic`), null = the pods of
  * no ASIC (the `<feature>` DaemonSet's), undefined = all of the feature's pods.
@@ -497,20 +515,7 @@ export const FLOW_STEPS: FlowStep[] = [
         () => nativeContainer(env.sw),
         (s) => s !== "running",
       );
-      // systemd's forked child is "(metry.sh)" until it execs the launcher, which execs ks-stub:
-      // under load that takes a moment, so wait for the main process to be the stub.
-      await waitFor(
-        "telemetry.service active, its main process ks-stub",
-        async () => {
-          const u = await unitState(env.sw, "telemetry");
-          const running = u.ActiveState === "active" && u.SubState === "running";
-          const cmd = running
-            ? (await env.sw.exec(["cat", `/proc/${u.MainPID}/cmdline`])).stdout
-            : "";
-          return `${u.ActiveState}/${u.SubState} main process ${cmd.replaceAll("\0", " ")}`;
-        },
-        (s) => s.startsWith("active/running") && s.includes("ks-stub"),
-      );
+      await waitUnitOnStub(env);
       const cri = await criContainers(env.sw);
       for (const c of ["telemetry", "telemetry-watchdog", "telemetry-sidecar"]) {
         if (cri[c] !== "CONTAINER_RUNNING") throw new Error(`CRI container ${c} is ${cri[c]}`);
@@ -874,11 +879,8 @@ export const FLOW_STEPS: FlowStep[] = [
         async () => (await env.sw.exec(["cat", "/usr/local/bin/ks-stub"])).stdout,
         (t) => /kubesonic\/[0-9a-f]{16}\/bin/.test(t),
       );
-      await waitFor(
-        "telemetry.service active",
-        () => unitState(env.sw, "telemetry"),
-        (u) => u.ActiveState === "active",
-      );
+      // Active on the stub, not still on the native launcher the patcher is about to replace.
+      await waitUnitOnStub(env);
       // Every 100 ms: systemd's status (must stay 0) and the installed stub's own (0 running or
       // 3 not running while the pod is replaced; never 4, never a launcher that cannot start).
       const loop = env.sw.exec([
