@@ -5,6 +5,9 @@
 // the end, VmHWM peak), as shipped (the launcher's runtime flags, src/build/runtime_flags.ts) and
 // with Deno's defaults. Beside it, the public Rust watchdog's figures as measured before (its
 // code is not in this tree). Memory in detail: `deno task bench footprint`.
+// A before/after comparison in the same run: KS_BENCH_COMPARE=<another ks-watchdog.js> (e.g. a
+// bundle built from the previous commit) adds that bundle with the shipped flags, and
+// KS_BENCH_ROUNDS=N interleaves N rounds of both (shipped, compared, shipped, ...).
 import { startRedis } from "../sandbox/harness/redis.ts";
 import { freePort, waitForPort } from "../sandbox/harness/net.ts";
 import { startTool } from "../sandbox/harness/running_tool.ts";
@@ -51,10 +54,12 @@ async function run(
   shipped: boolean,
   env: Record<string, string>,
   daemonPort: number,
+  bundle?: string,
 ): Promise<Result> {
   const port = freePort();
   // A bundle's first run also fills Deno's module-analysis cache (more memory that run only).
-  await (await startTool("ks-watchdog", ["--version"], { env, runtimeFlags: shipped })).status;
+  await (await startTool("ks-watchdog", ["--version"], { env, runtimeFlags: shipped, bundle }))
+    .status;
   const wd = await startTool("ks-watchdog", [
     "--feature",
     "telemetry",
@@ -64,7 +69,7 @@ async function run(
     `127.0.0.1:${daemonPort}`,
     "--process",
     "ksbenchtelem",
-  ], { env, runtimeFlags: shipped });
+  ], { env, runtimeFlags: shipped, bundle });
   try {
     await waitForPort(port);
     await wd.waitForLine(/FEATURE state state=enabled/);
@@ -130,10 +135,18 @@ const daemon = new Deno.Command("/usr/bin/python3", {
 try {
   await waitForPort(daemonPort);
   console.log(`load average at start: ${Deno.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
-  const results = [
-    await run(`as shipped: ${runtimeFlags("ks-watchdog").join(" ")}`, true, redis.env, daemonPort),
-    await run("Deno defaults", false, redis.env, daemonPort),
-  ];
+  const compare = Deno.env.get("KS_BENCH_COMPARE");
+  const rounds = Number(Deno.env.get("KS_BENCH_ROUNDS") ?? 1);
+  const shipped = `as shipped: ${runtimeFlags("ks-watchdog").join(" ")}`;
+  const results = [];
+  for (let round = 1; round <= rounds; round++) {
+    const tag = rounds > 1 ? ` (round ${round})` : "";
+    results.push(await run(shipped + tag, true, redis.env, daemonPort));
+    if (compare) {
+      results.push(await run(`${compare}, same flags${tag}`, true, redis.env, daemonPort, compare));
+    }
+  }
+  results.push(await run("Deno defaults", false, redis.env, daemonPort));
   console.log(`load average at end: ${Deno.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
   console.log("");
   console.log(
