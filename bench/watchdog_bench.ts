@@ -5,6 +5,9 @@
 // the end, VmHWM peak), as shipped (the launcher's runtime flags, src/build/runtime_flags.ts) and
 // with Deno's defaults. Beside it, the public Rust watchdog's figures as measured before (its
 // code is not in this tree). Memory in detail: `deno task bench footprint`.
+// A before/after comparison in the same run: KS_BENCH_COMPARE=<another ks-watchdog.js> (e.g. a
+// bundle built from the previous commit) adds that bundle with the shipped flags, and
+// KS_BENCH_ROUNDS=N interleaves N rounds of both (shipped, compared, shipped, ...).
 import { startRedis } from "../sandbox/harness/redis.ts";
 import { startTool } from "../sandbox/harness/running_tool.ts";
 import { openLoop, quantile } from "../sandbox/harness/http_load.ts";
@@ -50,12 +53,15 @@ async function run(
   shipped: boolean,
   env: Record<string, string>,
   daemon: TelemetryDaemon,
+  bundle?: string,
 ): Promise<Result> {
   // A bundle's first run also fills Deno's module-analysis cache (more memory that run only).
-  await (await startTool("ks-watchdog", ["--version"], { env, runtimeFlags: shipped })).status;
+  await (await startTool("ks-watchdog", ["--version"], { env, runtimeFlags: shipped, bundle }))
+    .status;
   const { wd, url } = await startProbingWatchdog(daemon, "ksbenchtelem", {
     env,
     runtimeFlags: shipped,
+    bundle,
   });
   try {
     await new Promise((r) => setTimeout(r, 500));
@@ -89,10 +95,18 @@ const redis = await startRedis();
 const daemon = await startTelemetryDaemon("ksbenchtelem");
 try {
   console.log(`load average at start: ${Deno.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
-  const results = [
-    await run(`as shipped: ${runtimeFlags("ks-watchdog").join(" ")}`, true, redis.env, daemon),
-    await run("Deno defaults", false, redis.env, daemon),
-  ];
+  const compare = Deno.env.get("KS_BENCH_COMPARE");
+  const rounds = Number(Deno.env.get("KS_BENCH_ROUNDS") ?? 1);
+  const shipped = `as shipped: ${runtimeFlags("ks-watchdog").join(" ")}`;
+  const results = [];
+  for (let round = 1; round <= rounds; round++) {
+    const tag = rounds > 1 ? ` (round ${round})` : "";
+    results.push(await run(shipped + tag, true, redis.env, daemon));
+    if (compare) {
+      results.push(await run(`${compare}, same flags${tag}`, true, redis.env, daemon, compare));
+    }
+  }
+  results.push(await run("Deno defaults", false, redis.env, daemon));
   console.log(`load average at end: ${Deno.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
   console.log("");
   console.log(
