@@ -516,10 +516,19 @@ export const FLOW_STEPS: FlowStep[] = [
         (s) => s !== "running",
       );
       await waitUnitOnStub(env);
-      const cri = await criContainers(env.sw);
-      for (const c of ["telemetry", "telemetry-watchdog", "telemetry-sidecar"]) {
-        if (cri[c] !== "CONTAINER_RUNNING") throw new Error(`CRI container ${c} is ${cri[c]}`);
-      }
+      // The pod's daemon may start while the native container still holds 50051 (the patcher
+      // stops it only after the launcher is in place): the critical process exits, the container
+      // ends as in SONiC (no supervisord restart of a critical program) and the kubelet restarts
+      // it once the port is free. What must hold is that all three end up running.
+      await waitFor(
+        "the pod's three containers running (CRI)",
+        () => criContainers(env.sw),
+        (cri) =>
+          ["telemetry", "telemetry-watchdog", "telemetry-sidecar"].every((c) =>
+            cri[c] === "CONTAINER_RUNNING"
+          ),
+        120_000,
+      );
       const owner = await waitFor(
         "the daemon on 50051",
         () => portOwner(env.sw),
