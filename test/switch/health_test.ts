@@ -13,6 +13,10 @@
 // some 30 s after the daemon goes down, racing the inspection; the pod is replaced by one whose
 // feature liveness tolerates the inspection (the kubelet's restarts are the OOM and fault flows').
 import assert from "node:assert/strict";
+import { join } from "node:path";
+import { TREE_DIR } from "../../src/build/tree.ts";
+import { copyTree } from "../../src/build/tree_copy.ts";
+import { ensureTree } from "../../sandbox/harness/bin.ts";
 import type { SwitchNode } from "../../sandbox/harness/switch.ts";
 import { FLOW_STEPS, type FlowEnv, podsOnNode } from "../../sandbox/flows/real_switch.ts";
 import {
@@ -33,9 +37,16 @@ const OK = ["telemetry:OK", "telemetry/telemetry:OK"];
 
 type InContainer = (cmd: string[]) => Promise<{ code: number; stdout: string; stderr: string }>;
 
+/**
+ * Where system-health's stand-in runs from on the switch: a copy of the ks tree in the lab's own
+ * mount (/etc/kubesonic/switch is the harness's host directory), so v0 and v2 are asked by the same
+ * tool while the switch itself stays stock (a real switch's system-health is SONiC's own).
+ */
+const CHECKER = "/etc/kubesonic/switch/ks-tree/bin/ks-container-checker";
+
 /** ks-container-checker --system-health on the switch: its telemetry lines. */
 async function healthLines(sw: SwitchNode): Promise<string[]> {
-  const r = await sw.exec(["ks-container-checker", "--system-health"]);
+  const r = await sw.exec([CHECKER, "--system-health"]);
   if (r.code !== 0) throw new Error(`--system-health exit ${r.code}: ${r.stdout}${r.stderr}`);
   const lines = r.stdout.trim().split("\n");
   assert.equal(lines[0], "Services", r.stdout);
@@ -192,6 +203,8 @@ Deno.test({
   sanitizeResources: false,
   async fn(t) {
     await withRealSwitch({ prefix: "ks-health-" }, async (env) => {
+      await ensureTree();
+      await copyTree(TREE_DIR, join(env.sw.configDir, "ks-tree"));
       const health: Record<string, unknown[]> = {};
       await t.step("v0 native: reported, nothing once back", async () => {
         env.note(await FLOW_STEPS[0].run(env));
