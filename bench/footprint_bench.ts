@@ -300,7 +300,7 @@ async function realSwitch(): Promise<void> {
     return;
   }
   const { startKube } = await import("../sandbox/harness/kube.ts");
-  const { FLOW_STEPS } = await import("../sandbox/flows/real_switch.ts");
+  const { stepsThroughV2 } = await import("../sandbox/flows/real_switch.ts");
   const cluster = await startKube({ dir: join(work, "kube") });
   try {
     const lab = await startSwitches({ cluster, dir: join(work, "switches"), log: () => {} });
@@ -308,7 +308,7 @@ async function realSwitch(): Promise<void> {
       const sw = lab.switches[0];
       const env = { cluster, sw, others: [], dir: work, note: () => {} };
       // v0, v1, then v2 (the pod with entrypoint -> daemon, watchdog, sidecar; the stub on the host)
-      for (const step of FLOW_STEPS.slice(0, 3)) await step.run(env);
+      for (const step of stepsThroughV2()) await step.run(env);
       await new Promise((r) => setTimeout(r, 5000));
       const perFeature = new Map<
         string,

@@ -19,7 +19,7 @@ import { copyTree } from "../src/build/tree_copy.ts";
 import { kubeBinDir, type KubeCluster, startKube } from "../sandbox/harness/kube.ts";
 import { waitUntil } from "../sandbox/harness/net.ts";
 import { startSwitches, switchUnavailableReason } from "../sandbox/harness/switch.ts";
-import { FLOW_STEPS, type FlowEnv, portOwner } from "../sandbox/flows/real_switch.ts";
+import { type FlowEnv, portOwner, stepsThroughV2 } from "../sandbox/flows/real_switch.ts";
 import {
   apply,
   featureDaemonSet,
@@ -112,7 +112,7 @@ async function onSwitch(kube: KubeCluster, bin: string, dir: string): Promise<vo
   try {
     const sw = lab.switches[0];
     const env: FlowEnv = { cluster: kube, sw, dir, note: () => {} };
-    for (const flow of FLOW_STEPS.slice(0, 3)) await flow.run(env);
+    for (const flow of stepsThroughV2()) await flow.run(env);
     const inSwitchNet = ["nsenter", "-t", String(sw.pid), "-n"];
     const stubC: Candidate = {
       argv: [

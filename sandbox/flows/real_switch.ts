@@ -1061,3 +1061,11 @@ async function fault(env: FlowEnv, service: string): Promise<string> {
       Math.round(statusMs)
     } ms while down; unit ${u.ActiveState}; 50051 from ${owner}`;
 }
+
+/**
+ * The steps from the native v0 to telemetry.service backed by the v2 pod (the native check, the
+ * stock-switch check, 5.1's v1 and v2): what tests and benchmarks that start from v2 run first.
+ */
+export function stepsThroughV2(): FlowStep[] {
+  return FLOW_STEPS.slice(0, FLOW_STEPS.findLastIndex((s) => s.part === "5.1") + 1);
+}

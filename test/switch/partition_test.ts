@@ -19,11 +19,11 @@ import { waitUntil } from "../../sandbox/harness/net.ts";
 import type { SwitchNode } from "../../sandbox/harness/switch.ts";
 import {
   criContainers,
-  FLOW_STEPS,
   type FlowEnv,
   missingTools,
   podsOnNode,
   portOwner,
+  stepsThroughV2,
   unitState,
   waitPodReady,
 } from "../../sandbox/flows/real_switch.ts";
@@ -192,7 +192,7 @@ Deno.test({
           },
         });
       };
-      for (const flow of FLOW_STEPS.slice(0, 3)) {
+      for (const flow of stepsThroughV2()) {
         const missing = missingTools(flow);
         if (missing.length) throw new Error(`blocked on ${missing.join(", ")}`);
         await step(flow.name, () => flow.run(env));
