@@ -12,6 +12,13 @@ export const REPO_ROOT: string = join(dirname(fileURLToPath(import.meta.url)), "
 /** Where bundles are written. */
 export const DIST_DIR: string = join(REPO_ROOT, "dist");
 
+/** The body of the lazy `require` both bundle layouts get (see requireShim). */
+const LAZY_REQUIRE_BODY =
+  '  const builtin = process.getBuiltinModule(id.startsWith("node:") ? id : `node:${id}`);\n' +
+  "  if (builtin) return builtin;\n" +
+  '  __ksRequire ??= process.getBuiltinModule("node:module").createRequire(import.meta.url);\n' +
+  "  return __ksRequire(id);\n";
+
 /**
  * The `require` a bundle with CommonJS code inside gets (npm CommonJS packages call
  * `__require("node:process")`…), or undefined when the bundle requires nothing. It is lazy: a
@@ -21,13 +28,7 @@ export const DIST_DIR: string = join(REPO_ROOT, "dist");
  */
 export function requireShim(bundleText: string): string | undefined {
   if (!/\b__require\b/.test(bundleText)) return undefined;
-  return "let __ksRequire;\n" +
-    "function require(id) {\n" +
-    '  const builtin = process.getBuiltinModule(id.startsWith("node:") ? id : `node:${id}`);\n' +
-    "  if (builtin) return builtin;\n" +
-    '  __ksRequire ??= process.getBuiltinModule("node:module").createRequire(import.meta.url);\n' +
-    "  return __ksRequire(id);\n" +
-    "}\n";
+  return "let __ksRequire;\nfunction require(id) {\n" + LAZY_REQUIRE_BODY + "}\n";
 }
 
 /**
@@ -41,13 +42,7 @@ export function lazySplitRequire(chunk: string): string {
   if (!chunk.includes(eager)) return chunk;
   return chunk.replace(
     eager,
-    "let __ksRequire;\n" +
-      "var __require = (id) => {\n" +
-      '  const builtin = process.getBuiltinModule(id.startsWith("node:") ? id : `node:${id}`);\n' +
-      "  if (builtin) return builtin;\n" +
-      '  __ksRequire ??= process.getBuiltinModule("node:module").createRequire(import.meta.url);\n' +
-      "  return __ksRequire(id);\n" +
-      "};\n",
+    "let __ksRequire;\nvar __require = (id) => {\n" + LAZY_REQUIRE_BODY + "};\n",
   );
 }
 
