@@ -129,6 +129,7 @@ if [ -s "$OUT/switch.tar" ] && [ -s "$OUT/images/telemetry.tar" ] && [ -s "$OUT/
   [ -s "$OUT/images/ks-tools.tar" ] && [ -s "$OUT/images/later/ks-tools-next.tar" ] &&
   [ -s "$OUT/ks-tree-next/lib/tree.json" ]; then
   log "reusing $OUT"
+  touch "$OUT/last-used"
   echo "$OUT"
   exit 0
 fi
@@ -272,10 +273,14 @@ mv "$WORK/telemetry.tar" "$WORK/pause.tar" "$WORK/ks-tools.tar" "$OUT/images/"
 mv "$WORK/ks-tools-next.tar" "$OUT/images/later/"
 mv "$WORK/switch.tar" "$OUT/"
 ls -la "$OUT" "$OUT/images" >&2
-# Keep the cache bounded: the newest three image sets stay, older ones go.
-for old in $(ls -1dt "$CACHE"/switch/*/switch.tar 2>/dev/null | tail -n +4); do
-  log "pruning old image set $(dirname "$old")"
-  rm -rf "$(dirname "$old")"
+# Keep the cache bounded: the three most recently used image sets stay, and so does any set used in
+# the last six hours (another checkout's run may be booting switches from it); older ones go.
+touch "$OUT/last-used"
+for old in $(ls -1dt "$CACHE"/switch/*/last-used "$CACHE"/switch/*/switch.tar 2>/dev/null |
+  xargs -r -n1 dirname | awk '!seen[$0]++' | tail -n +4); do
+  [ -n "$(find "$old" -maxdepth 1 -name last-used -mmin -360)" ] && continue
+  log "pruning old image set $old"
+  rm -rf "$old"
 done
 log "done: $OUT"
 echo "$OUT"
