@@ -1,10 +1,16 @@
-// How end-to-end tests and benchmarks run the tools: the multi-call bundle of the ks tree
-// (`dist/ks-tree/lib/ks/ks.js`, built on demand when missing or older than the sources), through
-// the pinned Deno, exactly as the images, the host runtime and the lab run it, with the tool's
-// runtime flags (src/build/runtime_flags.ts).
+// How end-to-end tests and benchmarks run the tools: each tool's entry in the ks tree's bundle
+// (`dist/ks-tree/lib/ks/ks-<tool>.js`, built on demand when missing or older than the sources),
+// through the pinned Deno, exactly as the launchers of the images, the host runtime and the lab
+// run it, with the tool's runtime flags (src/build/runtime_flags.ts).
 import { runtimeFlags } from "../../src/build/runtime_flags.ts";
 import { join } from "node:path";
-import { buildTree, DENO_RUN_FLAGS, TREE_BUNDLE, TREE_DIR } from "../../src/build/tree.ts";
+import {
+  buildTree,
+  DENO_RUN_FLAGS,
+  TREE_BUNDLE,
+  TREE_DIR,
+  treeEntry,
+} from "../../src/build/tree.ts";
 import { runCommand } from "./process.ts";
 
 let built: Promise<unknown> | undefined;
@@ -15,12 +21,17 @@ export function ensureTree(): Promise<unknown> {
   return built;
 }
 
-/** The multi-call bundle the tools run from. */
+/** The multi-call bundle (`ks <tool>`). */
 export const TREE_BUNDLE_PATH = join(TREE_DIR, TREE_BUNDLE);
+
+/** The entry a tool's launcher runs (`dist/ks-tree/lib/ks/ks-stub.js`). */
+export function toolEntryPath(tool: string): string {
+  return join(TREE_DIR, treeEntry(tool));
+}
 
 /**
  * Ensures the ks tree is current and returns the argv prefix that runs `tool` (`ks-stub`) as its
- * launcher does: `deno run <flags> <bundle> <tool>` (`runtimeFlags: false`: with Deno's defaults
+ * launcher does: `deno run <flags> <tool's entry>` (`runtimeFlags: false`: with Deno's defaults
  * instead of the tool's runtime flags, for comparisons).
  */
 export async function toolArgv(
@@ -29,7 +40,7 @@ export async function toolArgv(
 ): Promise<string[]> {
   await ensureTree();
   const flags = opts.runtimeFlags === false ? [] : runtimeFlags(tool);
-  return [Deno.execPath(), "run", ...DENO_RUN_FLAGS, ...flags, TREE_BUNDLE_PATH, tool];
+  return [Deno.execPath(), "run", ...DENO_RUN_FLAGS, ...flags, toolEntryPath(tool)];
 }
 
 /** The tree's launcher for a tool (`dist/ks-tree/bin/<tool>`), after ensuring the tree. */

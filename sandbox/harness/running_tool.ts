@@ -1,7 +1,7 @@
 // Test helper: a bundled tool started in the background with its stderr collected line by line,
 // so a test can wait for a log line ("idle until it is enabled") instead of sleeping. Always
 // stopped by `stop()` (SIGKILL after a grace), which tests call in `finally`.
-import { toolArgv, TREE_BUNDLE_PATH } from "./bin.ts";
+import { toolArgv, toolEntryPath, toolLauncher } from "./bin.ts";
 import { waitUntil } from "./net.ts";
 import { procStats, stopChild } from "./process.ts";
 
@@ -30,8 +30,10 @@ async function collect(
 }
 
 /**
- * Starts `tool` with `args`. `prefixArgs` go between `deno run` and the bundle (e.g. `--deny-ffi`);
- * `wrap` puts a command in front (e.g. `unshare --pid --fork --mount-proc`).
+ * Starts `tool` with `args`. `denoFlags` go between `deno run` and the bundle (e.g. `--deny-ffi`);
+ * `wrap` puts a command in front (e.g. `unshare --pid --fork --mount-proc`); `launcher` runs the
+ * tree's own launcher `bin/<tool>` (its Deno, its flags, its DENO_DIR: exactly what ships)
+ * instead of this Deno on the tool's entry.
  */
 export async function startTool(
   tool: string,
@@ -42,22 +44,28 @@ export async function startTool(
     wrap?: string[];
     /** false: Deno's defaults instead of the tool's runtime flags (for comparisons). */
     runtimeFlags?: boolean;
-    /** Runs this bundle file instead of the tool in the multi-call bundle (a prototype). */
+    /** Runs this bundle file instead of the tool's entry in the tree (a prototype). */
     bundle?: string;
+    /** The Deno executable to run (default: this one). */
+    deno?: string;
+    /** true: the tree's launcher (no other option but env and wrap applies). */
+    launcher?: boolean;
   } = {},
 ): Promise<RunningTool> {
   const [exe, run, ...rest] = await toolArgv(tool, { runtimeFlags: opts.runtimeFlags });
-  if (opts.bundle) rest.splice(rest.indexOf(TREE_BUNDLE_PATH), 2, opts.bundle);
+  if (opts.bundle) rest.splice(rest.indexOf(toolEntryPath(tool)), 1, opts.bundle);
   // setsid: the tool leads its own process group, so stop() can kill every daemon it started.
-  const argv = [
-    "setsid",
-    ...(opts.wrap ?? []),
-    exe,
-    run,
-    ...(opts.denoFlags ?? []),
-    ...rest,
-    ...args,
-  ];
+  const argv = opts.launcher
+    ? ["setsid", ...(opts.wrap ?? []), await toolLauncher(tool), ...args]
+    : [
+      "setsid",
+      ...(opts.wrap ?? []),
+      opts.deno ?? exe,
+      run,
+      ...(opts.denoFlags ?? []),
+      ...rest,
+      ...args,
+    ];
   const child = new Deno.Command(argv[0], {
     args: argv.slice(1),
     env: opts.env,

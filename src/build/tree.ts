@@ -2,10 +2,12 @@
 // launcher per tool, working from whatever directory it is copied to and needing no path outside
 // it (no DENO_DIR, no network, no config). Layout:
 //   bin/deno          the pinned Deno (the npm package's binary this build runs on)
-//   lib/ks/ks.js      `deno bundle --code-splitting` of bin/ks.ts, beside its chunks in lib/ks/:
-//                     each tool loads only the chunks it imports (its own code and what it shares)
-//   bin/ks            `ks <tool> ARGS`
-//   bin/ks-<tool>     `ks-<tool> ARGS`, the tool's own command line
+//   lib/ks/ks.js      `deno bundle --code-splitting` of bin/ks.ts and every bin/ks-<tool>.ts,
+//   lib/ks/ks-<tool>.js  beside their chunks in lib/ks/: each tool loads only the chunks it
+//                     imports (its own code and what it shares); ks.js imports a tool's entry
+//   bin/ks            `ks <tool> ARGS` (ks.js: the multi-call dispatch)
+//   bin/ks-<tool>     `ks-<tool> ARGS`, the tool's own command line: runs lib/ks/ks-<tool>.js
+//                     directly (no dispatch, no dynamic import: ~2.5 MiB less resident memory)
 //   lib/tree.json     version, architecture, minimum glibc and every file's SHA-256 and mode
 // The host runtime and the v2 pod's injected entrypoint are copies of this tree.
 import { createHash } from "node:crypto";
@@ -19,8 +21,12 @@ import { VERSION } from "../version.ts";
 export const TREE_DIR: string = join(DIST_DIR, "ks-tree");
 /** The bundle's directory inside the tree (the entry and its chunks). */
 export const TREE_BUNDLE_DIR = "lib/ks";
-/** The bundle's entry inside the tree. */
+/** The multi-call bundle's entry inside the tree. */
 export const TREE_BUNDLE = `${TREE_BUNDLE_DIR}/ks.js`;
+/** A tool's own entry inside the tree (`ks-watchdog` -> `lib/ks/ks-watchdog.js`). */
+export function treeEntry(tool: string): string {
+  return `${TREE_BUNDLE_DIR}/${tool}.js`;
+}
 /** The tree's own description. */
 export const TREE_INDEX = "lib/tree.json";
 /**
@@ -106,7 +112,7 @@ export function launcherScript(
   const flags = [...DENO_RUN_FLAGS, ...(tool ? runtimeFlags(tool) : [])].join(" ");
   lines.push(
     "DENO_NO_UPDATE_CHECK=1 DENO_NO_PROMPT=1 DENO_DIR=${KS_DENO_DIR:-$t/lib/cache}; export DENO_NO_UPDATE_CHECK DENO_NO_PROMPT DENO_DIR",
-    `exec "$t/bin/deno" run ${flags} "$t/${TREE_BUNDLE}"${tool ? ` ${tool}` : ""} "$@"`,
+    `exec "$t/bin/deno" run ${flags} "$t/${tool ? treeEntry(tool) : TREE_BUNDLE}" "$@"`,
     "",
   );
   return lines.join("\n");
@@ -205,6 +211,9 @@ export async function buildTree(
   const bundleDir = join(dir, TREE_BUNDLE_DIR);
   const fresh = `${bundleDir}.new-${Deno.pid}`;
   await Deno.remove(fresh, { recursive: true }).catch(() => {});
+  // One entry per tool beside ks.ts: a launcher runs its tool's module without ks.js's dispatch
+  // and dynamic import (whose module records stay resident), and ks.js imports the same module.
+  const tools = listTools();
   const out = await new Deno.Command(Deno.execPath(), {
     args: [
       "bundle",
@@ -215,6 +224,7 @@ export async function buildTree(
       "--outdir",
       fresh,
       join("bin", "ks.ts"),
+      ...tools.map((tool) => join("bin", `${tool}.ts`)),
     ],
     cwd: REPO_ROOT,
     stdout: "piped",
@@ -224,6 +234,13 @@ export async function buildTree(
     await Deno.remove(fresh, { recursive: true }).catch(() => {});
     const text = new TextDecoder().decode(out.stderr).trim().split("\n").find((l) => l.trim());
     throw new Error(`deno bundle of bin/ks.ts failed: ${text ?? "no output"}`);
+  }
+  for (const entry of [TREE_BUNDLE, ...tools.map(treeEntry)]) {
+    const name = entry.slice(TREE_BUNDLE_DIR.length + 1);
+    if (mtime(join(fresh, name)) === 0) {
+      await Deno.remove(fresh, { recursive: true }).catch(() => {});
+      throw new Error(`deno bundle of bin/ks.ts wrote no ${name} (the entries a launcher runs)`);
+    }
   }
   for await (const entry of Deno.readDir(fresh)) {
     const path = join(fresh, entry.name);
@@ -249,7 +266,6 @@ export async function buildTree(
     await Deno.rename(copy, join(dir, "bin", "deno"));
   }
   const arch = Deno.build.arch;
-  const tools = listTools();
   await writeAtomic(join(dir, "bin", "ks"), launcherScript(undefined, arch), 0o755);
   for (const tool of tools) {
     await writeAtomic(

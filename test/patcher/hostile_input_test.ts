@@ -333,8 +333,8 @@ Deno.test("without FFI the patcher refuses with one line instead of falling back
   const sb = await createPatcherSandbox();
   try {
     const argv = await toolArgv("ks-patcher", { runtimeFlags: false });
-    // `deno run <flags> <bundle> ks-patcher`: the bundle and the tool name are the last two.
-    const [exe, bundle, tool] = [argv[0], argv[argv.length - 2], argv[argv.length - 1]];
+    // `deno run <flags> <the tool's entry>`: the entry is the last.
+    const [exe, entry] = [argv[0], argv[argv.length - 1]];
     const out = await new Deno.Command(exe, {
       args: [
         "run",
@@ -344,8 +344,7 @@ Deno.test("without FFI the patcher refuses with one line instead of falling back
         "--allow-run",
         "--no-config",
         "--quiet",
-        bundle,
-        tool,
+        entry,
         ...sb.cliArgs(),
         "--once",
       ],
