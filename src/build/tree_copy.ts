@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createLogger } from "../log.ts";
+import { MAPPED_FILE_WRITE } from "../page_cache.ts";
 import type { TreeIndex } from "./tree.ts";
 
 const USAGE = `Usage: ks copy-tree DIR
@@ -34,9 +35,11 @@ const SYNC_EVERY = 8 * 1024 * 1024;
  * Copies `from` to a new file `to` (mode `mode`), hashing what it copies, and syncs every
  * SYNC_EVERY bytes: the init container that copies the ~95 MB Deno runs under a memory limit, and
  * dirty pages of its cgroup cannot be reclaimed until written back (it was OOM-killed at 96 MiB
- * with one unsynced copy). Returns the SHA-256 of the bytes copied.
+ * with one unsynced copy). Writes at most MAPPED_FILE_WRITE bytes at a time, so every process
+ * running the copied Deno maps it in small folios (src/page_cache.ts). Returns the SHA-256 of the
+ * bytes copied.
  */
-async function copySynced(from: string, to: string, mode: number): Promise<string> {
+export async function copySynced(from: string, to: string, mode: number): Promise<string> {
   const hash = createHash("sha256");
   using src = await Deno.open(from);
   using dst = await Deno.open(to, { write: true, createNew: true, mode });
@@ -47,7 +50,9 @@ async function copySynced(from: string, to: string, mode: number): Promise<strin
     if (n === null) break;
     const chunk = buf.subarray(0, n);
     hash.update(chunk);
-    for (let off = 0; off < n;) off += await dst.write(chunk.subarray(off));
+    for (let off = 0; off < n;) {
+      off += await dst.write(chunk.subarray(off, Math.min(n, off + MAPPED_FILE_WRITE)));
+    }
     unsynced += n;
     if (unsynced >= SYNC_EVERY) {
       await dst.syncData();

@@ -26,6 +26,7 @@ import {
   writeAllFd,
 } from "./fd.ts";
 import { Sha256 } from "../patcher/hash.ts";
+import { MAPPED_FILE_WRITE } from "../page_cache.ts";
 
 /**
  * File bytes: held in memory (`bytes`) up to IN_MEMORY_MAX, else streamed from a descriptor
@@ -178,10 +179,21 @@ export async function readFileStateAt(dir: number | null, name: string): Promise
   }
 }
 
+/**
+ * Writes `bytes` to `out` at most MAPPED_FILE_WRITE at a time: a file the patcher installs may be
+ * a runtime processes map (the host runtime's Deno), and small writes keep its page cache in
+ * small folios (src/page_cache.ts).
+ */
+async function writeInPieces(out: number, bytes: Uint8Array): Promise<void> {
+  for (let off = 0; off < bytes.length; off += MAPPED_FILE_WRITE) {
+    await writeAllFd(out, bytes.subarray(off, off + MAPPED_FILE_WRITE));
+  }
+}
+
 /** Copies `body` into descriptor `out` (streamed and re-hashed when not in memory). */
 async function writeBody(out: number, body: Body, what: string): Promise<void> {
   if (body.bytes !== null) {
-    await writeAllFd(out, body.bytes);
+    await writeInPieces(out, body.bytes);
     return;
   }
   const input = body.open!();
@@ -195,7 +207,7 @@ async function writeBody(out: number, body: Body, what: string): Promise<void> {
       size += n;
       if (size > body.size) break;
       hash.update(chunk.subarray(0, n));
-      await writeAllFd(out, chunk.subarray(0, n));
+      await writeInPieces(out, chunk.subarray(0, n));
     }
     if (size !== body.size || hash.hex() !== body.sha256) {
       throw new Error(`${what}: its source changed while being copied (sha256 no longer matches)`);
