@@ -3,7 +3,6 @@
 // field, every source file read (regular files only, bounded in size and time) and its declared
 // SHA-256 checked — before the patcher touches anything. Errors are one line naming the file and
 // the field, with every value from the manifest JSON-escaped.
-import { parse as parseYaml } from "yaml";
 import { dirname, resolve } from "node:path";
 import {
   AT_FDCWD,
@@ -113,15 +112,17 @@ export async function parseManifest(
       return fail("(document)", "not valid UTF-8 (the manifest must be UTF-8 text)");
     }
   }
+  // yaml is loaded only for a YAML manifest: the sidecar's (ks-render's manifest-*.json) need
+  // none, and the parser is memory the resident loop would keep (docs/footprint.md).
+  const json = file.endsWith(".json");
+  const parseYaml = json ? undefined : (await import("./manifest_yaml.ts")).parseYaml;
   let doc: unknown;
   try {
-    doc = file.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
+    doc = parseYaml ? parseYaml(text) : JSON.parse(text);
   } catch (error) {
     fail(
       "(document)",
-      `not valid ${file.endsWith(".json") ? "JSON" : "YAML"}: ${
-        (error as Error).message.split("\n")[0]
-      }`,
+      `not valid ${json ? "JSON" : "YAML"}: ${(error as Error).message.split("\n")[0]}`,
     );
   }
   if (typeof doc !== "object" || doc === null || Array.isArray(doc)) {

@@ -208,7 +208,7 @@ function sidecarContainer(ctx: DaemonSetContext, stage: "v1" | "v2"): Record<str
   const command = [
     spec.tools.patcher,
     "--manifest",
-    `${FILES_DIR}/manifest-${mode}.yaml`,
+    `${FILES_DIR}/manifest-${mode}.json`,
     "--host-root",
     HOST_ROOT,
     "--state-dir",

@@ -79,6 +79,11 @@ export function toYaml(objects: unknown[]): string {
     .join("---\n");
 }
 
+/** One object as indented JSON, ending in a newline. */
+function toJson(o: unknown): string {
+  return JSON.stringify(o, null, 2) + "\n";
+}
+
 function ref(o: KubeObject): ObjectRef {
   return {
     kind: o.kind,
@@ -99,8 +104,9 @@ export function renderFeature(spec: FeatureSpec, opts: RenderOptions): RenderRes
   const host = buildHostFiles(spec, plan, opts.tree);
   const data = {
     ...host.data,
-    "manifest-kube.yaml": toYaml([manifestDocument(spec, host.files, "kube")]),
-    "manifest-native.yaml": toYaml([manifestDocument(spec, host.files, "native")]),
+    // JSON, which ks-patcher parses without loading a YAML parser into the resident sidecar.
+    "manifest-kube.json": toJson(manifestDocument(spec, host.files, "kube")),
+    "manifest-native.json": toJson(manifestDocument(spec, host.files, "native")),
   };
   const configMap = filesConfigMap(spec, data);
   const ctx = {

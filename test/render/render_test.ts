@@ -193,7 +193,7 @@ Deno.test("sidecar: ks-patcher with the kube manifest in v2 and the native one i
     const side = container(ds, "telemetry-sidecar");
     const cmd: string[] = side.command;
     assert.equal(cmd[0], "/opt/kubesonic/bin/ks-patcher");
-    assert.equal(cmd[cmd.indexOf("--manifest") + 1], `${FILES_DIR}/manifest-${mode}.yaml`);
+    assert.equal(cmd[cmd.indexOf("--manifest") + 1], `${FILES_DIR}/manifest-${mode}.json`);
     assert.equal(cmd[cmd.indexOf("--host-root") + 1], "/host");
     assert.deepEqual(
       cmd.flatMap((a, i) => (a === "--allow-root" ? [cmd[i + 1]] : [])),
@@ -223,10 +223,10 @@ Deno.test("the manifests are valid for the patcher and install the host runtime,
       await Deno.writeTextFile(`${dir}/${key}`, value as string);
     }
     for (const mode of ["kube", "native"]) {
-      const text = (cm.data[`manifest-${mode}.yaml`] as string)
+      const text = (cm.data[`manifest-${mode}.json`] as string)
         .replaceAll(`${FILES_DIR}/`, `${dir}/`)
         .replaceAll("/opt/kubesonic/", `${tree}/`);
-      const manifest = await parseManifest(text, `${dir}/manifest-${mode}.yaml`);
+      const manifest = await parseManifest(text, `${dir}/manifest-${mode}.json`);
       assert.equal(manifest.mode, mode);
       assert.equal(manifest.feature, "telemetry");
       const runtime = `/usr/local/lib/kubesonic/${index.hash}`;
@@ -340,7 +340,7 @@ Deno.test("stub.apiServer: token Secret, synced credentials and a kubeconfig the
     cm.data["telemetry.sh"],
     /--kubeconfig \/etc\/kubesonic\/telemetry\/kubeconfig "\$@"/,
   );
-  const manifest = parseYaml(cm.data["manifest-kube.yaml"]);
+  const manifest = JSON.parse(cm.data["manifest-kube.json"]);
   assert.deepEqual(manifest.files.map((f: Any) => f.path), [
     "/etc/kubesonic/telemetry/ca.crt",
     "/etc/kubesonic/telemetry/token",
@@ -464,7 +464,7 @@ Deno.test("multi-ASIC per-ASIC feature: one DaemonSet per ASIC with asic label, 
     ]);
   }
   const [cm] = docs(result, "common/20-configmap.yaml");
-  const manifest = parseYaml(cm.data["manifest-kube.yaml"]);
+  const manifest = JSON.parse(cm.data["manifest-kube.json"]);
   assert.equal(
     manifest.files[0].path,
     "/etc/systemd/system/telemetry@.service.d/50-kubesonic.conf",
@@ -531,7 +531,7 @@ Deno.test("multi-ASIC feature with both scopes: global instance plus one per ASI
   ]);
   assert.equal(v2[0].spec.template.metadata.labels.asic, undefined);
   const [cm] = docs(result, "common/20-configmap.yaml");
-  const paths = parseYaml(cm.data["manifest-kube.yaml"]).files.map((f: Any) => f.path);
+  const paths = JSON.parse(cm.data["manifest-kube.json"]).files.map((f: Any) => f.path);
   assert.deepEqual(paths, [
     "/etc/systemd/system/telemetry.service.d/50-kubesonic.conf",
     "/etc/systemd/system/telemetry@.service.d/50-kubesonic.conf",
@@ -686,6 +686,6 @@ Deno.test("containerName: the container, raw_container_name, ks-stub's argument 
     cm.data["telemetry.sh"],
     /exec \/usr\/local\/bin\/ks-stub gnmi --kube-namespace sonic "\$@"/,
   );
-  const manifest = parseYaml(cm.data["manifest-kube.yaml"]);
+  const manifest = JSON.parse(cm.data["manifest-kube.json"]);
   assert.equal(manifest.files[1].actions[0], "stop-container gnmi");
 });

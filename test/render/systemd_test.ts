@@ -1,7 +1,7 @@
 // The rendered unit drop-ins, checked with the real `systemd-analyze verify` against SONiC's unit
 // layout (sonic-today.md 1.4: ExecStartPre=<launcher> start, ExecStart=… wait, ExecStop=… stop).
 import assert from "node:assert/strict";
-import { parse as parseYaml, parseAllDocuments } from "yaml";
+import { parseAllDocuments } from "yaml";
 import { loadFeatureSpec, parseFeatureSpec } from "../../src/feature/parse.ts";
 import { renderFeature } from "../../src/render/render.ts";
 import {
@@ -54,7 +54,7 @@ function dropIns(result: ReturnType<typeof renderFeature>): UnitFile[] {
     result.files.find((f) => f.path === "common/20-configmap.yaml")!.content,
   )[0]
     .toJSON();
-  const manifest = parseYaml(cm.data["manifest-kube.yaml"]);
+  const manifest = JSON.parse(cm.data["manifest-kube.json"]);
   return manifest.files
     .filter((f: Any) => f.path.startsWith("/etc/systemd/system/"))
     .map((f: Any) => ({ path: f.path, content: cm.data[f.source.split("/").pop()] }));
