@@ -1,7 +1,9 @@
 // `deno task bench footprint`: what each resident tool costs in memory, beside Deno's floor (a
-// `deno run` of an empty script) measured in the same run. RSS, PSS and anonymous memory
-// (/proc/<pid>/smaps_rollup) idle and at peak, for the bundled tools as shipped (their launchers'
-// runtime flags, src/build/runtime_flags.ts) and with Deno's defaults:
+// `deno run` of an empty script by the ks tree's Deno) measured in the same run. RSS, PSS and
+// anonymous memory (/proc/<pid>/smaps_rollup) idle and at peak, for the tools as shipped (the ks
+// tree's launchers dist/ks-tree/bin/ks-*: the tree's Deno, its runtime flags from
+// src/build/runtime_flags.ts, the tool's own entry lib/ks/ks-<tool>.js) and with Deno's defaults
+// (the same Deno and entry, no runtime flags):
 //   - ks-watchdog against a real redis, FEATURE enabled, probing the example telemetry daemon
 //     (tcp + process): idle, then 500 probes/s for 10 s (open loop; p50/p99 printed), then a burst
 //     (64 keep-alive connections in a closed loop for 5 s: the highest rate this machine reaches);
@@ -13,14 +15,14 @@
 //   - the per-feature sum (watchdog + sidecar patcher) of this run; with `--real`, the same sum on
 //     the real switch (systemd + containerd + kubelet node container, telemetry at v2): PSS of
 //     every resident ks-* process of the feature and the memory use of its containers' cgroups.
-// Each variant runs its own copy of the bundle, started once before it is measured, so every
-// figure is taken with a warm code cache built with the variant's own V8 flags.
+// Each variant is started once before it is measured, so every figure is taken with warm caches
+// (the launchers' DENO_DIR in the tree; the other variants' in a DENO_DIR of their own).
 //
 // Run: deno run -A bench/footprint_bench.ts [--real] [--rate N] [--seconds S] [--burst-seconds S]
 //      [--concurrency N] [--matrix]   (--matrix: the watchdog with each candidate V8 flag alone)
 import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { bundlePath } from "../src/build/bundle.ts";
+import { DENO_RUN_FLAGS, TREE_DIR } from "../src/build/tree.ts";
 import { runtimeFlags } from "../src/build/runtime_flags.ts";
 import { toolArgv } from "../sandbox/harness/bin.ts";
 import { closedLoop, type LoadResult, openLoop, quantile } from "../sandbox/harness/http_load.ts";
@@ -41,7 +43,11 @@ import {
   startTelemetryDaemon,
   type TelemetryDaemon,
 } from "../sandbox/harness/watchdog_target.ts";
-import { createPatcherSandbox, KUBE_LAUNCHER } from "../sandbox/fixtures/patcher_host.ts";
+import {
+  createPatcherSandbox,
+  KUBE_LAUNCHER,
+  telemetryManifest,
+} from "../sandbox/fixtures/patcher_host.ts";
 
 const { values } = parseArgs({
   options: {
@@ -63,12 +69,23 @@ const GOAL_PEAK = 64;
 const GOAL_FEATURE_PSS = 64;
 
 const work = await Deno.makeTempDir({ prefix: "ks-footprint-" });
+/** The Deno every variant runs: the ks tree's (its page cache is what the launchers map). */
+const TREE_DENO = join(TREE_DIR, "bin", "deno");
 
-/** A copy of `bundle` for one variant (its own code cache entry). */
-async function copyBundle(bundle: string, label: string): Promise<string> {
-  const path = join(work, `${label.replace(/[^a-z0-9]+/gi, "_")}.js`);
-  await Deno.copyFile(bundle, path);
-  return path;
+/** How a variant starts a tool (startTool's options, env aside). */
+type Start = Omit<NonNullable<Parameters<typeof startTool>[2]>, "env">;
+/** As shipped: the tree's launcher. */
+const SHIPPED: Start = { launcher: true };
+/** Deno's defaults: the tree's Deno on the tool's entry, no runtime flags, its own DENO_DIR. */
+const DEFAULTS: Start = { deno: TREE_DENO, runtimeFlags: false };
+/**
+ * The environment of a variant: one that is not a launcher (which sets its own DENO_DIR) gets a
+ * DENO_DIR of its own, so its code cache is built with its own V8 flags.
+ */
+function variantEnv(start: Start, env: Record<string, string>): Record<string, string> {
+  if (start.launcher) return env;
+  const name = JSON.stringify(start).replace(/[^a-z0-9]+/gi, "_");
+  return { DENO_DIR: join(work, `deno-dir${name}`), ...env };
 }
 
 interface Row {
@@ -94,8 +111,9 @@ function printRow(r: Row): void {
 async function floor(flags: string[], label: string): Promise<Footprint> {
   const script = join(work, `empty-${label.replace(/[^a-z0-9]+/gi, "_")}.js`);
   await Deno.writeTextFile(script, "setInterval(() => {}, 1 << 30);\n");
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--no-config", "--quiet", ...flags, script],
+  const child = new Deno.Command(TREE_DENO, {
+    args: ["run", ...DENO_RUN_FLAGS, ...flags, script],
+    env: { DENO_DIR: join(work, "deno-dir") },
     stdin: "null",
     stdout: "null",
     stderr: "null",
@@ -119,29 +137,22 @@ interface WatchdogFigures {
 }
 
 function startWatchdog(
-  bundle: string,
-  flags: string[],
+  start: Start,
   env: Record<string, string>,
   daemon: TelemetryDaemon,
 ): Promise<{ wd: RunningTool; url: string }> {
-  return startProbingWatchdog(daemon, "ksfootprint", {
-    env,
-    runtimeFlags: false,
-    denoFlags: flags,
-    bundle,
-  });
+  return startProbingWatchdog(daemon, "ksfootprint", { ...start, env: variantEnv(start, env) });
 }
 
 async function measureWatchdog(
-  bundle: string,
-  flags: string[],
+  start: Start,
   env: Record<string, string>,
   daemon: TelemetryDaemon,
   opts: { burst?: boolean; during?: (pid: number) => Promise<void> } = {},
 ): Promise<WatchdogFigures> {
-  // Warm-up start: builds this copy's code cache with these flags.
-  await (await startWatchdog(bundle, flags, env, daemon)).wd.stop();
-  const { wd, url } = await startWatchdog(bundle, flags, env, daemon);
+  // Warm-up start: fills this variant's caches.
+  await (await startWatchdog(start, env, daemon)).wd.stop();
+  const { wd, url } = await startWatchdog(start, env, daemon);
   try {
     const idle = await settledFootprint(wd.pid);
     await opts.during?.(wd.pid);
@@ -183,12 +194,10 @@ interface PatcherFigures {
   p99: number;
 }
 
-async function measurePatcher(
-  bundle: string,
-  flags: string[],
-  driftSeconds: number,
-): Promise<PatcherFigures> {
+async function measurePatcher(start: Start, driftSeconds: number): Promise<PatcherFigures> {
   const sb = await createPatcherSandbox();
+  // The sidecar's manifest is JSON (ks-render's manifest-kube.json).
+  const manifest = await sb.writeManifest(telemetryManifest(), "manifest-kube.json");
   const launcher = sb.host("usr/local/bin/telemetry.sh");
   const repaired = () => {
     try {
@@ -200,25 +209,23 @@ async function measurePatcher(
   // The storm guard holds a file for one --interval after 3 consecutive passes that each had to
   // repair it, and the drift loop repairs one file again and again: the drifting process runs
   // with a 1 s interval (held at most 1 s), the idle one with the loop's usual 10 minutes.
-  const start = async (interval = "10m") => {
-    const p = await startTool("ks-patcher", [...sb.cliArgs(), "--interval", interval], {
-      env: { PATH: sb.systemctl.path },
-      runtimeFlags: false,
-      denoFlags: flags,
-      bundle,
+  const run = async (interval = "10m") => {
+    const p = await startTool("ks-patcher", [...sb.cliArgs(manifest), "--interval", interval], {
+      ...start,
+      env: variantEnv(start, { PATH: sb.systemctl.path }),
     });
     await waitUntil(repaired, 30_000, "the patcher's first pass");
     return p;
   };
   try {
-    await (await start()).stop(); // warm-up: this copy's code cache
+    await (await run()).stop(); // warm-up: this variant's caches
     Deno.writeTextFileSync(launcher, "# native again\n");
-    let p = await start();
+    let p = await run();
     try {
       const idle = await settledFootprint(p.pid);
       await p.stop();
       Deno.writeTextFileSync(launcher, "# native again\n");
-      p = await start("1s");
+      p = await run("1s");
       const sampler = sampleFootprint(p.pid);
       const latencies: number[] = [];
       const end = performance.now() + driftSeconds * 1000;
@@ -244,23 +251,17 @@ async function measurePatcher(
 // ---- the idle entrypoint -----------------------------------------------------------------------
 
 /** ks-entrypoint idling while its FEATURE is disabled (until it execs the daemon it is resident). */
-async function measureEntrypoint(
-  bundle: string,
-  flags: string[],
-  env: Record<string, string>,
-): Promise<Footprint> {
-  const start = async () => {
+async function measureEntrypoint(start: Start, env: Record<string, string>): Promise<Footprint> {
+  const run = async () => {
     const ep = await startTool("ks-entrypoint", ["--feature", "bmp", "--", "/bin/true"], {
-      env,
-      runtimeFlags: false,
-      denoFlags: flags,
-      bundle,
+      ...start,
+      env: variantEnv(start, env),
     });
     await ep.waitForLine(/idle until it is enabled/);
     return ep;
   };
-  await (await start()).stop(); // warm-up: this copy's caches
-  const ep = await start();
+  await (await run()).stop(); // warm-up: this variant's caches
+  const ep = await run();
   try {
     return await settledFootprint(ep.pid);
   } finally {
@@ -402,17 +403,15 @@ try {
   rows.push({ what: "Deno floor: `deno run` of an empty script, defaults", idle: floorDefaults });
   rows.push({ what: `Deno floor, ${shippedWd.join(" ")}`, idle: floorFlags });
 
-  // As shipped (the launchers' flags), then with Deno's defaults, then the prototype.
-  const patcherCopy = await copyBundle(bundlePath("ks-patcher"), "patcher-shipped");
-  const wdCopy = await copyBundle(bundlePath("ks-watchdog"), "watchdog-shipped");
-  const wd = await measureWatchdog(wdCopy, shippedWd, redis.env, daemon);
+  // As shipped (the launchers), then with Deno's defaults, then the prototype.
+  const wd = await measureWatchdog(SHIPPED, redis.env, daemon);
   rows.push({
     what: "ks-watchdog as shipped",
     idle: wd.idle,
     peak: maxFootprint(wd.loadPeak, wd.burstPeak),
     note: latencyNote(wd) + `; peak at ${RATE}/s ${mib(wd.loadPeak.rss)} RSS`,
   });
-  const pt = await measurePatcher(patcherCopy, shippedPatcher, SECONDS);
+  const pt = await measurePatcher(SHIPPED, SECONDS);
   rows.push({
     what: "ks-patcher loop as shipped",
     idle: pt.idle,
@@ -420,23 +419,14 @@ try {
     note: `drift loop ${SECONDS} s: ${pt.repairs} repairs, p99 ${pt.p99.toFixed(1)} ms`,
   });
 
-  const wdDefaults = await measureWatchdog(
-    await copyBundle(bundlePath("ks-watchdog"), "watchdog-defaults"),
-    [],
-    redis.env,
-    daemon,
-  );
+  const wdDefaults = await measureWatchdog(DEFAULTS, redis.env, daemon);
   rows.push({
     what: "ks-watchdog, Deno defaults",
     idle: wdDefaults.idle,
     peak: maxFootprint(wdDefaults.loadPeak, wdDefaults.burstPeak),
     note: latencyNote(wdDefaults),
   });
-  const ptDefaults = await measurePatcher(
-    await copyBundle(bundlePath("ks-patcher"), "patcher-defaults"),
-    [],
-    SECONDS,
-  );
+  const ptDefaults = await measurePatcher(DEFAULTS, SECONDS);
   rows.push({
     what: "ks-patcher loop, Deno defaults",
     idle: ptDefaults.idle,
@@ -444,23 +434,16 @@ try {
     note: `drift loop: ${ptDefaults.repairs} repairs, p99 ${ptDefaults.p99.toFixed(1)} ms`,
   });
 
-  for (
-    const [label, flags] of [["as shipped", runtimeFlags("ks-entrypoint")], ["Deno defaults", []]]
-  ) {
+  for (const [label, start] of [["as shipped", SHIPPED], ["Deno defaults", DEFAULTS]] as const) {
     rows.push({
       what: `ks-entrypoint idle (FEATURE disabled), ${label}`,
-      idle: await measureEntrypoint(
-        await copyBundle(bundlePath("ks-entrypoint"), `entrypoint-${label}`),
-        flags as string[],
-        redis.env,
-      ),
+      idle: await measureEntrypoint(start, redis.env),
       note: "gone once it execs the daemon",
     });
   }
 
   const proto = await measureWatchdog(
-    await bundlePrototype(),
-    shippedWd,
+    { deno: TREE_DENO, runtimeFlags: false, denoFlags: shippedWd, bundle: await bundlePrototype() },
     redis.env,
     daemon,
   );
@@ -488,8 +471,7 @@ try {
       const flags = v8.length ? [`--v8-flags=${v8.join(",")}`] : [];
       const label = v8.join(" ") || "defaults";
       const f = await measureWatchdog(
-        await copyBundle(bundlePath("ks-watchdog"), `matrix-${label}`),
-        flags,
+        { deno: TREE_DENO, runtimeFlags: false, denoFlags: flags },
         redis.env,
         daemon,
         { burst: false },
