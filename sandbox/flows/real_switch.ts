@@ -227,6 +227,15 @@ export async function criContainers(sw: SwitchNode): Promise<Record<string, stri
   return out;
 }
 
+/** The last `lines` log lines of the newest container named `name` on the switch (CRI). */
+export async function criLogs(sw: SwitchNode, name: string, lines = 15): Promise<string> {
+  const ps = await sw.crictl("ps", "-a", "-q", "--latest", "--name", `^${name}$`);
+  const id = ps.stdout.trim();
+  if (ps.code !== 0 || !id) return `(no container ${name}: ${ps.stderr.trim()})`;
+  const r = await sw.crictl("logs", "--tail", String(lines), id);
+  return (r.stdout + r.stderr).trim();
+}
+
 /** State of the native Docker container `name` on the switch ("absent" when there is none). */
 export async function nativeContainer(sw: SwitchNode, name = "telemetry"): Promise<string> {
   const r = await sw.exec(["docker", "inspect", "-f", "{{.State.Status}}", name]);
@@ -505,11 +514,17 @@ export const FLOW_STEPS: FlowStep[] = [
       await rollTo(env, await render(env, "v2"), "v2");
       const pod = await waitPodReady(env, "v2");
       const ready = performance.now() - t0;
+      // 240 s: the sidecar installs the host runtime (~95 MB, under its memory limit) first; at
+      // load 80 on two cores that took more than 60 s. The sidecar's log names what it is doing.
       await waitFor(
         "the stub as /usr/local/bin/telemetry.sh",
         () => launcher(env.sw),
         (t) => t.includes("ks-stub"),
-      );
+        240_000,
+      ).catch(async (e) => {
+        const log = await criLogs(env.sw, "telemetry-sidecar").catch((err) => `${err}`);
+        throw new Error(`${(e as Error).message}; the sidecar's last lines:\n${log}`);
+      });
       await waitFor(
         "native container stopped",
         () => nativeContainer(env.sw),
