@@ -515,7 +515,7 @@ export const FLOW_STEPS: FlowStep[] = [
       const pod = await waitPodReady(env, "v2");
       const ready = performance.now() - t0;
       // 240 s: the sidecar installs the host runtime (~95 MB, under its memory limit) first; at
-      // load 80 on two cores that took more than 60 s. The sidecar's log names what it is doing.
+      // load 80 on two cores it had not come after 60 s. The sidecar's log names what it does.
       await waitFor(
         "the stub as /usr/local/bin/telemetry.sh",
         () => launcher(env.sw),
