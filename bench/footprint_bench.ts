@@ -20,6 +20,7 @@
 //
 // Run: deno run -A bench/footprint_bench.ts [--real] [--rate N] [--seconds S] [--burst-seconds S]
 //      [--concurrency N] [--matrix]   (--matrix: the watchdog with each candidate V8 flag alone)
+//      [--only-real]   (only the real switch's per-feature sum)
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { DENO_RUN_FLAGS, TREE_DIR } from "../src/build/tree.ts";
@@ -52,6 +53,7 @@ import {
 const { values } = parseArgs({
   options: {
     real: { type: "boolean", default: false },
+    "only-real": { type: "boolean", default: false },
     matrix: { type: "boolean", default: false },
     rate: { type: "string", default: "500" },
     seconds: { type: "string", default: "10" },
@@ -343,8 +345,9 @@ async function realSwitch(): Promise<void> {
         const feature = p.feature ?? (p.pod ? podFeature.get(p.pod) : undefined) ?? "(unknown)";
         const e = perFeature.get(feature) ?? { procs: [], fp: [], cgroups: new Set<string>() };
         try {
-          e.fp.push(footprint(p.pid));
-          e.procs.push(`${p.tool}[${p.pid}]`);
+          const fp = footprint(p.pid);
+          e.fp.push(fp);
+          e.procs.push(`${p.tool}[${p.pid}] ${fmtF(fp)}`);
           if (p.pod) e.cgroups.add(p.cg);
         } catch { /* gone */ }
         perFeature.set(feature, e);
@@ -386,6 +389,14 @@ async function realSwitch(): Promise<void> {
 
 // ---- main --------------------------------------------------------------------------------------
 
+if (values["only-real"]) {
+  try {
+    await realSwitch();
+  } finally {
+    await Deno.remove(work, { recursive: true }).catch(() => {});
+  }
+  Deno.exit(0);
+}
 const redis = await startRedis();
 const daemon = await startTelemetryDaemon("ksfootprint");
 try {
