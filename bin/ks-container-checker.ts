@@ -1,17 +1,10 @@
 // ks-container-checker: monit's container_checker for a node where some features run under
 // Kubernetes. Parses flags and calls src/checkers/container_check.ts.
-import {
-  kubeNamespaceSetting,
-  parseCli,
-  parseDuration,
-  runCli,
-  setting,
-  UsageError,
-} from "../src/cli.ts";
+import { parseCli, runCli, UsageError } from "../src/cli.ts";
 import { createLogger } from "../src/log.ts";
 import { runContainerChecker } from "../src/checkers/container_check.ts";
 import { runSystemHealth } from "../src/checkers/critical.ts";
-import { resolveEndpoints } from "../src/checkers/runtimes.ts";
+import { CHECKER_OPTIONS, checkerSettings } from "../src/checkers/checker_cli.ts";
 
 const HELP = `ks-container-checker — are all expected SONiC containers running on this node?
 
@@ -71,45 +64,23 @@ export async function main(args: string[]): Promise<void> {
       tool: "ks-container-checker",
       help: HELP,
       options: {
-        "docker-socket": { type: "string" },
-        "cri-socket": { type: "string" },
-        "kube-namespace": { type: "string" },
+        ...CHECKER_OPTIONS,
         "db-config": { type: "string" },
         "asic-conf": { type: "string" },
         "always-running": { type: "string", multiple: true },
-        timeout: { type: "string" },
-        output: { type: "string", default: "text" },
         "system-health": { type: "boolean" },
       },
     }, args);
     if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
-    const output = values.output;
-    if (output !== "text" && output !== "json") {
-      throw new UsageError(`--output: "${output}" is not text or json`);
-    }
-    const timeoutMs = parseDuration(setting(values.timeout, "KS_CHECK_TIMEOUT", "2s"), "--timeout");
+    const shared = checkerSettings("ks-container-checker", values);
     const opts = {
-      endpoints: resolveEndpoints({
-        dockerSocket: values["docker-socket"],
-        criSocket: values["cri-socket"],
-        kubeNamespace: kubeNamespaceSetting(
-          "ks-container-checker",
-          values["kube-namespace"],
-          undefined,
-        ),
-        timeoutMs,
-      }),
+      endpoints: shared.endpoints,
       db: { dbConfigPath: values["db-config"] },
       asicConf: values["asic-conf"],
       alwaysRunning: values["always-running"] ?? [],
-      dbTimeoutMs: timeoutMs,
-      output: output as "text" | "json",
-      events: {
-        timeoutMs: parseDuration(
-          setting(undefined, "KS_EVENTS_TIMEOUT", "1s"),
-          "KS_EVENTS_TIMEOUT",
-        ),
-      },
+      dbTimeoutMs: shared.timeoutMs,
+      output: shared.output,
+      events: shared.events,
       logger: createLogger("ks-container-checker"),
     };
     return values["system-health"] ? await runSystemHealth(opts) : await runContainerChecker(opts);

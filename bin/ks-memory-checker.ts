@@ -1,16 +1,9 @@
 // ks-memory-checker: monit's memory_checker for containers run by Docker or by a kubelet.
 // Parses arguments and calls src/checkers/memory_check.ts.
-import {
-  kubeNamespaceSetting,
-  parseCli,
-  parseDuration,
-  runCli,
-  setting,
-  UsageError,
-} from "../src/cli.ts";
+import { parseCli, runCli, UsageError } from "../src/cli.ts";
 import { createLogger } from "../src/log.ts";
 import { parseThreshold, runMemoryChecker } from "../src/checkers/memory_check.ts";
-import { resolveEndpoints } from "../src/checkers/runtimes.ts";
+import { CHECKER_OPTIONS, checkerSettings } from "../src/checkers/checker_cli.ts";
 
 const HELP = `ks-memory-checker — is a container's memory use over a threshold?
 
@@ -51,13 +44,7 @@ export async function main(args: string[]): Promise<void> {
     const { values, positionals } = parseCli({
       tool: "ks-memory-checker",
       help: HELP,
-      options: {
-        "docker-socket": { type: "string" },
-        "cri-socket": { type: "string" },
-        "kube-namespace": { type: "string" },
-        timeout: { type: "string" },
-        output: { type: "string", default: "text" },
-      },
+      options: CHECKER_OPTIONS,
     }, args);
     if (positionals.length !== 2) {
       throw new UsageError(
@@ -74,31 +61,13 @@ export async function main(args: string[]): Promise<void> {
         `threshold "${thresholdText}" is invalid: it should be a positive integer of bytes`,
       );
     }
-    const output = values.output;
-    if (output !== "text" && output !== "json") {
-      throw new UsageError(`--output: "${output}" is not text or json`);
-    }
-    const timeoutMs = parseDuration(setting(values.timeout, "KS_CHECK_TIMEOUT", "2s"), "--timeout");
+    const shared = checkerSettings("ks-memory-checker", values);
     return await runMemoryChecker({
       name,
       thresholdBytes,
-      endpoints: resolveEndpoints({
-        dockerSocket: values["docker-socket"],
-        criSocket: values["cri-socket"],
-        kubeNamespace: kubeNamespaceSetting(
-          "ks-memory-checker",
-          values["kube-namespace"],
-          undefined,
-        ),
-        timeoutMs,
-      }),
-      output,
-      events: {
-        timeoutMs: parseDuration(
-          setting(undefined, "KS_EVENTS_TIMEOUT", "1s"),
-          "KS_EVENTS_TIMEOUT",
-        ),
-      },
+      endpoints: shared.endpoints,
+      output: shared.output,
+      events: shared.events,
       logger: createLogger("ks-memory-checker", name),
     });
   });

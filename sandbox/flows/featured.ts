@@ -90,51 +90,73 @@ async function disableUnit(sw: SwitchNode, unit: string, commands: FeaturedComma
   return true;
 }
 
-/** featured's disable of `feature` (its unit `<feature>.service`, or each instance's). */
-export async function featuredDisable(
+/**
+ * featured's walk over the instances of `feature` towards `target`: an instance whose unit file is
+ * already there (`done`) is skipped; `change` runs featured's systemctl sequence on the others. The
+ * first failed change writes `failed` to STATE_DB and stops; when at least one changed, STATE_DB
+ * gets `target`.
+ */
+async function changeInstances(
   sw: SwitchNode,
   feature: string,
-  scope?: FeaturedScope,
+  scope: FeaturedScope | undefined,
+  target: "enabled" | "disabled",
+  done: (unitFileState: string) => boolean,
+  change: (unit: string, commands: FeaturedCommand[]) => Promise<boolean>,
 ): Promise<FeaturedRun> {
   const commands: FeaturedCommand[] = [];
   let acted = false;
   for (const name of featureInstances(sw, feature, scope)) {
     const unit = `${name}.service`;
-    if (["disabled", "masked"].includes(await unitFileState(sw, unit))) continue;
+    if (done(await unitFileState(sw, unit))) continue;
     acted = true;
-    if (!await disableUnit(sw, unit, commands)) {
+    if (!await change(unit, commands)) {
       await writeFeatureState(sw, feature, "failed");
       return { state: "failed", commands };
     }
   }
   if (!acted) return { state: "skipped", commands };
-  await writeFeatureState(sw, feature, "disabled");
-  return { state: "disabled", commands };
+  await writeFeatureState(sw, feature, target);
+  return { state: target, commands };
 }
 
-/** featured's enable of `feature` (its unit, or each instance's). */
-export async function featuredEnable(
+/** featured's disable of `feature` (its unit `<feature>.service`, or each instance's). */
+export function featuredDisable(
   sw: SwitchNode,
   feature: string,
   scope?: FeaturedScope,
 ): Promise<FeaturedRun> {
-  const commands: FeaturedCommand[] = [];
-  let acted = false;
-  for (const name of featureInstances(sw, feature, scope)) {
-    const unit = `${name}.service`;
-    if ((await unitFileState(sw, unit)) === "enabled") continue;
-    acted = true;
-    for (const verb of ["unmask", "enable", "start"]) {
-      const c = await run(sw, ["systemctl", verb, unit], commands);
-      if (c.code !== 0 && verb !== "enable") {
-        await writeFeatureState(sw, feature, "failed");
-        return { state: "failed", commands };
+  return changeInstances(
+    sw,
+    feature,
+    scope,
+    "disabled",
+    (state) => ["disabled", "masked"].includes(state),
+    (unit, commands) => disableUnit(sw, unit, commands),
+  );
+}
+
+/** featured's enable of `feature` (its unit, or each instance's): unmask, enable, start. */
+export function featuredEnable(
+  sw: SwitchNode,
+  feature: string,
+  scope?: FeaturedScope,
+): Promise<FeaturedRun> {
+  return changeInstances(
+    sw,
+    feature,
+    scope,
+    "enabled",
+    (state) => state === "enabled",
+    async (unit, commands) => {
+      for (const verb of ["unmask", "enable", "start"]) {
+        const c = await run(sw, ["systemctl", verb, unit], commands);
+        // A failed `enable` does not stop the sequence; a failed unmask or start does.
+        if (c.code !== 0 && verb !== "enable") return false;
       }
-    }
-  }
-  if (!acted) return { state: "skipped", commands };
-  await writeFeatureState(sw, feature, "enabled");
-  return { state: "enabled", commands };
+      return true;
+    },
+  );
 }
 
 /** featured's auto_restart handling: the drop-in of each instance, then daemon-reload. */

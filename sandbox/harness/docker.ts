@@ -49,6 +49,22 @@ export interface DockerEngine {
   stop(): Promise<void>;
 }
 
+/**
+ * `docker run -d --name <name> <extra...> <image> sh -c <cmd>` on `engine`: a detached container
+ * running a shell command. Returns its ID; throws with docker's stderr when it does not start.
+ */
+export async function runDetached(
+  engine: DockerEngine,
+  name: string,
+  image: string,
+  cmd: string,
+  extra: string[] = [],
+): Promise<string> {
+  const r = await engine.docker(["run", "-d", "--name", name, ...extra, image, "sh", "-c", cmd]);
+  if (r.code !== 0) throw new Error(`docker run ${name}: ${r.stderr.trim()}`);
+  return r.stdout.trim();
+}
+
 /** The docker CLI to use: Debian's `/usr/bin/docker` (same version as the engine) if present. */
 export function dockerCliPath(): string {
   try {

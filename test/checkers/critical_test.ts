@@ -11,6 +11,7 @@ import {
   parseCriticalProcesses,
   parseSupervisorctlStatus,
 } from "../../src/checkers/critical.ts";
+import { runDetached } from "../../sandbox/harness/docker.ts";
 import { importBusyboxDocker } from "../../sandbox/harness/images.ts";
 import { runTool } from "../../sandbox/harness/bin.ts";
 import {
@@ -96,18 +97,13 @@ Deno.test({
         containers: [{ name: "telemetry", command: ["sh", "-c", FEATURE_CMD] }],
       });
       const uid = crypto.randomUUID();
-      const gnmi = await docker.docker([
-        "run",
-        "-d",
-        "--name",
+      await runDetached(
+        docker,
         `k8s_gnmi_gnmi-sw1_sonic_${uid}_0`,
-        ...kubeletLabelArgs({ pod: "gnmi-sw1", uid, container: "gnmi" }),
         image,
-        "sh",
-        "-c",
         FEATURE_CMD.replaceAll("telemetry", "gnmi"),
-      ]);
-      assert.equal(gnmi.code, 0, gnmi.stderr);
+        kubeletLabelArgs({ pod: "gnmi-sw1", uid, container: "gnmi" }),
+      );
       await new Promise((r) => setTimeout(r, 1500)); // the containers write their files
 
       await t.step(

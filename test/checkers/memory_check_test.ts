@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
   dockerUnavailableReason,
+  runDetached,
   startDocker,
   waitForDockerRestarts,
 } from "../../sandbox/harness/docker.ts";
@@ -59,21 +60,8 @@ Deno.test({
       ], { env });
     try {
       const image = await importBusyboxDocker(docker);
-      const dockerRun = async (name: string, cmd: string, extra: string[] = []) => {
-        const r = await docker.docker([
-          "run",
-          "-d",
-          "--name",
-          name,
-          ...extra,
-          image,
-          "sh",
-          "-c",
-          cmd,
-        ]);
-        assert.equal(r.code, 0, r.stderr);
-        return r.stdout.trim();
-      };
+      const dockerRun = (name: string, cmd: string, extra: string[] = []) =>
+        runDetached(docker, name, image, cmd, extra);
       const waitReady = (name: string) =>
         waitUntil(
           async () => (await docker.docker(["logs", name])).stdout.includes("ready"),

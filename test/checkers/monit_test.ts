@@ -6,7 +6,11 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { renderContainerCheckerStanza, renderMemoryStanza } from "../../src/checkers/monit.ts";
 import { toolLauncher } from "../../sandbox/harness/bin.ts";
-import { dockerUnavailableReason, waitForDockerRestarts } from "../../sandbox/harness/docker.ts";
+import {
+  dockerUnavailableReason,
+  runDetached,
+  waitForDockerRestarts,
+} from "../../sandbox/harness/docker.ts";
 import { importBusyboxDocker } from "../../sandbox/harness/images.ts";
 import {
   monitSyntaxCheck,
@@ -117,20 +121,8 @@ Deno.test({
       const image = await importBusyboxDocker(docker);
       // The image the telemetry row stands for (else container_checker skips that row).
       assert.equal((await docker.docker(["tag", image, "docker-sonic-telemetry:latest"])).code, 0);
-      const run = async (name: string, cmd: string, extra: string[] = []) => {
-        const r = await docker.docker([
-          "run",
-          "-d",
-          "--name",
-          name,
-          ...extra,
-          image,
-          "sh",
-          "-c",
-          cmd,
-        ]);
-        assert.equal(r.code, 0, r.stderr);
-      };
+      const run = (name: string, cmd: string, extra: string[] = []) =>
+        runDetached(docker, name, image, cmd, extra);
       await run("database", "exec sleep 600");
       await run("telemetry", HOG);
       // snmp is OOM-killed (137) under its 24 MiB limit once and restarted by Docker.
