@@ -21,6 +21,7 @@ import {
 import {
   type FlowEnv,
   type FlowStep,
+  HOST_RUNTIME_INSTALL_MS,
   kubectlOk,
   launcher,
   nativeContainer,
@@ -332,6 +333,7 @@ export const MULTI_ASIC_STEPS: FlowStep[] = [
         "the stub as /usr/local/bin/telemetry.sh",
         () => launcher(env.sw),
         (t) => t.includes("ks-stub"),
+        HOST_RUNTIME_INSTALL_MS,
       );
       const notes: string[] = [];
       for (const asic of asics()) {

@@ -227,6 +227,13 @@ export async function criContainers(sw: SwitchNode): Promise<Record<string, stri
   return out;
 }
 
+/**
+ * How long a step waits for a sidecar to install the host runtime (~95 MB, streamed under its
+ * memory limit) and write the launchers after its pod is created: at load 40-90 on two cores it
+ * took more than 90 s.
+ */
+export const HOST_RUNTIME_INSTALL_MS = 240_000;
+
 /** The last `lines` log lines of the newest container named `name` on the switch (CRI). */
 export async function criLogs(sw: SwitchNode, name: string, lines = 15): Promise<string> {
   const ps = await sw.crictl("ps", "-a", "-q", "--latest", "--name", `^${name}$`);
@@ -514,13 +521,12 @@ export const FLOW_STEPS: FlowStep[] = [
       await rollTo(env, await render(env, "v2"), "v2");
       const pod = await waitPodReady(env, "v2");
       const ready = performance.now() - t0;
-      // 240 s: the sidecar installs the host runtime (~95 MB, under its memory limit) first; at
-      // load 80 on two cores it had not come after 60 s. The sidecar's log names what it does.
+      // The sidecar installs the host runtime first; its log names what it does.
       await waitFor(
         "the stub as /usr/local/bin/telemetry.sh",
         () => launcher(env.sw),
         (t) => t.includes("ks-stub"),
-        240_000,
+        HOST_RUNTIME_INSTALL_MS,
       ).catch(async (e) => {
         const log = await criLogs(env.sw, "telemetry-sidecar").catch((err) => `${err}`);
         throw new Error(`${(e as Error).message}; the sidecar's last lines:\n${log}`);
@@ -910,23 +916,28 @@ export const FLOW_STEPS: FlowStep[] = [
       const loop = env.sw.exec([
         "sh",
         "-c",
-        "end=$(($(date +%s) + 150)); while [ $(date +%s) -lt $end ] && [ ! -e /tmp/ks-loop-stop ]; do " +
+        "end=$(($(date +%s) + 330)); while [ $(date +%s) -lt $end ] && [ ! -e /tmp/ks-loop-stop ]; do " +
         "systemctl status telemetry >/dev/null 2>&1; a=$?; " +
         "ks-stub telemetry status --kube-namespace sonic >/dev/null 2>/tmp/ks-loop-err; b=$?; " +
         'echo "$a $b $(head -c 200 /tmp/ks-loop-err | tr "\n" " ")"; sleep 0.1; done',
-      ], { timeoutMs: 200_000 });
+      ], { timeoutMs: 360_000 });
       const next = await renderVersion(env, "v2", {}, {
         image: "kubesonic/ks-tools:next",
         tree: join(env.imagesDir, "ks-tree-next"),
       });
       await new Promise((r) => setTimeout(r, 2000));
       await rollTo(env, next, "v2");
+      // The new pod's init container copies the tree and its sidecar installs the next host
+      // runtime before the launcher changes.
       const fresh = await waitFor(
         "the stub launcher naming the next tree",
         async () => (await env.sw.exec(["cat", "/usr/local/bin/ks-stub"])).stdout,
         (t) => t !== old && /kubesonic\/[0-9a-f]{16}\/bin/.test(t),
-        90_000,
-      );
+        HOST_RUNTIME_INSTALL_MS,
+      ).catch(async (e) => {
+        const log = await criLogs(env.sw, "telemetry-sidecar").catch((err) => `${err}`);
+        throw new Error(`${(e as Error).message}; the sidecar's last lines:\n${log}`);
+      });
       await waitPodReady(env, "v2");
       await new Promise((r) => setTimeout(r, 3000));
       await env.sw.exec(["touch", "/tmp/ks-loop-stop"]);
