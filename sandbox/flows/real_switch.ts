@@ -923,9 +923,16 @@ export const FLOW_STEPS: FlowStep[] = [
       }
       const stubCodes = lines.map((l) => l.split(" ")[1]);
       const tree = /kubesonic\/([0-9a-f]{16})/.exec(fresh)![1];
+      // The sidecar releases the old tree once the launcher names the new one.
+      await waitFor(
+        "only the new tree under /usr/local/lib/kubesonic (the old one released)",
+        async () => (await env.sw.exec(["ls", "/usr/local/lib/kubesonic"])).stdout.trim(),
+        (t) => t === tree,
+      );
       return `${lines.length} answers during the upgrade: systemctl status always 0; ks-stub ` +
         `status ${stubCodes.filter((c) => c === "0").length}x 0, ` +
-        `${stubCodes.filter((c) => c === "3").length}x 3 (pod being replaced); now tree ${tree}`;
+        `${stubCodes.filter((c) => c === "3").length}x 3 (pod being replaced); now tree ${tree} ` +
+        "alone (the old one released)";
     },
   },
   {

@@ -14,6 +14,15 @@ export interface Claim {
   sha256: string;
   /** When its patcher last confirmed it (ISO time). */
   seen: string;
+  /** The actions its manifest entry declares (run again when the path is released). */
+  actions?: string[];
+}
+
+/** A path a feature claims: the content it wants there and its entry's actions. */
+export interface Want {
+  path: string;
+  sha256: string;
+  actions?: string[];
 }
 
 /** path -> feature -> claim */
@@ -123,9 +132,20 @@ export class OwnershipRegistry {
 
   /** Runs `fn` on the registry under the exclusive lock; writes it back when fn says so. */
   async update<T>(fn: (registry: Registry) => { write: boolean; value: T }): Promise<T> {
+    return await this.updateAsync((registry) => Promise.resolve(fn(registry)));
+  }
+
+  /**
+   * Like update(), for a `fn` that works on host files while it holds the lock (a release decides
+   * "nobody else uses this path" and restores it before anyone can claim it meanwhile). When fn
+   * throws, the registry is not written.
+   */
+  async updateAsync<T>(
+    fn: (registry: Registry) => Promise<{ write: boolean; value: T }>,
+  ): Promise<T> {
     return await this.#underLock(async () => {
       const registry = await this.read();
-      const { write, value } = fn(registry);
+      const { write, value } = await fn(registry);
       if (write) {
         await this.#state.write(
           "",
@@ -146,7 +166,7 @@ export class OwnershipRegistry {
    */
   async claim(
     feature: string,
-    wants: { path: string; sha256: string }[],
+    wants: Want[],
     now = Date.now(),
   ): Promise<{ conflicts: OwnershipConflict[]; takenOver: TakeOver[] }> {
     return await this.update<{ conflicts: OwnershipConflict[]; takenOver: TakeOver[] }>(
@@ -156,7 +176,7 @@ export class OwnershipRegistry {
         const takenOver: TakeOver[] = [];
         let changed = false;
         const seen = new Date(now).toISOString();
-        for (const { path, sha256 } of wants) {
+        for (const { path, sha256, actions = [] } of wants) {
           const owners = registry[path] ??= {};
           for (const [other, claim] of Object.entries(owners)) {
             if (other !== feature && isStale(claim, now, this.staleMs)) {
@@ -168,9 +188,10 @@ export class OwnershipRegistry {
           const mine = owners[feature];
           if (
             mine === undefined || mine.sha256 !== sha256 ||
+            (mine.actions ?? []).join("\n") !== actions.join("\n") ||
             now - Date.parse(mine.seen) > this.staleMs / 10
           ) {
-            owners[feature] = { sha256, seen };
+            owners[feature] = { sha256, seen, ...(actions.length > 0 ? { actions } : {}) };
             changed = true;
           }
         }

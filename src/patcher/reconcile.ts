@@ -20,7 +20,7 @@ import {
 } from "../host/files.ts";
 import { HostPaths, type OpenedPath, PathSafetyError } from "../host/paths.ts";
 import { escapeText, type Logger } from "../log.ts";
-import { type Action, dedupeActions, runAction } from "./actions.ts";
+import { type Action, dedupeActions, parseAction, runAction } from "./actions.ts";
 import { type Backup, BackupStore } from "./backup.ts";
 import { Journal } from "./journal.ts";
 import { StormGuard } from "./storm.ts";
@@ -83,8 +83,9 @@ export function createPatcherContext(options: {
 export interface PlanItem {
   path: string;
   /** write = replace content; meta = fix mode/owner only; remove = restore an absent original;
-   * none = already as desired; skip = nothing to do here (e.g. shared with another owner). */
-  op: "write" | "meta" | "remove" | "none" | "skip";
+   * none = already as desired; skip = nothing to do here (e.g. shared with another owner);
+   * release = a path this feature owns that the kube manifest no longer lists (see release()). */
+  op: "write" | "meta" | "remove" | "none" | "skip" | "release";
   reason: string;
   actions: Action[];
 }
@@ -286,7 +287,11 @@ async function passWith(
   }
   const now = Date.now();
   if (manifest.mode === "kube") {
-    const wants = manifest.files.map((f) => ({ path: f.path, sha256: f.sha256 }));
+    const wants = manifest.files.map((f) => ({
+      path: f.path,
+      sha256: f.sha256,
+      actions: f.actions,
+    }));
     let conflicts: OwnershipConflict[];
     if (dryRun) {
       conflicts = findConflicts(registry, manifest.feature, wants, now, ctx.owners.staleMs);
@@ -357,7 +362,24 @@ async function passWith(
       failFile(file.path, `${file.path}: ${(error as Error).message}`);
     }
   }
-  if (dryRun) return finish(result, pending);
+  if (dryRun) {
+    if (manifest.mode === "kube") {
+      for (const path of unlisted(registry, manifest)) {
+        const others = otherOwners(registry, path, manifest.feature, now, ctx.owners.staleMs);
+        result.plan.push({
+          path,
+          op: "release",
+          reason: others.length > 0
+            ? `no longer in the manifest: claim dropped, still used by ${
+              others.map(([o]) => o).join(", ")
+            }`
+            : "no longer in the manifest: original restored, backup and claim dropped",
+          actions: [],
+        });
+      }
+    }
+    return finish(result, pending);
+  }
   // kube installs all or nothing; a rollback restores every original it can.
   if (result.errors.length > 0 && manifest.mode === "kube") {
     return finish(result, await runOwed(ctx, pending, result, fail));
@@ -432,6 +454,20 @@ async function passWith(
   // Act: run the owed actions in order.
   pending = await runOwed(ctx, pending, result, fail);
 
+  // Release what the manifest no longer lists, only once every write and action of this pass is
+  // done: the launcher already names the new tree before the old one goes.
+  if (
+    manifest.mode === "kube" && result.errors.length === 0 && pending.length === 0 &&
+    result.held.length === 0
+  ) {
+    try {
+      pending = await release(ctx, resolved, result, fail);
+    } catch (error) {
+      if (error instanceof InjectedCrash) throw error;
+      fail(`release: ${(error as Error).message}`);
+    }
+  }
+
   // Record: native mode gives up ownership of each path whose original is back.
   if (manifest.mode === "native") {
     try {
@@ -442,6 +478,197 @@ async function passWith(
     }
   }
   return finish(result, pending);
+}
+
+/** The paths `manifest`'s feature owns in `registry` that the manifest does not list. */
+function unlisted(registry: Registry, manifest: Manifest): string[] {
+  const listed = new Set(manifest.files.map((f) => f.path));
+  return Object.keys(registry)
+    .filter((p) => registry[p][manifest.feature] !== undefined && !listed.has(p))
+    .sort();
+}
+
+/** depth-first order: deeper directories first, so a parent is tried after its children. */
+function deepestFirst(dirs: Iterable<string>): string[] {
+  return [...new Set(dirs)].sort((a, b) =>
+    b.split("/").length - a.split("/").length || (a < b ? -1 : a > b ? 1 : 0)
+  );
+}
+
+/**
+ * Releases every path this feature owns in the registry that its kube manifest no longer lists
+ * (a tools upgrade's old tree, a dropped file). Under the registry's lock, so no other feature
+ * claims a path while it is being restored: a path another feature still holds a live claim on
+ * keeps its file and backup, only our claim goes; otherwise the original comes back as native
+ * mode would restore it (an absent original: the file removed, then the directories its first
+ * write created, deepest first, each when empty; a present original: rewritten from its backup),
+ * the backup is dropped, then the claim. Every step is idempotent and the claim, dropped last
+ * (the registry write), is what keeps the release owed: after a crash at any point the next pass
+ * does it again. Directories still holding another of our files hand over to that file's backup.
+ * The actions the released entries declared (recorded with their claims; not stop-container, as
+ * in native mode) are journaled before the first file is touched and run afterwards; returns
+ * the actions still owed.
+ */
+async function release(
+  ctx: PatcherContext,
+  resolved: Map<string, OpenedPath>,
+  result: PassResult,
+  fail: (message: string, fields?: Record<string, string>) => void,
+): Promise<Action[]> {
+  const { manifest, log } = ctx;
+  const feature = manifest.feature;
+  // The common case, nothing to release, costs one unlocked read.
+  if (unlisted(await ctx.owners.read(), manifest).length === 0) return [];
+  let owed: Action[] = [];
+  const listedKeys = new Set<string>();
+  for (const where of resolved.values()) {
+    listedKeys.add(`canonical ${where.canonical}`);
+    if (where.dirId !== null) listedKeys.add(`dir ${where.dirId}/${where.base}`);
+  }
+  const released: { path: string; what: string; changed: boolean }[] = [];
+  await ctx.owners.updateAsync(async (registry) => {
+    const now = Date.now();
+    const dropClaim: string[] = [];
+    const dropBackup: string[] = [];
+    const dirs: string[] = [];
+    const done = (path: string, what: string, changed = false) => {
+      dropClaim.push(path);
+      released.push({ path, what, changed });
+    };
+    // A directory step that failed keeps every backup and claim: the next pass does it again.
+    let keepState = false;
+    // The actions of the paths whose original comes back, journaled before any file changes.
+    owed = releaseActions(
+      unlisted(registry, manifest)
+        .filter((p) => otherOwners(registry, p, feature, now, ctx.owners.staleMs).length === 0)
+        .map((p) => registry[p][feature].actions ?? []),
+    );
+    if (owed.length > 0) await ctx.journal.set(owed);
+    for (const path of unlisted(registry, manifest)) {
+      const others = otherOwners(registry, path, feature, now, ctx.owners.staleMs);
+      if (others.length > 0) {
+        done(path, `claim dropped, file kept: still used by ${others.map(([o]) => o).join(", ")}`);
+        continue;
+      }
+      let where: OpenedPath | null = null;
+      try {
+        where = ctx.paths.open(path);
+        if (
+          listedKeys.has(`canonical ${where.canonical}`) ||
+          (where.dirId !== null && listedKeys.has(`dir ${where.dirId}/${where.base}`))
+        ) {
+          done(path, `claim dropped, file kept: the manifest lists it as ${where.canonical}`);
+          continue;
+        }
+        const backup = await ctx.backups.get(path);
+        if (backup === null) {
+          const current = await readFileStateAt(where.dirFd, where.base);
+          if (current.body !== null && current.body.sha256 === registry[path][feature].sha256) {
+            fail(`${path}: release failed: no backup: cannot restore the original`, { path });
+            continue;
+          }
+          // Never written by us, or restored by a release a crash interrupted.
+          done(path, "claim dropped, nothing of ours there");
+          continue;
+        }
+        sweepTempsAt(where.dirFd, where.base, feature);
+        if (backup.absent) {
+          await removeFileAt(where.dirFd, where.base);
+          dirs.push(...backup.createdDirs ?? []);
+        } else {
+          const current = await readFileStateAt(where.dirFd, where.base);
+          const want = fromBackup(backup);
+          if (
+            !sameBody(current.body, want.body) || current.mode !== want.mode ||
+            current.uid !== want.uid || current.gid !== want.gid
+          ) {
+            const dir = await where.makeDirs();
+            await writeFileAtomicAt(dir, where.base, want.body!, want, ctx.fault, {
+              tag: feature,
+              what: path,
+            });
+          }
+        }
+        ctx.fault?.("release-restored", path);
+        dropBackup.push(path);
+        done(path, backup.absent ? "removed (absent original)" : "original restored", true);
+      } catch (error) {
+        if (error instanceof InjectedCrash) throw error;
+        fail(`${path}: release failed: ${(error as Error).message}`, { path });
+      } finally {
+        where?.close();
+      }
+    }
+    // The directories the released files' first writes created, deepest first, each when empty.
+    const kept: string[] = [];
+    for (const dir of deepestFirst(dirs)) {
+      try {
+        const outcome = await ctx.paths.removeEmptyDir(dir);
+        if (outcome === "removed") log.info("created directory removed", { path: dir });
+        if (outcome === "kept") kept.push(dir);
+      } catch (error) {
+        keepState = true;
+        fail(`${dir}: created directory not removed: ${(error as Error).message}`, { path: dir });
+      }
+    }
+    ctx.fault?.("release-dirs", dirs[0] ?? "");
+    // A created directory another claimed file still fills: its backup takes the record over.
+    const gone = new Set(dropBackup);
+    for (const other of Object.keys(registry)) {
+      if (gone.has(other)) continue;
+      const inside = kept.filter((d) => other.startsWith(`${d}/`));
+      if (inside.length === 0) continue;
+      try {
+        await ctx.backups.addCreatedDirs(other, inside);
+      } catch (error) {
+        keepState = true;
+        fail(`${other}: backup: ${(error as Error).message}`, { path: other });
+      }
+    }
+    if (keepState) {
+      released.length = 0;
+      return { write: false, value: undefined };
+    }
+    for (const path of dropBackup) await ctx.backups.drop(path);
+    ctx.fault?.("release-backup-dropped", dropBackup[0] ?? "");
+    for (const path of dropClaim) {
+      delete registry[path][feature];
+      if (Object.keys(registry[path]).length === 0) delete registry[path];
+    }
+    return { write: dropClaim.length > 0, value: undefined };
+  });
+  // Reported once the registry no longer holds the claims.
+  for (const { path, what, changed } of released) {
+    result.plan.push({
+      path,
+      op: "release",
+      reason: `no longer in the manifest: ${what}`,
+      actions: [],
+    });
+    if (changed) result.changed.push(path);
+    log.info("released: no longer in the manifest", { path, done: what });
+  }
+  return await runOwed(ctx, owed, result, fail);
+}
+
+/**
+ * The actions released entries recorded (valid ones only: the registry is state, not input),
+ * de-duplicated, daemon-reload first, without stop-container (the original's own container may
+ * be the one that runs again).
+ */
+function releaseActions(lists: string[][]): Action[] {
+  const valid = lists.map((list) =>
+    list.flatMap((a) => {
+      try {
+        const action = parseAction(a);
+        return action.startsWith("stop-container ") ? [] : [action];
+      } catch {
+        return [];
+      }
+    })
+  );
+  const all = dedupeActions(...valid);
+  return [...all.filter((a) => a === "daemon-reload"), ...all.filter((a) => a !== "daemon-reload")];
 }
 
 /**
