@@ -28,6 +28,7 @@ import type { ManagedFile, Manifest } from "./manifest.ts";
 import {
   conflictMessage,
   findConflicts,
+  isStale,
   otherOwners,
   type OwnershipConflict,
   OwnershipRegistry,
@@ -49,6 +50,10 @@ export interface PatcherContext {
   storm?: StormGuard;
   /** Set once the state directory's leftover temp files were swept (first pass). */
   stateSwept?: boolean;
+  /** Test seam: the clock (default Date.now) for claims and their staleness. */
+  now?: () => number;
+  /** The unlisted paths whose deferred release was already logged (one line, not one a pass). */
+  deferredLogged?: Set<string>;
 }
 
 /** Builds a PatcherContext from its parts (state objects live under `stateDir`). */
@@ -63,6 +68,8 @@ export function createPatcherContext(options: {
   fault?: FaultHook;
   /** Hold a file that does not stay converged for this long (the loop's interval). */
   stormIntervalMs?: number;
+  /** Test seam: the clock (default Date.now). */
+  now?: () => number;
 }): PatcherContext {
   return {
     manifest: options.manifest,
@@ -73,6 +80,7 @@ export function createPatcherContext(options: {
     owners: new OwnershipRegistry(options.stateDir, options.staleClaimMs),
     log: options.log,
     fault: options.fault,
+    now: options.now,
     storm: options.stormIntervalMs === undefined
       ? undefined
       : new StormGuard(options.stormIntervalMs),
@@ -285,7 +293,7 @@ async function passWith(
     fail((error as Error).message);
     return finish(result, pending);
   }
-  const now = Date.now();
+  const now = ctx.now?.() ?? Date.now();
   if (manifest.mode === "kube") {
     const wants = manifest.files.map((f) => ({
       path: f.path,
@@ -364,7 +372,9 @@ async function passWith(
   }
   if (dryRun) {
     if (manifest.mode === "kube") {
-      for (const path of unlisted(registry, manifest)) {
+      const { due, held } = unlisted(registry, manifest, now, ctx.owners.staleMs);
+      deferred(ctx, registry, held, result, now, false);
+      for (const path of due) {
         const others = otherOwners(registry, path, manifest.feature, now, ctx.owners.staleMs);
         result.plan.push({
           path,
@@ -480,12 +490,59 @@ async function passWith(
   return finish(result, pending);
 }
 
-/** The paths `manifest`'s feature owns in `registry` that the manifest does not list. */
-function unlisted(registry: Registry, manifest: Manifest): string[] {
+/**
+ * The paths `manifest`'s feature owns in `registry` that the manifest does not list: `due` ones
+ * nobody confirmed for the stale time (isStale()), `held` ones another manifest of this
+ * feature still lists (it confirmed the claim recently; see isStale() for why a live one
+ * always has).
+ */
+function unlisted(
+  registry: Registry,
+  manifest: Manifest,
+  now: number,
+  staleMs: number,
+): { due: string[]; held: string[] } {
   const listed = new Set(manifest.files.map((f) => f.path));
-  return Object.keys(registry)
+  const paths = Object.keys(registry)
     .filter((p) => registry[p][manifest.feature] !== undefined && !listed.has(p))
     .sort();
+  const due = paths.filter((p) => isStale(registry[p][manifest.feature], now, staleMs));
+  return { due, held: paths.filter((p) => !due.includes(p)) };
+}
+
+/**
+ * Shows the held (not yet due) releases as `skip` plan items, and logs each path once per
+ * process (`log`), not once per pass.
+ */
+function deferred(
+  ctx: PatcherContext,
+  registry: Registry,
+  held: string[],
+  result: PassResult,
+  now: number,
+  log: boolean,
+): void {
+  const logged = ctx.deferredLogged ??= new Set();
+  for (const path of held) {
+    const claim = registry[path][ctx.manifest.feature];
+    const ago = Math.max(0, Math.round((now - Date.parse(claim.seen)) / 1000));
+    const after = Math.round(Math.max(ctx.owners.staleMs, claim.staleMs ?? 0) / 1000);
+    result.plan.push({
+      path,
+      op: "skip",
+      reason: `no longer in the manifest: release deferred, a manifest of this feature ` +
+        `confirmed it ${ago}s ago (released once unconfirmed for ${after}s)`,
+      actions: [],
+    });
+    if (log && !logged.has(path)) {
+      logged.add(path);
+      ctx.log.info("release deferred: another manifest of this feature still lists it", {
+        path,
+        confirmed_s_ago: String(ago),
+        release_after_s: String(after),
+      });
+    }
+  }
 }
 
 /** depth-first order: deeper directories first, so a parent is tried after its children. */
@@ -497,7 +554,10 @@ function deepestFirst(dirs: Iterable<string>): string[] {
 
 /**
  * Releases every path this feature owns in the registry that its kube manifest no longer lists
- * (a tools upgrade's old tree, a dropped file). Under the registry's lock, so no other feature
+ * (a tools upgrade's old tree, a dropped file) once nobody confirmed its claim for the stale
+ * time: until then another manifest of this feature may still list it (an old pod's sidecar
+ * beside the new one's), and the path is left alone (a `skip` item, logged once). Under the
+ * registry's lock, so no other feature
  * claims a path while it is being restored: a path another feature still holds a live claim on
  * keeps its file and backup, only our claim goes; otherwise the original comes back as native
  * mode would restore it (an absent original: the file removed, then the directories its first
@@ -518,7 +578,11 @@ async function release(
   const { manifest, log } = ctx;
   const feature = manifest.feature;
   // The common case, nothing to release, costs one unlocked read.
-  if (unlisted(await ctx.owners.read(), manifest).length === 0) return [];
+  const snapshot = await ctx.owners.read();
+  const at = ctx.now?.() ?? Date.now();
+  const first = unlisted(snapshot, manifest, at, ctx.owners.staleMs);
+  deferred(ctx, snapshot, first.held, result, at, true);
+  if (first.due.length === 0) return [];
   let owed: Action[] = [];
   const listedKeys = new Set<string>();
   for (const where of resolved.values()) {
@@ -527,7 +591,10 @@ async function release(
   }
   const released: { path: string; what: string; changed: boolean }[] = [];
   await ctx.owners.updateAsync(async (registry) => {
-    const now = Date.now();
+    const now = ctx.now?.() ?? Date.now();
+    // Decided again under the lock: another manifest of this feature may have confirmed a path
+    // since the unlocked read.
+    const { due } = unlisted(registry, manifest, now, ctx.owners.staleMs);
     const dropClaim: string[] = [];
     const dropBackup: string[] = [];
     const dirs: string[] = [];
@@ -539,12 +606,13 @@ async function release(
     let keepState = false;
     // The actions of the paths whose original comes back, journaled before any file changes.
     owed = releaseActions(
-      unlisted(registry, manifest)
+      due
         .filter((p) => otherOwners(registry, p, feature, now, ctx.owners.staleMs).length === 0)
         .map((p) => registry[p][feature].actions ?? []),
     );
     if (owed.length > 0) await ctx.journal.set(owed);
-    for (const path of unlisted(registry, manifest)) {
+    for (const path of due) {
+      ctx.deferredLogged?.delete(path);
       const others = otherOwners(registry, path, feature, now, ctx.owners.staleMs);
       if (others.length > 0) {
         done(path, `claim dropped, file kept: still used by ${others.map(([o]) => o).join(", ")}`);

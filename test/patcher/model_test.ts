@@ -54,6 +54,14 @@ interface FileModel {
   releasedTo?: { content: string | null; mode: number };
 }
 
+/**
+ * The schedules' stale-claim time. A dropped file is released only once no manifest of the
+ * feature confirmed its claim for that long (another live manifest of the feature may still list
+ * it), so a drop waits it out before the next step, as the sidecar that listed it is gone.
+ */
+const STALE_MS = 200;
+const STALE_ARGS = ["--interval", "100ms", "--stale-claim", `${STALE_MS}ms`];
+
 function models(): FileModel[] {
   const restart = ["daemon-reload", "restart telemetry"];
   const mk = (
@@ -276,6 +284,7 @@ class Schedule {
     const doc = telemetryManifest("kube") as { files: { path: string }[] };
     doc.files = doc.files.filter((e) => this.files.find((x) => x.hostPath === e.path)!.listed);
     await this.sb.writeManifest(doc);
+    if (!f.listed) await new Promise((r) => setTimeout(r, STALE_MS + 50));
     this.log.push(`${f.listed ? "list" : "drop"} ${f.hostPath}`);
   }
 
@@ -283,6 +292,7 @@ class Schedule {
     return await this.sb.context({
       path: this.mode === "kube" ? this.sb.manifestPath : this.nativeManifest,
       fault: fault ? (point) => fault(point) : undefined,
+      staleClaimMs: STALE_MS,
     });
   }
 
@@ -323,11 +333,12 @@ class Schedule {
     // "started" line (start-up is ~100+ ms of nothing interesting), 0-35 ms later.
     const delay = Math.floor(this.rand() * 35);
     const before = this.snapshot();
-    const child = (await toolCommand("ks-patcher", [...this.sb.cliArgs(manifest), "--once"], {
-      env: { PATH: this.sb.systemctl.path },
-      stdout: "null",
-      stderr: "piped",
-    })).spawn();
+    const child =
+      (await toolCommand("ks-patcher", [...this.sb.cliArgs(manifest), "--once", ...STALE_ARGS], {
+        env: { PATH: this.sb.systemctl.path },
+        stdout: "null",
+        stderr: "piped",
+      })).spawn();
     let started = false;
     const reading = (async () => {
       const dec = new TextDecoder();

@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
+import { ageClaims } from "../../sandbox/fixtures/patcher_host.ts";
 import { runTool } from "../../sandbox/harness/bin.ts";
 import { createRecordingSystemctl } from "../../sandbox/harness/recording_systemctl.ts";
 import { buildTree, indexTree, TREE_BUNDLE, TREE_INDEX } from "../../src/build/tree.ts";
@@ -209,6 +210,9 @@ Deno.test("the host runtime arrives with kube mode, is shared by two features an
   }
 });
 
+/** Longer than the rendered sidecar's stale-claim time (15 min by default). */
+const STALE_MS = 16 * 60_000;
+
 /** v2': a copy of `tree` with one more line in its bundle, so a new tree hash. */
 async function nextTree(tree: string, dir: string): Promise<string> {
   const next = join(dir, "ks-tree-next");
@@ -242,7 +246,10 @@ Deno.test("a tools upgrade leaves only the new host runtime once the last featur
     assert.deepEqual(await trees(), [index.hash]);
 
     // telemetry upgrades first: the new tree arrives, its launcher names it; gnmi still runs the
-    // old tree, which stays.
+    // old tree, which stays. telemetry's old sidecar is gone for the stale time (its claims
+    // aged; the new one releases only what no live manifest of telemetry lists).
+    const state = join(host, "var/lib/kubesonic");
+    await ageClaims(state, "telemetry", STALE_MS);
     const up = await run("telemetry", "v2", next);
     assert.deepEqual(await trees(), [index.hash, nextIndex.hash].sort());
     assert.match(
@@ -265,7 +272,9 @@ Deno.test("a tools upgrade leaves only the new host runtime once the last featur
     );
     assert.ok(released.every((l) => kept.includes(l) || l.includes("removed (absent original)")));
 
-    // gnmi upgrades: the old tree goes, with every directory it created.
+    // gnmi upgrades (its old sidecar gone for the stale time): the old tree goes, with every
+    // directory it created.
+    await ageClaims(state, "gnmi", STALE_MS);
     const last = await run("gnmi", "v2", next, gnmiStub);
     assert.deepEqual(await trees(), [nextIndex.hash]);
     const removed = last.stderr.split("\n").filter((l) => l.includes("released: no longer"));
@@ -279,8 +288,7 @@ Deno.test("a tools upgrade leaves only the new host runtime once the last featur
     // Both roll back (the upgraded render's v1): the host as before v1, state directory aside.
     await run("telemetry", "v1");
     await run("gnmi", "v1");
-    const state = "/var/lib/kubesonic";
-    const noState = (l: string) => !l.startsWith(state) && !l.startsWith("/var ");
+    const noState = (l: string) => !l.startsWith("/var/lib/kubesonic") && !l.startsWith("/var ");
     assert.deepEqual((await listing(host)).filter(noState), before.filter(noState));
   } finally {
     await rec.remove().catch(() => {});
