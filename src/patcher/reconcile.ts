@@ -536,11 +536,14 @@ function deferred(
     });
     if (log && !logged.has(path)) {
       logged.add(path);
-      ctx.log.info("release deferred: another manifest of this feature still lists it", {
-        path,
-        confirmed_s_ago: String(ago),
-        release_after_s: String(after),
-      });
+      ctx.log.info(
+        "release deferred: a manifest of this feature confirmed it within the stale time",
+        {
+          path,
+          confirmed_s_ago: String(ago),
+          release_after_s: String(after),
+        },
+      );
     }
   }
 }
@@ -557,8 +560,7 @@ function deepestFirst(dirs: Iterable<string>): string[] {
  * (a tools upgrade's old tree, a dropped file) once nobody confirmed its claim for the stale
  * time: until then another manifest of this feature may still list it (an old pod's sidecar
  * beside the new one's), and the path is left alone (a `skip` item, logged once). Under the
- * registry's lock, so no other feature
- * claims a path while it is being restored: a path another feature still holds a live claim on
+ * registry's lock, so no other feature claims a path while it is being restored: a path another feature still holds a live claim on
  * keeps its file and backup, only our claim goes; otherwise the original comes back as native
  * mode would restore it (an absent original: the file removed, then the directories its first
  * write created, deepest first, each when empty; a present original: rewritten from its backup),
