@@ -302,6 +302,9 @@ export async function renderVersion(
   spec.images = { feature: image, watchdog: tools.image, sidecar: tools.image };
   // monit's container_checker / memory_checker checks run ours once v2 installs them.
   spec.hostRuntime = { checkers: true };
+  // After a tools upgrade the new sidecar releases the old tree once no sidecar of the feature
+  // confirmed it for the stale-claim time (15 min by default): the lab's is 1 min.
+  spec.sidecar = { ...(spec.sidecar ?? {}), interval: "20s", staleClaim: "1m" };
   variant?.edit(spec);
   spec.env = { ...(spec.env ?? {}), ...extraEnv };
   const tag = variant ? `${variant.name}-${version}` : version;
@@ -949,9 +952,19 @@ export const FLOW_STEPS: FlowStep[] = [
       }
       const stubCodes = lines.map((l) => l.split(" ")[1]);
       const tree = /kubesonic\/([0-9a-f]{16})/.exec(fresh)![1];
+      // The new sidecar releases the old tree once no sidecar confirmed it for the stale-claim
+      // time (1 min in the lab): the old pod's last confirmation plus a minute, seen by the
+      // new one's next pass (every 20 s).
+      await waitFor(
+        "only the new tree under /usr/local/lib/kubesonic (the old one released)",
+        async () => (await env.sw.exec(["ls", "/usr/local/lib/kubesonic"])).stdout.trim(),
+        (t) => t === tree,
+        150_000,
+      );
       return `${lines.length} answers during the upgrade: systemctl status always 0; ks-stub ` +
         `status ${stubCodes.filter((c) => c === "0").length}x 0, ` +
-        `${stubCodes.filter((c) => c === "3").length}x 3 (pod being replaced); now tree ${tree}`;
+        `${stubCodes.filter((c) => c === "3").length}x 3 (pod being replaced); now tree ${tree} ` +
+        "alone (the old one released)";
     },
   },
   {

@@ -3,6 +3,7 @@
 // line naming the file and the field path, e.g.
 // `feature.yaml: resources.limits.memory: "400Mx" is not a quantity`.
 import { parse as parseYaml } from "yaml";
+import { parseDuration } from "../cli.ts";
 import { formatBytes, parseQuantity } from "./quantity.ts";
 import {
   DEFAULT_LIVENESS,
@@ -629,11 +630,27 @@ export function validateFeatureSpec(doc: unknown, file: string): FeatureSpec {
   );
   checkRequestsWithinLimits(r, wdResources, "watchdog.resources");
 
-  const sc = r.optObject(o, "sidecar", "", ["interval", "resources"]);
+  const sc = r.optObject(o, "sidecar", "", ["interval", "staleClaim", "resources"]);
   const interval = r.string(sc, "interval", "sidecar", {
     pattern: DURATION,
     expect: "a duration (e.g. 60s, 5m)",
   }) ?? "60s";
+  const staleClaim = r.string(sc, "staleClaim", "sidecar", {
+    pattern: DURATION,
+    expect: "a duration (e.g. 15m, 60s)",
+  });
+  // ks-patcher refuses a stale-claim time under 2 x its interval (live claims are confirmed
+  // each pass): say so here rather than in a crash-looping sidecar.
+  if (
+    staleClaim !== undefined &&
+    parseDuration(staleClaim, "sidecar.staleClaim") <
+      2 * parseDuration(interval, "sidecar.interval")
+  ) {
+    r.fail(
+      "sidecar.staleClaim",
+      `${show(staleClaim)} must be at least 2 x sidecar.interval (${interval})`,
+    );
+  }
 
   const stubObj = r.optObject(o, "stub", "", [
     "path",
@@ -800,7 +817,11 @@ export function validateFeatureSpec(doc: unknown, file: string): FeatureSpec {
       readiness: readTiming(r, wd, "readiness", "watchdog", DEFAULT_READINESS),
       resources: wdResources,
     },
-    sidecar: { interval, resources: scResources },
+    sidecar: {
+      interval,
+      ...(staleClaim !== undefined ? { staleClaim } : {}),
+      resources: scResources,
+    },
     stub,
     hostRuntime,
     unit,

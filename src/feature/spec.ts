@@ -106,7 +106,8 @@ export interface FeatureSpec {
     readiness: ProbeTiming;
     resources: ResourceSpec;
   };
-  sidecar: { interval: string; resources: ResourceSpec };
+  /** ks-patcher's periodic re-check and (optional) stale-claim time (`--stale-claim`). */
+  sidecar: { interval: string; staleClaim?: string; resources: ResourceSpec };
   stub: {
     path: string;
     source?: string;

@@ -65,8 +65,16 @@ export function stateFileMeta(): FileMeta {
   return { mode: 0o600, uid: Deno.uid() ?? 0, gid: Deno.gid() ?? 0 };
 }
 
-/** Named points inside a write where a test may inject a crash (a thrown error). */
-export type WritePoint = "temp-written" | "renamed";
+/**
+ * Named points inside a write where a test may inject a crash (a thrown error); the `release-*`
+ * ones are the steps of the patcher's release of a path its manifest no longer lists.
+ */
+export type WritePoint =
+  | "temp-written"
+  | "renamed"
+  | "release-restored"
+  | "release-dirs"
+  | "release-backup-dropped";
 
 /** Thrown by a FaultHook to simulate a crash: callers let it through instead of handling it. */
 export class InjectedCrash extends Error {

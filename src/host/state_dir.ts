@@ -8,6 +8,7 @@ import {
   AT_FDCWD,
   closeFd,
   FdError,
+  fsyncFd,
   lockFd,
   mkdirAt,
   O_CREAT,
@@ -126,9 +127,16 @@ export class StateDir {
     return await this.with(sub, false, (dir) => dir !== null && statAt(dir, name) !== null);
   }
 
-  /** Removes `sub/name` (no directory fsync); false when it was not there. */
-  async remove(sub: string, name: string): Promise<boolean> {
-    return await this.with(sub, false, (dir) => dir !== null && unlinkAt(dir, name));
+  /**
+   * Removes `sub/name` (the directory fsynced only with `sync`, so the removal survives a power
+   * loss); false when it was not there.
+   */
+  async remove(sub: string, name: string, options: { sync?: boolean } = {}): Promise<boolean> {
+    return await this.with(sub, false, async (dir) => {
+      if (dir === null || !unlinkAt(dir, name)) return false;
+      if (options.sync) await fsyncFd(dir);
+      return true;
+    });
   }
 
   /** Takes an exclusive flock on `sub/name` (created 0600, never through a symlink). */

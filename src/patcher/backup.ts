@@ -133,6 +133,40 @@ export class BackupStore {
     return true;
   }
 
+  /**
+   * Drops the backup of `hostPath` (the path is no longer ours): the metadata first (the commit
+   * point, fsynced), then the bytes. Returns false when there was none.
+   */
+  async drop(hostPath: string): Promise<boolean> {
+    const { meta, data } = this.#names(hostPath);
+    const had = await this.#state.remove(SUB, meta, { sync: true });
+    await this.#state.remove(SUB, data);
+    return had;
+  }
+
+  /**
+   * Adds `dirs` to the directories an absent original's first write created (a released path's
+   * directories that another of our files still fills hand over to that file's backup, so its
+   * restore removes them). Nothing for a present original or when all are recorded already.
+   */
+  async addCreatedDirs(hostPath: string, dirs: string[]): Promise<boolean> {
+    const { meta } = this.#names(hostPath);
+    const bytes = await this.#state.read(SUB, meta, 1024 * 1024);
+    if (bytes === null) return false;
+    const record = JSON.parse(new TextDecoder().decode(bytes)) as BackupMeta;
+    if (!record.absent) return false;
+    const known = new Set(record.createdDirs ?? []);
+    if (dirs.every((d) => known.has(d))) return false;
+    // Outermost first, as takeOnce records them.
+    record.createdDirs = [...new Set([...known, ...dirs])].sort((a, b) =>
+      a.split("/").length - b.split("/").length || (a < b ? -1 : a > b ? 1 : 0)
+    );
+    await this.#state.write(SUB, meta, new TextEncoder().encode(JSON.stringify(record) + "\n"), {
+      tag: this.#tag,
+    });
+    return true;
+  }
+
   /** Removes the backup temp files a killed writer with this tag left; returns how many. */
   async sweepTemps(): Promise<number> {
     if (this.#tag === "") return 0;

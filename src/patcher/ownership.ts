@@ -14,6 +14,21 @@ export interface Claim {
   sha256: string;
   /** When its patcher last confirmed it (ISO time). */
   seen: string;
+  /** The actions its manifest entry declares (run again when the path is released). */
+  actions?: string[];
+  /**
+   * The stale-claim time of the patcher that confirmed it (ms): it promises to confirm again well
+   * within it. A release waits for the longer of this and its own (a manifest with a longer
+   * interval and stale time confirms less often).
+   */
+  staleMs?: number;
+}
+
+/** A path a feature claims: the content it wants there and its entry's actions. */
+export interface Want {
+  path: string;
+  sha256: string;
+  actions?: string[];
 }
 
 /** path -> feature -> claim */
@@ -45,9 +60,29 @@ export function conflictMessage(c: OwnershipConflict): string {
     `${c.sha256.slice(0, 12)}…: refused, give both features the same file or one owner`;
 }
 
-/** Whether `claim` was not confirmed within `staleMs` before `now`. */
+/**
+ * Whether `claim` was not confirmed within the stale time before `now`: `staleMs` (the
+ * caller's) or the one its confirmer recorded, whichever is longer (a sidecar with a longer
+ * interval and stale time confirms less often). An unreadable time counts as unconfirmed; one in
+ * the future (the clock stepped back) as confirmed, and its patcher confirms it again at once.
+ *
+ * This decides both whether another feature's claim still blocks, and whether a claim of our own
+ * feature that our manifest no longer lists may be released. Claims are per feature, and several
+ * manifests of one feature can be live on a node at once (an old pod's sidecar in its termination
+ * grace beside the new one's, two tools versions); each pass confirms what its manifest lists, so
+ * a claim another live manifest lists stays fresh: its patcher re-confirms a claim older than a
+ * tenth of its stale time, and passes at least once per 1.1 x interval, the interval being at
+ * most half the stale time (the tool refuses less). So a live manifest's claim is never older
+ * than about 0.1 x stale + 1.1 x interval <= 0.65 x stale, plus the length of one pass.
+ */
 export function isStale(claim: Claim, now: number, staleMs: number): boolean {
-  return now - Date.parse(claim.seen) > staleMs;
+  return !(now - Date.parse(claim.seen) <= Math.max(staleMs, claim.staleMs ?? 0));
+}
+
+/** Whether `seen` lies within `ms` before `now` (not in the future, not unreadable). */
+function fresh(seen: string, now: number, ms: number): boolean {
+  const age = now - Date.parse(seen);
+  return age >= 0 && age <= ms;
 }
 
 /** The live claims of features other than `feature` on `path`. */
@@ -123,9 +158,20 @@ export class OwnershipRegistry {
 
   /** Runs `fn` on the registry under the exclusive lock; writes it back when fn says so. */
   async update<T>(fn: (registry: Registry) => { write: boolean; value: T }): Promise<T> {
+    return await this.updateAsync((registry) => Promise.resolve(fn(registry)));
+  }
+
+  /**
+   * Like update(), for a `fn` that works on host files while it holds the lock (a release decides
+   * "nobody else uses this path" and restores it before anyone can claim it meanwhile). When fn
+   * throws, the registry is not written.
+   */
+  async updateAsync<T>(
+    fn: (registry: Registry) => Promise<{ write: boolean; value: T }>,
+  ): Promise<T> {
     return await this.#underLock(async () => {
       const registry = await this.read();
-      const { write, value } = fn(registry);
+      const { write, value } = await fn(registry);
       if (write) {
         await this.#state.write(
           "",
@@ -146,7 +192,7 @@ export class OwnershipRegistry {
    */
   async claim(
     feature: string,
-    wants: { path: string; sha256: string }[],
+    wants: Want[],
     now = Date.now(),
   ): Promise<{ conflicts: OwnershipConflict[]; takenOver: TakeOver[] }> {
     return await this.update<{ conflicts: OwnershipConflict[]; takenOver: TakeOver[] }>(
@@ -156,7 +202,7 @@ export class OwnershipRegistry {
         const takenOver: TakeOver[] = [];
         let changed = false;
         const seen = new Date(now).toISOString();
-        for (const { path, sha256 } of wants) {
+        for (const { path, sha256, actions = [] } of wants) {
           const owners = registry[path] ??= {};
           for (const [other, claim] of Object.entries(owners)) {
             if (other !== feature && isStale(claim, now, this.staleMs)) {
@@ -168,9 +214,15 @@ export class OwnershipRegistry {
           const mine = owners[feature];
           if (
             mine === undefined || mine.sha256 !== sha256 ||
-            now - Date.parse(mine.seen) > this.staleMs / 10
+            (mine.actions ?? []).join("\n") !== actions.join("\n") ||
+            mine.staleMs !== this.staleMs || !fresh(mine.seen, now, this.staleMs / 10)
           ) {
-            owners[feature] = { sha256, seen };
+            owners[feature] = {
+              sha256,
+              seen,
+              ...(actions.length > 0 ? { actions } : {}),
+              staleMs: this.staleMs,
+            };
             changed = true;
           }
         }

@@ -20,7 +20,7 @@ import {
 } from "../host/files.ts";
 import { HostPaths, type OpenedPath, PathSafetyError } from "../host/paths.ts";
 import { escapeText, type Logger } from "../log.ts";
-import { type Action, dedupeActions, runAction } from "./actions.ts";
+import { type Action, dedupeActions, parseAction, runAction } from "./actions.ts";
 import { type Backup, BackupStore } from "./backup.ts";
 import { Journal } from "./journal.ts";
 import { StormGuard } from "./storm.ts";
@@ -28,6 +28,7 @@ import type { ManagedFile, Manifest } from "./manifest.ts";
 import {
   conflictMessage,
   findConflicts,
+  isStale,
   otherOwners,
   type OwnershipConflict,
   OwnershipRegistry,
@@ -49,6 +50,10 @@ export interface PatcherContext {
   storm?: StormGuard;
   /** Set once the state directory's leftover temp files were swept (first pass). */
   stateSwept?: boolean;
+  /** Test seam: the clock (default Date.now) for claims and their staleness. */
+  now?: () => number;
+  /** The unlisted paths whose deferred release was already logged (one line, not one a pass). */
+  deferredLogged?: Set<string>;
 }
 
 /** Builds a PatcherContext from its parts (state objects live under `stateDir`). */
@@ -63,6 +68,8 @@ export function createPatcherContext(options: {
   fault?: FaultHook;
   /** Hold a file that does not stay converged for this long (the loop's interval). */
   stormIntervalMs?: number;
+  /** Test seam: the clock (default Date.now). */
+  now?: () => number;
 }): PatcherContext {
   return {
     manifest: options.manifest,
@@ -73,6 +80,7 @@ export function createPatcherContext(options: {
     owners: new OwnershipRegistry(options.stateDir, options.staleClaimMs),
     log: options.log,
     fault: options.fault,
+    now: options.now,
     storm: options.stormIntervalMs === undefined
       ? undefined
       : new StormGuard(options.stormIntervalMs),
@@ -83,8 +91,9 @@ export function createPatcherContext(options: {
 export interface PlanItem {
   path: string;
   /** write = replace content; meta = fix mode/owner only; remove = restore an absent original;
-   * none = already as desired; skip = nothing to do here (e.g. shared with another owner). */
-  op: "write" | "meta" | "remove" | "none" | "skip";
+   * none = already as desired; skip = nothing to do here (e.g. shared with another owner);
+   * release = a path this feature owns that the kube manifest no longer lists (see release()). */
+  op: "write" | "meta" | "remove" | "none" | "skip" | "release";
   reason: string;
   actions: Action[];
 }
@@ -284,9 +293,13 @@ async function passWith(
     fail((error as Error).message);
     return finish(result, pending);
   }
-  const now = Date.now();
+  const now = ctx.now?.() ?? Date.now();
   if (manifest.mode === "kube") {
-    const wants = manifest.files.map((f) => ({ path: f.path, sha256: f.sha256 }));
+    const wants = manifest.files.map((f) => ({
+      path: f.path,
+      sha256: f.sha256,
+      actions: f.actions,
+    }));
     let conflicts: OwnershipConflict[];
     if (dryRun) {
       conflicts = findConflicts(registry, manifest.feature, wants, now, ctx.owners.staleMs);
@@ -357,7 +370,26 @@ async function passWith(
       failFile(file.path, `${file.path}: ${(error as Error).message}`);
     }
   }
-  if (dryRun) return finish(result, pending);
+  if (dryRun) {
+    if (manifest.mode === "kube") {
+      const { due, held } = unlisted(registry, manifest, now, ctx.owners.staleMs);
+      deferred(ctx, registry, held, result, now, false);
+      for (const path of due) {
+        const others = otherOwners(registry, path, manifest.feature, now, ctx.owners.staleMs);
+        result.plan.push({
+          path,
+          op: "release",
+          reason: others.length > 0
+            ? `no longer in the manifest: claim dropped, still used by ${
+              others.map(([o]) => o).join(", ")
+            }`
+            : "no longer in the manifest: original restored, backup and claim dropped",
+          actions: [],
+        });
+      }
+    }
+    return finish(result, pending);
+  }
   // kube installs all or nothing; a rollback restores every original it can.
   if (result.errors.length > 0 && manifest.mode === "kube") {
     return finish(result, await runOwed(ctx, pending, result, fail));
@@ -432,6 +464,20 @@ async function passWith(
   // Act: run the owed actions in order.
   pending = await runOwed(ctx, pending, result, fail);
 
+  // Release what the manifest no longer lists, only once every write and action of this pass is
+  // done: the launcher already names the new tree before the old one goes.
+  if (
+    manifest.mode === "kube" && result.errors.length === 0 && pending.length === 0 &&
+    result.held.length === 0
+  ) {
+    try {
+      pending = await release(ctx, resolved, result, fail);
+    } catch (error) {
+      if (error instanceof InjectedCrash) throw error;
+      fail(`release: ${(error as Error).message}`);
+    }
+  }
+
   // Record: native mode gives up ownership of each path whose original is back.
   if (manifest.mode === "native") {
     try {
@@ -442,6 +488,257 @@ async function passWith(
     }
   }
   return finish(result, pending);
+}
+
+/**
+ * The paths `manifest`'s feature owns in `registry` that the manifest does not list: `due` ones
+ * nobody confirmed for the stale time (isStale()), `held` ones another manifest of this
+ * feature still lists (it confirmed the claim recently; see isStale() for why a live one
+ * always has).
+ */
+function unlisted(
+  registry: Registry,
+  manifest: Manifest,
+  now: number,
+  staleMs: number,
+): { due: string[]; held: string[] } {
+  const listed = new Set(manifest.files.map((f) => f.path));
+  const paths = Object.keys(registry)
+    .filter((p) => registry[p][manifest.feature] !== undefined && !listed.has(p))
+    .sort();
+  const due = paths.filter((p) => isStale(registry[p][manifest.feature], now, staleMs));
+  return { due, held: paths.filter((p) => !due.includes(p)) };
+}
+
+/**
+ * Shows the held (not yet due) releases as `skip` plan items, and logs each path once per
+ * process (`log`), not once per pass.
+ */
+function deferred(
+  ctx: PatcherContext,
+  registry: Registry,
+  held: string[],
+  result: PassResult,
+  now: number,
+  log: boolean,
+): void {
+  const logged = ctx.deferredLogged ??= new Set();
+  for (const path of held) {
+    const claim = registry[path][ctx.manifest.feature];
+    const ago = Math.max(0, Math.round((now - Date.parse(claim.seen)) / 1000));
+    const after = Math.round(Math.max(ctx.owners.staleMs, claim.staleMs ?? 0) / 1000);
+    result.plan.push({
+      path,
+      op: "skip",
+      reason: `no longer in the manifest: release deferred, a manifest of this feature ` +
+        `confirmed it ${ago}s ago (released once unconfirmed for ${after}s)`,
+      actions: [],
+    });
+    if (log && !logged.has(path)) {
+      logged.add(path);
+      ctx.log.info(
+        "release deferred: a manifest of this feature confirmed it within the stale time",
+        {
+          path,
+          confirmed_s_ago: String(ago),
+          release_after_s: String(after),
+        },
+      );
+    }
+  }
+}
+
+/** depth-first order: deeper directories first, so a parent is tried after its children. */
+function deepestFirst(dirs: Iterable<string>): string[] {
+  return [...new Set(dirs)].sort((a, b) =>
+    b.split("/").length - a.split("/").length || (a < b ? -1 : a > b ? 1 : 0)
+  );
+}
+
+/**
+ * Releases every path this feature owns in the registry that its kube manifest no longer lists
+ * (a tools upgrade's old tree, a dropped file) once nobody confirmed its claim for the stale
+ * time: until then another manifest of this feature may still list it (an old pod's sidecar
+ * beside the new one's), and the path is left alone (a `skip` item, logged once). Under the
+ * registry's lock, so no other feature claims a path while it is being restored: a path another feature still holds a live claim on
+ * keeps its file and backup, only our claim goes; otherwise the original comes back as native
+ * mode would restore it (an absent original: the file removed, then the directories its first
+ * write created, deepest first, each when empty; a present original: rewritten from its backup),
+ * the backup is dropped, then the claim. Every step is idempotent and the claim, dropped last
+ * (the registry write), is what keeps the release owed: after a crash at any point the next pass
+ * does it again. Directories still holding another of our files hand over to that file's backup.
+ * The actions the released entries declared (recorded with their claims; not stop-container, as
+ * in native mode) are journaled before the first file is touched and run afterwards; returns
+ * the actions still owed.
+ */
+async function release(
+  ctx: PatcherContext,
+  resolved: Map<string, OpenedPath>,
+  result: PassResult,
+  fail: (message: string, fields?: Record<string, string>) => void,
+): Promise<Action[]> {
+  const { manifest, log } = ctx;
+  const feature = manifest.feature;
+  // The common case, nothing to release, costs one unlocked read.
+  const snapshot = await ctx.owners.read();
+  const at = ctx.now?.() ?? Date.now();
+  const first = unlisted(snapshot, manifest, at, ctx.owners.staleMs);
+  deferred(ctx, snapshot, first.held, result, at, true);
+  if (first.due.length === 0) return [];
+  let owed: Action[] = [];
+  const listedKeys = new Set<string>();
+  for (const where of resolved.values()) {
+    listedKeys.add(`canonical ${where.canonical}`);
+    if (where.dirId !== null) listedKeys.add(`dir ${where.dirId}/${where.base}`);
+  }
+  const released: { path: string; what: string; changed: boolean }[] = [];
+  await ctx.owners.updateAsync(async (registry) => {
+    const now = ctx.now?.() ?? Date.now();
+    // Decided again under the lock: another manifest of this feature may have confirmed a path
+    // since the unlocked read.
+    const { due } = unlisted(registry, manifest, now, ctx.owners.staleMs);
+    const dropClaim: string[] = [];
+    const dropBackup: string[] = [];
+    const dirs: string[] = [];
+    const done = (path: string, what: string, changed = false) => {
+      dropClaim.push(path);
+      released.push({ path, what, changed });
+    };
+    // A directory step that failed keeps every backup and claim: the next pass does it again.
+    let keepState = false;
+    // The actions of the paths whose original comes back, journaled before any file changes.
+    owed = releaseActions(
+      due
+        .filter((p) => otherOwners(registry, p, feature, now, ctx.owners.staleMs).length === 0)
+        .map((p) => registry[p][feature].actions ?? []),
+    );
+    if (owed.length > 0) await ctx.journal.set(owed);
+    for (const path of due) {
+      ctx.deferredLogged?.delete(path);
+      const others = otherOwners(registry, path, feature, now, ctx.owners.staleMs);
+      if (others.length > 0) {
+        done(path, `claim dropped, file kept: still used by ${others.map(([o]) => o).join(", ")}`);
+        continue;
+      }
+      let where: OpenedPath | null = null;
+      try {
+        where = ctx.paths.open(path);
+        if (
+          listedKeys.has(`canonical ${where.canonical}`) ||
+          (where.dirId !== null && listedKeys.has(`dir ${where.dirId}/${where.base}`))
+        ) {
+          done(path, `claim dropped, file kept: the manifest lists it as ${where.canonical}`);
+          continue;
+        }
+        const backup = await ctx.backups.get(path);
+        if (backup === null) {
+          const current = await readFileStateAt(where.dirFd, where.base);
+          if (current.body !== null && current.body.sha256 === registry[path][feature].sha256) {
+            fail(`${path}: release failed: no backup: cannot restore the original`, { path });
+            continue;
+          }
+          // Never written by us, or restored by a release a crash interrupted.
+          done(path, "claim dropped, nothing of ours there");
+          continue;
+        }
+        sweepTempsAt(where.dirFd, where.base, feature);
+        if (backup.absent) {
+          await removeFileAt(where.dirFd, where.base);
+          dirs.push(...backup.createdDirs ?? []);
+        } else {
+          const current = await readFileStateAt(where.dirFd, where.base);
+          const want = fromBackup(backup);
+          if (
+            !sameBody(current.body, want.body) || current.mode !== want.mode ||
+            current.uid !== want.uid || current.gid !== want.gid
+          ) {
+            const dir = await where.makeDirs();
+            await writeFileAtomicAt(dir, where.base, want.body!, want, ctx.fault, {
+              tag: feature,
+              what: path,
+            });
+          }
+        }
+        ctx.fault?.("release-restored", path);
+        dropBackup.push(path);
+        done(path, backup.absent ? "removed (absent original)" : "original restored", true);
+      } catch (error) {
+        if (error instanceof InjectedCrash) throw error;
+        fail(`${path}: release failed: ${(error as Error).message}`, { path });
+      } finally {
+        where?.close();
+      }
+    }
+    // The directories the released files' first writes created, deepest first, each when empty.
+    const kept: string[] = [];
+    for (const dir of deepestFirst(dirs)) {
+      try {
+        const outcome = await ctx.paths.removeEmptyDir(dir);
+        if (outcome === "removed") log.info("created directory removed", { path: dir });
+        if (outcome === "kept") kept.push(dir);
+      } catch (error) {
+        keepState = true;
+        fail(`${dir}: created directory not removed: ${(error as Error).message}`, { path: dir });
+      }
+    }
+    ctx.fault?.("release-dirs", dirs[0] ?? "");
+    // A created directory another claimed file still fills: its backup takes the record over.
+    const gone = new Set(dropBackup);
+    for (const other of Object.keys(registry)) {
+      if (gone.has(other)) continue;
+      const inside = kept.filter((d) => other.startsWith(`${d}/`));
+      if (inside.length === 0) continue;
+      try {
+        await ctx.backups.addCreatedDirs(other, inside);
+      } catch (error) {
+        keepState = true;
+        fail(`${other}: backup: ${(error as Error).message}`, { path: other });
+      }
+    }
+    if (keepState) {
+      released.length = 0;
+      return { write: false, value: undefined };
+    }
+    for (const path of dropBackup) await ctx.backups.drop(path);
+    ctx.fault?.("release-backup-dropped", dropBackup[0] ?? "");
+    for (const path of dropClaim) {
+      delete registry[path][feature];
+      if (Object.keys(registry[path]).length === 0) delete registry[path];
+    }
+    return { write: dropClaim.length > 0, value: undefined };
+  });
+  // Reported once the registry no longer holds the claims.
+  for (const { path, what, changed } of released) {
+    result.plan.push({
+      path,
+      op: "release",
+      reason: `no longer in the manifest: ${what}`,
+      actions: [],
+    });
+    if (changed) result.changed.push(path);
+    log.info("released: no longer in the manifest", { path, done: what });
+  }
+  return await runOwed(ctx, owed, result, fail);
+}
+
+/**
+ * The actions released entries recorded (valid ones only: the registry is state, not input),
+ * de-duplicated, daemon-reload first, without stop-container (the original's own container may
+ * be the one that runs again).
+ */
+function releaseActions(lists: string[][]): Action[] {
+  const valid = lists.map((list) =>
+    list.flatMap((a) => {
+      try {
+        const action = parseAction(a);
+        return action.startsWith("stop-container ") ? [] : [action];
+      } catch {
+        return [];
+      }
+    })
+  );
+  const all = dedupeActions(...valid);
+  return [...all.filter((a) => a === "daemon-reload"), ...all.filter((a) => a !== "daemon-reload")];
 }
 
 /**

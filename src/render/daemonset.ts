@@ -216,6 +216,7 @@ function sidecarContainer(ctx: DaemonSetContext, stage: "v1" | "v2"): Record<str
   ];
   for (const root of ctx.allowRoots) command.push("--allow-root", root);
   command.push("--interval", spec.sidecar.interval);
+  if (spec.sidecar.staleClaim) command.push("--stale-claim", spec.sidecar.staleClaim);
   const volumeMounts: Record<string, unknown>[] = [
     // HostToContainer: mounts the host makes later (a tmpfs on /run…) show up under /host too.
     { name: "host-root", mountPath: HOST_ROOT, mountPropagation: "HostToContainer" },

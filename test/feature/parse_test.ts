@@ -332,6 +332,16 @@ const BAD: [string, (s: Any) => void, string | RegExp][] = [
     'sidecar.interval: "often" is not a duration',
   ],
   [
+    "sidecar staleClaim bad",
+    (s) => (s.sidecar = { staleClaim: "soon" }),
+    'sidecar.staleClaim: "soon" is not a duration',
+  ],
+  [
+    "sidecar staleClaim under 2 x interval",
+    (s) => (s.sidecar = { interval: "20s", staleClaim: "30s" }),
+    'sidecar.staleClaim: "30s" must be at least 2 x sidecar.interval (20s)',
+  ],
+  [
     "stub path relative",
     (s) => (s.stub = { path: "ks-stub" }),
     'stub.path: "ks-stub" is not an absolute path',

@@ -1,11 +1,14 @@
 // The model-based randomized proof of issue 3. Each schedule is a random interleaving of
 // postupgrade-style edits done with real commands (`sed -i`, `cp`, `rm`, `chmod`), rollouts of a
 // new desired version, patcher passes,
-// in-process crashes injected at the write points, failing actions, and SIGKILL of a REAL bundled
+// in-process crashes injected at the write points (and the steps of a release), files dropped from
+// the kube manifest and listed again, failing actions, and SIGKILL of a REAL bundled
 // `ks-patcher` process at a random instant (while a reader polls the files for torn content).
 // After every step: no managed file is ever torn, backups never change once taken and are never
-// the patched content. After one quiet pass: exactly the desired bytes and mode (kube) or the
-// backed-up originals (native, the restore schedules), no temp files, no owed action, the
+// the patched content, and a backup goes only with the release of a file the manifest dropped.
+// After one quiet pass: exactly the desired bytes and mode (kube; a dropped file: its original,
+// its backup and claim gone) or the backed-up originals (native, the restore schedules), no temp
+// files, no owed action, the
 // actions of the last change executed, and one more pass runs nothing.
 //
 // Reproduce a run: KS_MODEL_SEED=<printed seed> deno test -A test/patcher/model_test.ts
@@ -43,9 +46,21 @@ interface FileModel {
   actions: string[];
   /** Every whole version the file may legitimately have (null = absent). */
   versions: Set<string | null>;
-  /** The backup as first seen (undefined = not taken yet). */
+  /** The backup as first seen (undefined = not taken yet, or dropped by a release). */
   backup?: { content: string | null; mode: number; firstSeenAfterEdit: boolean };
+  /** Whether the kube manifest lists it (a dropped file is released). */
+  listed: boolean;
+  /** The original a release brought back (until the file is edited again). */
+  releasedTo?: { content: string | null; mode: number };
 }
+
+/**
+ * The schedules' stale-claim time. A dropped file is released only once no manifest of the
+ * feature confirmed its claim for that long (another live manifest of the feature may still list
+ * it), so a drop waits it out before the next step, as the sidecar that listed it is gone.
+ */
+const STALE_MS = 200;
+const STALE_ARGS = ["--interval", "100ms", "--stale-claim", `${STALE_MS}ms`];
 
 function models(): FileModel[] {
   const restart = ["daemon-reload", "restart telemetry"];
@@ -67,6 +82,7 @@ function models(): FileModel[] {
     original,
     actions,
     versions: new Set<string | null>([desired, original, null]),
+    listed: true,
   });
   return [
     mk(
@@ -169,6 +185,11 @@ class Schedule {
       );
       const backup = await backups.get(f.hostPath);
       if (!backup) {
+        if (f.backup !== undefined && this.mode === "kube" && !f.listed) {
+          // Released: its original is back and the backup dropped.
+          f.releasedTo = { content: f.backup.content, mode: f.backup.mode };
+          f.backup = undefined;
+        }
         assert.equal(f.backup, undefined, `${where}: backup of ${f.hostPath} disappeared`);
         continue;
       }
@@ -180,6 +201,7 @@ class Schedule {
         );
         assert.ok(f.versions.has(text), `${where}: backup of ${f.hostPath} is not a whole version`);
         f.backup = { content: text, mode: backup.mode, firstSeenAfterEdit: this.editsSoFar > 0 };
+        f.releasedTo = undefined;
       } else {
         assert.equal(text, f.backup.content, `${where}: backup of ${f.hostPath} changed`);
         assert.equal(backup.mode, f.backup.mode, `${where}: backup mode of ${f.hostPath} changed`);
@@ -189,7 +211,12 @@ class Schedule {
 
   /** What the patcher should converge to now. */
   target(f: FileModel): { content: string | null; mode: number | null } {
-    if (this.mode === "kube") return { content: f.desired, mode: f.desiredMode };
+    if (this.mode === "kube" && f.listed) return { content: f.desired, mode: f.desiredMode };
+    if (this.mode === "kube") {
+      const original = f.backup ?? f.releasedTo;
+      if (original === undefined) return { content: readOrNull(this.sb.host(f.rel)), mode: null };
+      return { content: original.content, mode: original.content === null ? null : original.mode };
+    }
     if (f.backup === undefined) return { content: readOrNull(this.sb.host(f.rel)), mode: null };
     return { content: f.backup.content, mode: f.backup.content === null ? null : f.backup.mode };
   }
@@ -198,6 +225,8 @@ class Schedule {
   noteChange(before: Snapshot): void {
     const after = this.snapshot();
     const changed = this.files.filter((f, i) => {
+      // A released file runs no action (its manifest entry, with its actions, is gone).
+      if (this.mode === "kube" && !f.listed) return false;
       const t = this.target(f);
       const moved = before.contents[i] !== after.contents[i] || before.modes[i] !== after.modes[i];
       return moved && after.contents[i] === t.content;
@@ -221,13 +250,20 @@ class Schedule {
       await sh(["cp", upgrade, path]);
     }
     this.editsSoFar++;
+    // A released file is SONiC's again: any content is fine from now on.
+    if (f.backup === undefined) f.releasedTo = undefined;
     f.versions.add(readOrNull(path));
     this.log.push(`${kind} ${f.hostPath}`);
   }
 
   /** The sidecar gets a new desired version (a rollout / ConfigMap update, design.md 4.6). */
   async rollout(): Promise<void> {
-    const f = this.pick(this.files.filter((x) => x.source !== undefined));
+    const sourced = this.files.filter((x) => x.source !== undefined && x.listed);
+    if (sourced.length === 0) {
+      this.log.push("no rollout (nothing sourced listed)");
+      return;
+    }
+    const f = this.pick(sourced);
     const next = `${f.desired}# rollout ${f.patched.size}\n`;
     await Deno.writeTextFile(join(this.sb.sidecarDir, f.source!), next);
     f.desired = next;
@@ -236,10 +272,27 @@ class Schedule {
     this.log.push(`rollout ${f.hostPath}`);
   }
 
+  /** The kube manifest drops a file, or lists a dropped one again (at least one stays listed). */
+  async toggleListing(): Promise<void> {
+    if (this.mode !== "kube") {
+      this.log.push("listing unchanged (native)");
+      return;
+    }
+    const listed = this.files.filter((f) => f.listed);
+    const f = this.pick(listed.length > 1 ? this.files : this.files.filter((x) => !x.listed));
+    f.listed = !f.listed;
+    const doc = telemetryManifest("kube") as { files: { path: string }[] };
+    doc.files = doc.files.filter((e) => this.files.find((x) => x.hostPath === e.path)!.listed);
+    await this.sb.writeManifest(doc);
+    if (!f.listed) await new Promise((r) => setTimeout(r, STALE_MS + 50));
+    this.log.push(`${f.listed ? "list" : "drop"} ${f.hostPath}`);
+  }
+
   async context(fault?: (point: WritePoint) => void): Promise<PatcherContext> {
     return await this.sb.context({
       path: this.mode === "kube" ? this.sb.manifestPath : this.nativeManifest,
       fault: fault ? (point) => fault(point) : undefined,
+      staleClaimMs: STALE_MS,
     });
   }
 
@@ -251,7 +304,13 @@ class Schedule {
   }
 
   async crashPass(): Promise<void> {
-    const points: WritePoint[] = ["temp-written", "renamed"];
+    const points: WritePoint[] = [
+      "temp-written",
+      "renamed",
+      "release-restored",
+      "release-dirs",
+      "release-backup-dropped",
+    ];
     const point = this.pick(points);
     let skip = Math.floor(this.rand() * 3);
     const before = this.snapshot();
@@ -274,11 +333,12 @@ class Schedule {
     // "started" line (start-up is ~100+ ms of nothing interesting), 0-35 ms later.
     const delay = Math.floor(this.rand() * 35);
     const before = this.snapshot();
-    const child = (await toolCommand("ks-patcher", [...this.sb.cliArgs(manifest), "--once"], {
-      env: { PATH: this.sb.systemctl.path },
-      stdout: "null",
-      stderr: "piped",
-    })).spawn();
+    const child =
+      (await toolCommand("ks-patcher", [...this.sb.cliArgs(manifest), "--once", ...STALE_ARGS], {
+        env: { PATH: this.sb.systemctl.path },
+        stdout: "null",
+        stderr: "piped",
+      })).spawn();
     let started = false;
     const reading = (async () => {
       const dec = new TextDecoder();
@@ -343,8 +403,13 @@ class Schedule {
       const t = this.target(f);
       assert.equal(readOrNull(path), t.content, `${f.hostPath}: final content`);
       if (t.mode !== null) assert.equal(modeOf(path), t.mode, `${f.hostPath}: final mode`);
-      if (this.mode === "kube") {
+      if (this.mode === "kube" && f.listed) {
         assert.ok(f.backup !== undefined, `${f.hostPath}: no backup was taken`);
+      }
+      if (this.mode === "kube" && !f.listed) {
+        assert.equal(f.backup, undefined, `${f.hostPath}: released, but its backup stayed`);
+        const owners = await ctx.owners.read();
+        assert.equal(owners[f.hostPath], undefined, `${f.hostPath}: released, but still claimed`);
       }
       if (this.mode === "native" && f.backup && !f.backup.firstSeenAfterEdit) {
         assert.equal(readOrNull(path), f.original, `${f.hostPath}: not the exact original bytes`);
@@ -408,8 +473,9 @@ async function runSchedule(seed: number, index: number, realKillShare: number): 
         const r = rand();
         if (r < 0.38) await s.edit();
         else if (r < 0.65) await s.pass();
-        else if (r < 0.85) await s.crashPass();
-        else if (r < 0.92) await s.rollout();
+        else if (r < 0.83) await s.crashPass();
+        else if (r < 0.9) await s.rollout();
+        else if (r < 0.96) await s.toggleListing();
         else {
           sb.systemctl.failNext(1 + Math.floor(rand() * 3));
           s.log.push("actions fail next");
@@ -439,6 +505,7 @@ Deno.test("model: any interleaving of postupgrade edits, passes, crashes and SIG
   console.log(`model test: seed=${seed} schedules=${schedules} (replay: KS_MODEL_SEED=${seed})`);
   const t0 = performance.now();
   let restores = 0;
+  let drops = 0;
   let kills = 0;
   const killOutcomes: Record<string, number> = {};
   // Schedules are independent sandboxes; a few run at once because a pass mostly waits on fsync.
@@ -447,6 +514,7 @@ Deno.test("model: any interleaving of postupgrade edits, passes, crashes and SIG
     while (next < schedules) {
       const log = await runSchedule(seed, next++, realKillShare);
       if (log.includes("switch to native")) restores++;
+      if (log.some((l) => l.startsWith("drop "))) drops++;
       const kill = log.find((l) => l.startsWith("real-kill"));
       if (kill) {
         kills++;
@@ -457,7 +525,8 @@ Deno.test("model: any interleaving of postupgrade edits, passes, crashes and SIG
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   console.log(
-    `model test: ${schedules} schedules (${restores} with restore, ${kills} with a real SIGKILL) ` +
+    `model test: ${schedules} schedules (${restores} with restore, ${drops} dropping a file, ` +
+      `${kills} with a real SIGKILL) ` +
       `in ${((performance.now() - t0) / 1000).toFixed(1)} s; SIGKILLs: ` +
       Object.entries(killOutcomes).map(([k, v]) => `${v} ${k}`).join(", "),
   );

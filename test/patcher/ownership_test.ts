@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { isStale, OwnershipRegistry } from "../../src/patcher/ownership.ts";
 import { reconcileOnce } from "../../src/patcher/reconcile.ts";
 import {
   KUBE_CHECKER,
@@ -112,3 +113,41 @@ Deno.test("a claim its sidecar stopped confirming (stale) is taken over with a w
     const owners = await restapi.owners.read();
     assert.deepEqual(Object.keys(owners["/bin/container_checker"]), ["telemetry"]);
   }));
+
+Deno.test("a claim is stale (releasable, or no longer blocking) only once unconfirmed for the longer stale time, its confirmer's or ours", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ks-owners-" });
+  try {
+    const t0 = Date.parse("2026-01-01T00:00:00Z");
+    const minute = 60_000;
+    // A sidecar with a 15-minute stale time confirms a claim; a short-stale one judges it.
+    const slow = new OwnershipRegistry(dir, 15 * minute);
+    await slow.claim("telemetry", [{ path: "/usr/local/bin/x", sha256: "a".repeat(64) }], t0);
+    const claim = (await slow.read())["/usr/local/bin/x"].telemetry;
+    assert.equal(claim.staleMs, 15 * minute);
+    assert.equal(isStale(claim, t0 + 5 * minute, 1_000), false, "the confirmer's time counts");
+    assert.equal(isStale(claim, t0 + 15 * minute, 1_000), false);
+    assert.equal(isStale(claim, t0 + 15 * minute + 1, 1_000), true);
+    assert.equal(isStale(claim, t0 + 15 * minute + 1, 20 * minute), false, "so does ours");
+    // The throttle: within a tenth of the stale time the claim is not rewritten, past it it is;
+    // one in the future (the clock stepped back) is confirmed again at once.
+    await slow.claim(
+      "telemetry",
+      [{ path: "/usr/local/bin/x", sha256: "a".repeat(64) }],
+      t0 + minute,
+    );
+    assert.equal((await slow.read())["/usr/local/bin/x"].telemetry.seen, claim.seen);
+    await slow.claim(
+      "telemetry",
+      [{ path: "/usr/local/bin/x", sha256: "a".repeat(64) }],
+      t0 + 2 * minute,
+    );
+    const later = (await slow.read())["/usr/local/bin/x"].telemetry.seen;
+    assert.equal(later, new Date(t0 + 2 * minute).toISOString());
+    await slow.claim("telemetry", [{ path: "/usr/local/bin/x", sha256: "a".repeat(64) }], t0);
+    assert.equal((await slow.read())["/usr/local/bin/x"].telemetry.seen, claim.seen);
+    // An unreadable time counts as unconfirmed.
+    assert.equal(isStale({ ...claim, seen: "garbage" }, t0, 1_000), true);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -3,14 +3,17 @@
 // on a sandbox host root. kube mode installs Deno, the bundle and ks-stub under
 // /usr/local/lib/kubesonic/<tree hash>/ with a launcher naming it; both features share it; the
 // first rollback (native mode) leaves it to the other, the last removes every file and directory
-// it added, so the host tree is exactly as before.
+// it added, so the host tree is exactly as before. A tools upgrade (v2 -> v2', a new tree hash)
+// leaves only the new tree once the last feature sharing the old one has upgraded, and the rollback
+// after it leaves the host as before v1.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
+import { ageClaims } from "../../sandbox/fixtures/patcher_host.ts";
 import { runTool } from "../../sandbox/harness/bin.ts";
 import { createRecordingSystemctl } from "../../sandbox/harness/recording_systemctl.ts";
-import { buildTree } from "../../src/build/tree.ts";
+import { buildTree, indexTree, TREE_BUNDLE, TREE_INDEX } from "../../src/build/tree.ts";
 import { VERSION } from "../../src/version.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -18,7 +21,7 @@ type Any = any;
 
 const SONIC_CHECKER = "#!/usr/bin/python3\n# SONiC's own checker\n";
 
-const spec = (name: string, port: number) =>
+const spec = (name: string, port: number, extra = "") =>
   `apiVersion: kubesonic.io/v1
 kind: FeatureSpec
 name: ${name}
@@ -32,7 +35,7 @@ native:
   launcher: |
     #!/bin/bash
     exec /usr/bin/${name}.sh "$@"
-`;
+${extra}`;
 
 /** Every entry under `root`: path, type, mode, owner and SHA-256 (files). */
 async function listing(root: string): Promise<string[]> {
@@ -59,78 +62,91 @@ function sidecarCommand(dsText: string, feature: string): string[] {
     .command;
 }
 
+/** The stock switch at `host`: native launchers, SONiC's checkers; returns its listing. */
+async function stockSwitch(host: string): Promise<string[]> {
+  // The stock switch: native launchers, /usr/local/lib as Debian leaves it, no ks-* anywhere.
+  for (
+    const d of ["usr/local/bin", "usr/local/lib", "usr/bin", "etc/systemd/system", "var/lib"]
+  ) {
+    await Deno.mkdir(join(host, d), { recursive: true });
+  }
+  for (const f of ["telemetry", "gnmi"]) {
+    await Deno.writeTextFile(
+      join(host, `usr/local/bin/${f}.sh`),
+      `#!/bin/bash\nexec /usr/bin/${f}.sh "$@"\n`,
+    );
+    await Deno.chmod(join(host, `usr/local/bin/${f}.sh`), 0o755);
+  }
+  for (const c of ["container_checker", "memory_checker"]) {
+    await Deno.writeTextFile(join(host, "usr/bin", c), SONIC_CHECKER);
+    await Deno.chmod(join(host, "usr/bin", c), 0o755);
+  }
+  return await listing(host);
+}
+
+/**
+ * Renders `feature` (stage v2: with `tree`) and runs its sidecar's bundled ks-patcher `--once`
+ * with the rendered command (the ConfigMap and the tree at the mounts the kubelet would give).
+ * Returns the sidecar's command and the patcher's stderr.
+ */
+function runner(dir: string, host: string, recPath: string, defaultTree: string) {
+  return async (feature: string, stage: "v1" | "v2", tree = defaultTree, extra = "") => {
+    const out = join(dir, feature);
+    const cm = join(out, "cm");
+    if (stage === "v2") {
+      await Deno.writeTextFile(
+        join(dir, `${feature}.yaml`),
+        spec(feature, feature === "gnmi" ? 50090 : 50080, extra),
+      );
+      const r = await runTool("ks-render", [
+        join(dir, `${feature}.yaml`),
+        "-o",
+        out,
+        "--tools-tree",
+        tree,
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      // The ConfigMap at its mount, the ks-tools image's tree at /opt/kubesonic.
+      const [map] = parseAllDocuments(
+        await Deno.readTextFile(join(out, "common/20-configmap.yaml")),
+      )
+        .map((d) => d.toJSON());
+      await Deno.mkdir(cm, { recursive: true });
+      for (const [key, value] of Object.entries(map.data as Record<string, string>)) {
+        await Deno.writeTextFile(
+          join(cm, key),
+          value.replaceAll("/etc/kubesonic/files/", `${cm}/`).replaceAll(
+            "/opt/kubesonic/",
+            `${tree}/`,
+          ),
+        );
+      }
+    }
+    const cmd = sidecarCommand(
+      await Deno.readTextFile(join(out, stage, "30-daemonset.yaml")),
+      feature,
+    );
+    const args = cmd.slice(1).map((a) =>
+      a.replace(/^\/etc\/kubesonic\/files\//, `${cm}/`).replace(/^\/host(?=\/|$)/, host)
+    );
+    const r = await runTool("ks-patcher", [...args, "--once", "--nsenter", "never"], {
+      env: { PATH: recPath, HOME: dir, NO_COLOR: "1" },
+    });
+    assert.equal(r.code, 0, `${feature} ${stage}: ${r.stdout}\n${r.stderr}`);
+    return { cmd, stderr: r.stderr };
+  };
+}
+
 Deno.test("the host runtime arrives with kube mode, is shared by two features and leaves with the last rollback", async () => {
   const { dir: tree, index } = await buildTree();
   const dir = await Deno.makeTempDir({ prefix: "ks-host-runtime-" });
   const rec = await createRecordingSystemctl(join(dir, "recording-bin"));
   const host = join(dir, "host");
   try {
-    // The stock switch: native launchers, /usr/local/lib as Debian leaves it, no ks-* anywhere.
-    for (
-      const d of ["usr/local/bin", "usr/local/lib", "usr/bin", "etc/systemd/system", "var/lib"]
-    ) {
-      await Deno.mkdir(join(host, d), { recursive: true });
-    }
-    for (const f of ["telemetry", "gnmi"]) {
-      await Deno.writeTextFile(
-        join(host, `usr/local/bin/${f}.sh`),
-        `#!/bin/bash\nexec /usr/bin/${f}.sh "$@"\n`,
-      );
-      await Deno.chmod(join(host, `usr/local/bin/${f}.sh`), 0o755);
-    }
-    for (const c of ["container_checker", "memory_checker"]) {
-      await Deno.writeTextFile(join(host, "usr/bin", c), SONIC_CHECKER);
-      await Deno.chmod(join(host, "usr/bin", c), 0o755);
-    }
-    const before = await listing(host);
+    const before = await stockSwitch(host);
+    const run = runner(dir, host, rec.path, tree);
 
-    const run = async (feature: string, stage: "v1" | "v2") => {
-      const out = join(dir, feature);
-      const cm = join(out, "cm");
-      if (stage === "v2") {
-        await Deno.writeTextFile(
-          join(dir, `${feature}.yaml`),
-          spec(feature, feature === "gnmi" ? 50090 : 50080),
-        );
-        const r = await runTool("ks-render", [
-          join(dir, `${feature}.yaml`),
-          "-o",
-          out,
-          "--tools-tree",
-          tree,
-        ]);
-        assert.equal(r.code, 0, r.stderr);
-        // The ConfigMap at its mount, the ks-tools image's tree at /opt/kubesonic.
-        const [map] = parseAllDocuments(
-          await Deno.readTextFile(join(out, "common/20-configmap.yaml")),
-        )
-          .map((d) => d.toJSON());
-        await Deno.mkdir(cm, { recursive: true });
-        for (const [key, value] of Object.entries(map.data as Record<string, string>)) {
-          await Deno.writeTextFile(
-            join(cm, key),
-            value.replaceAll("/etc/kubesonic/files/", `${cm}/`).replaceAll(
-              "/opt/kubesonic/",
-              `${tree}/`,
-            ),
-          );
-        }
-      }
-      const cmd = sidecarCommand(
-        await Deno.readTextFile(join(out, stage, "30-daemonset.yaml")),
-        feature,
-      );
-      const args = cmd.slice(1).map((a) =>
-        a.replace(/^\/etc\/kubesonic\/files\//, `${cm}/`).replace(/^\/host(?=\/|$)/, host)
-      );
-      const r = await runTool("ks-patcher", [...args, "--once", "--nsenter", "never"], {
-        env: { PATH: rec.path, HOME: dir, NO_COLOR: "1" },
-      });
-      assert.equal(r.code, 0, `${feature} ${stage}: ${r.stdout}\n${r.stderr}`);
-      return cmd;
-    };
-
-    const cmd = await run("telemetry", "v2");
+    const { cmd } = await run("telemetry", "v2");
     assert.ok(cmd.includes("/usr/local/lib/kubesonic"), `allow-root: ${cmd.join(" ")}`);
     const prefix = `/usr/local/lib/kubesonic/${index.hash}`;
     const chunks = index.files.map((x) => x.path).filter((p) => p.startsWith("lib/ks/"));
@@ -188,6 +204,92 @@ Deno.test("the host runtime arrives with kube mode, is shared by two features an
     );
     const beforeNoState = before.filter((l) => !l.startsWith(state) && !l.startsWith("/var "));
     assert.deepEqual(after, beforeNoState);
+  } finally {
+    await rec.remove().catch(() => {});
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+/** Longer than the rendered sidecar's stale-claim time (15 min by default). */
+const STALE_MS = 16 * 60_000;
+
+/** v2': a copy of `tree` with one more line in its bundle, so a new tree hash. */
+async function nextTree(tree: string, dir: string): Promise<string> {
+  const next = join(dir, "ks-tree-next");
+  const cp = await new Deno.Command("cp", { args: ["-a", tree, next] }).output();
+  assert.ok(cp.success, new TextDecoder().decode(cp.stderr));
+  await Deno.writeTextFile(join(next, TREE_BUNDLE), "// v2'\n", { append: true });
+  const index = await indexTree(next);
+  await Deno.writeTextFile(join(next, TREE_INDEX), JSON.stringify(index, null, 1) + "\n");
+  return next;
+}
+
+Deno.test("a tools upgrade leaves only the new host runtime once the last feature sharing the old one upgraded, and the rollback the host as before", async () => {
+  const { dir: tree, index } = await buildTree();
+  const dir = await Deno.makeTempDir({ prefix: "ks-host-runtime-up-" });
+  const rec = await createRecordingSystemctl(join(dir, "recording-bin"));
+  const host = join(dir, "host");
+  try {
+    const before = await stockSwitch(host);
+    const run = runner(dir, host, rec.path, tree);
+    const next = await nextTree(tree, dir);
+    const nextIndex = JSON.parse(await Deno.readTextFile(join(next, TREE_INDEX)));
+    assert.notEqual(nextIndex.hash, index.hash);
+    const lib = join(host, "usr/local/lib/kubesonic");
+    const trees = async () => (await Array.fromAsync(Deno.readDir(lib), (e) => e.name)).sort();
+    // gnmi's ks-stub launcher at its own path: the two features share the tree itself, not the
+    // launcher (its bytes name one tree, and a shared path must have one content).
+    const gnmiStub = "stub: {path: /usr/local/bin/ks-stub-gnmi}\n";
+
+    await run("telemetry", "v2");
+    await run("gnmi", "v2", tree, gnmiStub);
+    assert.deepEqual(await trees(), [index.hash]);
+
+    // telemetry upgrades first: the new tree arrives, its launcher names it; gnmi still runs the
+    // old tree, which stays. telemetry's old sidecar is gone for the stale time (its claims
+    // aged; the new one releases only what no live manifest of telemetry lists).
+    const state = join(host, "var/lib/kubesonic");
+    await ageClaims(state, "telemetry", STALE_MS);
+    const up = await run("telemetry", "v2", next);
+    assert.deepEqual(await trees(), [index.hash, nextIndex.hash].sort());
+    assert.match(
+      await Deno.readTextFile(join(host, "usr/local/bin/ks-stub")),
+      new RegExp(`kubesonic/${nextIndex.hash}/bin/ks-stub "\\$@"`),
+    );
+    assert.match(
+      await Deno.readTextFile(join(host, "usr/local/bin/ks-stub-gnmi")),
+      new RegExp(`kubesonic/${index.hash}/bin/ks-stub "\\$@"`),
+    );
+    const released = up.stderr.split("\n").filter((l) => l.includes("released: no longer"));
+    const kept = released.filter((l) => l.includes("still used by gnmi"));
+    assert.ok(kept.length > 2, up.stderr);
+    // telemetry alone asked for the checkers: their tools in the old tree go at once.
+    assert.deepEqual(
+      released.filter((l) => !kept.includes(l)).map((l) => /path=(\S+)/.exec(l)![1]),
+      ["ks-container-checker", "ks-memory-checker"].map((t) =>
+        `/usr/local/lib/kubesonic/${index.hash}/bin/${t}`
+      ),
+    );
+    assert.ok(released.every((l) => kept.includes(l) || l.includes("removed (absent original)")));
+
+    // gnmi upgrades (its old sidecar gone for the stale time): the old tree goes, with every
+    // directory it created.
+    await ageClaims(state, "gnmi", STALE_MS);
+    const last = await run("gnmi", "v2", next, gnmiStub);
+    assert.deepEqual(await trees(), [nextIndex.hash]);
+    const removed = last.stderr.split("\n").filter((l) => l.includes("released: no longer"));
+    assert.equal(removed.length, kept.length, last.stderr);
+    assert.ok(removed.every((l) => l.includes('done="removed (absent original)"')), last.stderr);
+    const owners = JSON.parse(await Deno.readTextFile(join(host, "var/lib/kubesonic/owners.json")));
+    assert.deepEqual(Object.keys(owners).filter((p) => p.includes(index.hash)), []);
+    const backups = [...Deno.readDirSync(join(host, "var/lib/kubesonic/backups"))];
+    assert.deepEqual(backups.filter((e) => e.name.includes(index.hash)).map((e) => e.name), []);
+
+    // Both roll back (the upgraded render's v1): the host as before v1, state directory aside.
+    await run("telemetry", "v1");
+    await run("gnmi", "v1");
+    const noState = (l: string) => !l.startsWith("/var/lib/kubesonic") && !l.startsWith("/var ");
+    assert.deepEqual((await listing(host)).filter(noState), before.filter(noState));
   } finally {
     await rec.remove().catch(() => {});
     await Deno.remove(dir, { recursive: true }).catch(() => {});

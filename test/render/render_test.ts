@@ -209,6 +209,26 @@ Deno.test("sidecar: ks-patcher with the kube manifest in v2 and the native one i
   }
 });
 
+Deno.test("sidecar: sidecar.interval and sidecar.staleClaim become ks-patcher's --interval and --stale-claim", () => {
+  const spec = baseSpec() as Any;
+  const plain = renderFeature(parseFeatureSpec(specYaml(spec), "a.yaml"), {
+    tree: FIXTURE_TREE,
+    profile: "production",
+  });
+  const cmdOf = (r: RenderResult) =>
+    container(docs(r, "v2/30-daemonset.yaml")[0], "telemetry-sidecar").command as string[];
+  assert.equal(cmdOf(plain)[cmdOf(plain).indexOf("--interval") + 1], "60s");
+  assert.ok(!cmdOf(plain).includes("--stale-claim"), "the tool's default unless the spec says");
+  spec.sidecar = { interval: "20s", staleClaim: "1m" };
+  const short = renderFeature(parseFeatureSpec(specYaml(spec), "a.yaml"), {
+    tree: FIXTURE_TREE,
+    profile: "production",
+  });
+  const cmd = cmdOf(short);
+  assert.equal(cmd[cmd.indexOf("--interval") + 1], "20s");
+  assert.equal(cmd[cmd.indexOf("--stale-claim") + 1], "1m");
+});
+
 Deno.test("the manifests are valid for the patcher and install the host runtime, stub launcher and drop-in", async () => {
   // The real ks tree: the manifests' sources are its files (the ks-tools image's /opt/kubesonic).
   const { dir: tree, index } = await buildTree();
