@@ -70,8 +70,19 @@ const FILE_KEYS = new Set([
 export const DEFAULT_MAX_SOURCE_BYTES = 4 * 1024 * 1024;
 /** Largest manifest file read (inline content is bounded separately, per entry). */
 export const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
-/** Time bound for reading one source (checked between 1 MiB chunks). */
+/** Time bound for reading one source or the manifest (checked between 1 MiB chunks)... */
 export const SOURCE_READ_MS = 30_000;
+/**
+ * ...plus one second per MiB of the file: a read that makes progress is not refused for being
+ * starved of CPU: at load 50-60 on two cores a sidecar reading the host runtime's 95 MB exited as
+ * if its input were bad, most likely on the flat 30 s bound.
+ */
+export const SOURCE_READ_MS_PER_MIB = 1_000;
+
+/** The time bound for reading a file of `size` bytes. */
+export function sourceReadBudgetMs(size: number): number {
+  return SOURCE_READ_MS + Math.ceil(Math.max(size, 0) / (1024 * 1024)) * SOURCE_READ_MS_PER_MIB;
+}
 /** Largest uid/gid (2^32 - 2; 2^32 - 1 is "no change" to chown). */
 export const MAX_ID = 4294967294;
 
@@ -323,7 +334,7 @@ async function readSource(
     const read = await readBody(fd, {
       keepMax: IN_MEMORY_MAX,
       limit: maxBytes,
-      deadline: Date.now() + SOURCE_READ_MS,
+      deadline: Date.now() + sourceReadBudgetMs(size),
       what: path,
     });
     // A large source is streamed again at write time and re-hashed there.
@@ -347,7 +358,7 @@ export async function loadManifest(path: string, options: ManifestOptions = {}):
       const read = await readBody(fd, {
         keepMax: MAX_MANIFEST_BYTES,
         limit: MAX_MANIFEST_BYTES,
-        deadline: Date.now() + SOURCE_READ_MS,
+        deadline: Date.now() + sourceReadBudgetMs(statFd(fd).size),
         what: "the manifest",
       });
       bytes = read.bytes!;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ManifestError, parseManifest } from "../../src/patcher/manifest.ts";
+import { ManifestError, parseManifest, sourceReadBudgetMs } from "../../src/patcher/manifest.ts";
 import { sha256Hex } from "../../src/patcher/hash.ts";
 
 const good = {
@@ -85,4 +85,13 @@ Deno.test("each bad field is refused with one line naming the file and the field
 Deno.test("a declared sha256 that does not match the content names both hashes", async () => {
   const message = await errorOf(withFile({ sha256: "a".repeat(64) }));
   assert.match(message, /declared a{64} but the content hashes to [0-9a-f]{64}/);
+});
+
+Deno.test("a source's read time bound grows with its size: 30 s, plus 1 s per MiB", () => {
+  assert.equal(sourceReadBudgetMs(0), 30_000);
+  assert.equal(sourceReadBudgetMs(4096), 31_000);
+  // The host runtime's Deno (~95 MB) gets more than two minutes, not 30 s.
+  const deno = 95_600_728;
+  assert.equal(sourceReadBudgetMs(deno), 30_000 + 92 * 1_000);
+  assert.ok(sourceReadBudgetMs(deno) > 120_000);
 });
