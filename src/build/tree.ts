@@ -3,14 +3,15 @@
 // it (no DENO_DIR, no network, no config). Layout:
 //   bin/deno          the pinned Deno (the npm package's binary this build runs on)
 //   lib/ks/ks.js      `deno bundle --code-splitting` of bin/ks.ts, beside its chunks in lib/ks/:
-//                     each tool loads only the chunks it imports (its own code and what it shares)
+//                     each tool loads only the chunks it imports (its own code and what it shares;
+//                     the import() of another chunk is opaque to Deno's graph, lazyChunkImports)
 //   bin/ks            `ks <tool> ARGS`
 //   bin/ks-<tool>     `ks-<tool> ARGS`, the tool's own command line
 //   lib/tree.json     version, architecture, minimum glibc and every file's SHA-256 and mode
 // The host runtime and the v2 pod's injected entrypoint are copies of this tree.
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { DIST_DIR, lazySplitRequire, listTools, REPO_ROOT } from "./bundle.ts";
+import { DIST_DIR, lazyChunkImports, lazySplitRequire, listTools, REPO_ROOT } from "./bundle.ts";
 import { trimBundle } from "./bundle_trim.ts";
 import { runtimeFlags } from "./runtime_flags.ts";
 import { VERSION } from "../version.ts";
@@ -230,7 +231,7 @@ export async function buildTree(
     // What no tool runs (npm:redis's unused commands, modules nothing requires: bundle_trim.ts;
     // a name another chunk imports is in this chunk's export list, so it stays).
     const text = await Deno.readTextFile(path);
-    const lazy = lazySplitRequire(trimBundle(text).text);
+    const lazy = lazyChunkImports(lazySplitRequire(trimBundle(text).text));
     if (lazy !== text) await Deno.writeTextFile(path, lazy);
     await Deno.chmod(path, 0o644);
   }
