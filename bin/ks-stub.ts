@@ -27,7 +27,9 @@ Usage: ks-stub <feature> start|stop|restart|status|wait [asic] [options]
   status           from this node's container runtime, no API call: exit 0 running,
                    3 not running, 4 unknown (runtime unreachable; at most 2 s per call)
   wait             block while this node has the feature's instance, through API outages and
-                   node leaves; return only when the node runs the feature's v1 pod instead
+                   node leaves; return only when the node runs the feature's v1 pod instead.
+                   Under systemd ($NOTIFY_SOCKET: the unit's NotifyAccess=) it keeps the unit's
+                   Status: line saying what it waits for (sd_notify STATUS=)
   [asic]           ASIC index for a per-ASIC instance (0 or asic0); pods labelled asic=<n>
 
 Options:

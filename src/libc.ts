@@ -1,6 +1,7 @@
 // The one Deno.dlopen of libc every tool shares: the process calls ks-entrypoint needs as PID 1
 // (execvp, posix_spawnp, waitpid, signal masks) and the descriptor-relative file calls ks-patcher
-// writes host files with (openat, statx, renameat, unlinkat, ...). Opened lazily, once;
+// writes host files with (openat, statx, renameat, unlinkat, ...), and the datagram ks-stub tells
+// systemd its status with (socket, sendto). Opened lazily, once;
 // `loadLibc()` returns an Error value (not thrown) when FFI is unavailable here (no
 // --allow-ffi, or no glibc), so each caller decides whether to fall back or refuse.
 
@@ -33,6 +34,9 @@ const SYMBOLS = {
   fchmod: { parameters: ["i32", "u32"], result: "i32" },
   fchown: { parameters: ["i32", "u32", "u32"], result: "i32" },
   getdents64: { parameters: ["i32", "buffer", "usize"], result: "isize", optional: true },
+  // sd_notify's datagram to systemd (src/stub/notify.ts)
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "isize" },
   // Small reads and writes of regular files (page cache) run inline; large ones, fsync and flock
   // can wait on the disk or on another process and run off the event loop, so signals, timers
   // and file events stay live meanwhile.

@@ -4,7 +4,8 @@
 //   bin/deno          the pinned Deno (the npm package's binary this build runs on)
 //   lib/ks/ks.js      `deno bundle --code-splitting` of bin/ks.ts and every bin/ks-<tool>.ts,
 //   lib/ks/ks-<tool>.js  beside their chunks in lib/ks/: each tool loads only the chunks it
-//                     imports (its own code and what it shares); ks.js imports a tool's entry
+//                     imports (its own code and what it shares; the import() of another chunk is
+//                     opaque to Deno's graph, lazyChunkImports); ks.js imports a tool's entry
 //   bin/ks            `ks <tool> ARGS` (ks.js: the multi-call dispatch)
 //   bin/ks-<tool>     `ks-<tool> ARGS`, the tool's own command line: runs lib/ks/ks-<tool>.js
 //                     directly (no dispatch, no dynamic import: ~2.5 MiB less resident memory)
@@ -12,7 +13,7 @@
 // The host runtime and the v2 pod's injected entrypoint are copies of this tree.
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { DIST_DIR, lazySplitRequire, listTools, REPO_ROOT } from "./bundle.ts";
+import { DIST_DIR, lazyChunkImports, lazySplitRequire, listTools, REPO_ROOT } from "./bundle.ts";
 import { trimBundle } from "./bundle_trim.ts";
 import { runtimeFlags } from "./runtime_flags.ts";
 import { copySynced } from "./tree_copy.ts";
@@ -248,7 +249,7 @@ export async function buildTree(
     // What no tool runs (npm:redis's unused commands, modules nothing requires: bundle_trim.ts;
     // a name another chunk imports is in this chunk's export list, so it stays).
     const text = await Deno.readTextFile(path);
-    const lazy = lazySplitRequire(trimBundle(text).text);
+    const lazy = lazyChunkImports(lazySplitRequire(trimBundle(text).text));
     if (lazy !== text) await Deno.writeTextFile(path, lazy);
     await Deno.chmod(path, 0o644);
   }

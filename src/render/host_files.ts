@@ -121,15 +121,20 @@ export function stubLauncher(spec: FeatureSpec, kubeconfig?: string): string {
 
 /**
  * The unit drop-in: ks-stub reads credentials only root may read (kubelet.conf or its token) and
- * talks to the container runtime's socket (root only).
+ * talks to the container runtime's socket (root only); `wait` tells systemd what it waits for
+ * (sd_notify STATUS=, shown by `systemctl status`), which systemd accepts only with
+ * NotifyAccess=: `all`, because the stub runs under the feature's launcher script rather than as
+ * the unit's main process on every image. The unit's Type= stays as it is.
  */
 export function unitDropIn(spec: FeatureSpec): string {
   return [
     `# Installed by kubesonic for ${spec.name} (ks-render): the launcher runs ks-stub, whose`,
     "# Kubernetes credentials (kubelet.conf, or the stub's token) and container runtime socket",
-    "# only root may use.",
+    "# only root may use. NotifyAccess: ks-stub wait sets the unit's Status: line (what it waits",
+    "# for during an API outage or a node leave); Type= is unchanged.",
     "[Service]",
     "User=root",
+    "NotifyAccess=all",
     "",
   ].join("\n");
 }

@@ -9,6 +9,8 @@ import { hasFeatureContainer, pickPod, type Pod, type PodSummary, summarizePod }
 import { type LocalInstance, type NodeRuntime, RUNTIME_STOP_MARGIN_S } from "./runtime.ts";
 import { podQuery, type StubTarget, targetName } from "./target.ts";
 import { asApiError, sleep, trackPods } from "./track.ts";
+import type { Notify } from "./notify.ts";
+import { waitStatusText, type WaitView } from "./unit_status.ts";
 
 /** LSB status codes (`systemctl status` / init scripts). */
 export const STATUS_RUNNING = 0;
@@ -41,6 +43,8 @@ export interface StubContext {
   log: Logger;
   /** Bound of the whole verb (ms). */
   timeoutMs: number;
+  /** Tells systemd the unit's status line (sd_notify STATUS=); undefined: not under systemd. */
+  notify?: Notify;
   /** Tracking tuning (tests shorten the back-off); see TrackOptions. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
@@ -565,8 +569,23 @@ export async function wait(ctx: StubContext, opts: WaitOptions): Promise<number>
   let state: "following" | "no-pod" | "v1" | undefined;
   let goneSince: number | undefined;
   let apiDown = false;
+  let absentSince: number | undefined;
+  let followingName: string | undefined;
+  // What systemctl status shows (STATUS=), refreshed on every change.
+  const view: WaitView = {
+    name: targetName(target),
+    namespace: target.namespace,
+    node: target.node,
+    graceMs: opts.graceMs,
+  };
+  const refresh = () => ctx.notify?.(waitStatusText(view));
   const stopAll = AbortSignal.any([opts.signal, gone.signal]);
-  const checker = ctx.runtime ? watchRuntime(ctx, () => apiDown, stopAll, opts) : undefined;
+  const checker = ctx.runtime
+    ? watchRuntime(ctx, () => apiDown, stopAll, opts, (local) => {
+      view.local = local;
+      if (apiDown) refresh();
+    })
+    : undefined;
   const result = await trackPods(api, allStagesQuery(target), log, {
     signal: stopAll,
     watchTimeoutSeconds: opts.watchTimeoutSeconds,
@@ -574,10 +593,16 @@ export async function wait(ctx: StubContext, opts: WaitOptions): Promise<number>
     minBackoffMs: ctx.minBackoffMs,
     maxBackoffMs: ctx.maxBackoffMs,
     onError: (e) => {
-      if (e.kind === "unreachable" || e.kind === "denied") apiDown = true;
+      if (e.kind !== "unreachable" && e.kind !== "denied") return;
+      apiDown = true;
+      view.apiDownSince ??= Date.now();
+      view.apiDenied = e.kind === "denied";
+      refresh();
     },
     decide: (pods) => {
       apiDown = false;
+      view.apiDownSince = undefined;
+      view.local = undefined;
       const all = [...pods.values()];
       const pod = pickPod(all.filter((p) => p.metadata.labels?.raw_container_name), target.feature);
       if (noPodTimer !== undefined) clearTimeout(noPodTimer);
@@ -586,6 +611,21 @@ export async function wait(ctx: StubContext, opts: WaitOptions): Promise<number>
         if (goneTimer !== undefined) clearTimeout(goneTimer);
         goneTimer = undefined;
         goneSince = undefined;
+        absentSince = undefined;
+        const summary = summarizePod(pod, target.feature);
+        Object.assign(view, {
+          pod: {
+            name: summary.name,
+            phase: summary.phase,
+            container: summary.container,
+            terminating: summary.terminating,
+          },
+          lostPod: undefined,
+          noPodSince: undefined,
+          v1Since: undefined,
+        });
+        followingName = pod.metadata.name;
+        refresh();
         if (pod.metadata.uid !== following) {
           log.info(
             following
@@ -600,11 +640,15 @@ export async function wait(ctx: StubContext, opts: WaitOptions): Promise<number>
         state = "following";
         return false;
       }
+      view.pod = undefined;
+      absentSince ??= Date.now();
       const v1 = all.some((p) => !p.metadata.deletionTimestamp);
       if (v1) {
         if (state !== "v1") {
           state = "v1";
           goneSince = Date.now();
+          view.v1Since = goneSince;
+          refresh();
           if (opts.graceMs <= 0) return true;
           log.info(
             "only the feature's v1 pod on this node; returning unless a feature pod appears",
@@ -618,12 +662,19 @@ export async function wait(ctx: StubContext, opts: WaitOptions): Promise<number>
       }
       if (goneTimer !== undefined) clearTimeout(goneTimer);
       goneTimer = undefined;
+      view.v1Since = undefined;
+      if (state !== "no-pod") view.lostPod = followingName;
+      refresh();
       // A replacement normally follows within the grace; only a longer absence is worth a line.
       if (state !== "no-pod" && noPodTimer === undefined) {
         noPodTimer = setTimeout(() => {
           noPodTimer = undefined;
           state = "no-pod";
           following = undefined;
+          followingName = undefined;
+          view.lostPod = undefined;
+          view.noPodSince = absentSince;
+          if (!apiDown) refresh();
           log.info(
             "no pod on this node: waiting for this node's instance (node not selected by the" +
               " DaemonSet, or its pod being created); the unit stays active",
@@ -660,6 +711,7 @@ async function watchRuntime(
   apiDown: () => boolean,
   signal: AbortSignal,
   opts: WaitOptions,
+  onLocal: (local: NonNullable<WaitView["local"]>) => void,
 ): Promise<void> {
   const every = opts.runtimeCheckMs ?? WAIT_RUNTIME_CHECK_MS;
   let last = "";
@@ -670,16 +722,18 @@ async function watchRuntime(
       last = "";
       continue;
     }
-    let now: string;
+    let now: NonNullable<WaitView["local"]>["state"];
     let fields: LogFields = {};
+    let local: LocalInstance | undefined;
     try {
-      const local = await runningLocally(ctx);
+      local = await runningLocally(ctx);
       now = local ? "running" : "not-running";
       if (local) fields = { pod: local.pod.name, restarts: local.container?.attempt };
     } catch (error) {
       now = "unknown";
       fields = { error: errorText(error) };
     }
+    onLocal({ state: now, pod: local?.pod.name, restarts: local?.container?.attempt });
     if (now === last) continue;
     last = now;
     const text = now === "running"

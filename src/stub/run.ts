@@ -6,6 +6,7 @@ import { createLogger, type Logger } from "../log.ts";
 import { EXIT_BAD_INPUT, UsageError } from "../cli.ts";
 import type { KubeRest } from "../kube/rest.ts";
 import type { PodApi } from "./api.ts";
+import type { Notify } from "./notify.ts";
 import {
   EXIT_FAILED,
   restart,
@@ -63,6 +64,8 @@ export interface StubOptions {
   runtime?: RuntimeSetting;
   /** Tests inject a PodApi; otherwise one is built from the kubeconfig. */
   api?: PodApi;
+  /** Tests inject a Notify; otherwise wait uses $NOTIFY_SOCKET when systemd set it. */
+  notify?: Notify;
   /** Tests inject a NodeRuntime; otherwise one is built from `runtime`. */
   nodeRuntime?: NodeRuntime;
   log?: Logger;
@@ -129,7 +132,12 @@ export async function run(opts: StubOptions): Promise<number> {
       return error instanceof KubeconfigError ? EXIT_BAD_INPUT : EXIT_FAILED;
     }
   }
-  const ctx: StubContext = { api, runtime, target, log, timeoutMs };
+  // Under systemd (NotifyAccess= in the unit), wait keeps the unit's Status: line current.
+  const notify = opts.notify ??
+    (verb === "wait" && Deno.env.get("NOTIFY_SOCKET")
+      ? (await import("./notify.ts")).systemdNotifier(log)
+      : undefined);
+  const ctx: StubContext = { api, runtime, target, log, timeoutMs, notify };
   try {
     switch (verb) {
       case "status": {

@@ -3,8 +3,8 @@
 // codes, whether started as `ks-<tool>`, `ks <tool>` or `ks ks-<tool>`.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { listTools } from "../../src/build/bundle.ts";
-import { buildTree, launcherScript, readTreeIndex } from "../../src/build/tree.ts";
+import { lazyChunkImports, listTools } from "../../src/build/bundle.ts";
+import { buildTree, launcherScript, readTreeIndex, TREE_BUNDLE_DIR } from "../../src/build/tree.ts";
 import { VERSION } from "../../src/version.ts";
 import { TOOLS } from "../../bin/ks.ts";
 
@@ -24,6 +24,25 @@ async function run(exe: string, args: string[], env: Record<string, string> = {}
 
 Deno.test("ks knows every bin/ks-*.ts tool and nothing else", () => {
   assert.deepEqual(Object.keys(TOOLS).map((t) => `ks-${t}`).sort(), listTools());
+});
+
+Deno.test("chunk imports are opaque to Deno's graph, so a tool reads only the chunks it runs", async () => {
+  assert.equal(
+    lazyChunkImports(
+      'TOOLS = { a: () => import("./ks-a-X1.js"), n: () => import("node:process") }',
+    ),
+    'TOOLS = { a: () => import(String("./ks-a-X1.js")), n: () => import("node:process") }',
+  );
+  // A literal import() would make `deno run` read and analyse that chunk before starting.
+  const { dir } = await buildTree();
+  let opaque = 0;
+  for await (const entry of Deno.readDir(join(dir, TREE_BUNDLE_DIR))) {
+    const text = await Deno.readTextFile(join(dir, TREE_BUNDLE_DIR, entry.name));
+    assert.doesNotMatch(text, /\bimport\("\.\//, entry.name);
+    opaque += text.match(/\bimport\(String\("\.\//g)?.length ?? 0;
+  }
+  // ks.js: one per tool and copy-tree; ks-stub: its lazily loaded API client and notifier.
+  assert.ok(opaque >= Object.keys(TOOLS).length + 1, `${opaque} opaque chunk imports`);
 });
 
 Deno.test("the ks tree runs from a random directory with an empty environment", async (t) => {

@@ -121,7 +121,7 @@ Deno.test("the rendered sidecar installs the host files with the real ks-patcher
     );
     assert.match(
       await Deno.readTextFile(`${host}/etc/systemd/system/bgp@.service.d/50-kubesonic.conf`),
-      /User=root/,
+      /User=root\nNotifyAccess=all\n/,
     );
     // (ks-patcher orders the owed actions itself: daemon-reload before anything that restarts.)
     assert.deepEqual(rec.calls(), [

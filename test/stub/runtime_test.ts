@@ -16,6 +16,7 @@ import {
 import { dockerUnavailableReason, startDocker } from "../../sandbox/harness/docker.ts";
 import { BUSYBOX_REF, importBusyboxDocker } from "../../sandbox/harness/images.ts";
 import { freePort, waitUntil } from "../../sandbox/harness/net.ts";
+import { startNotifySocket } from "../../sandbox/harness/notify_socket.ts";
 import { makeCert } from "../../sandbox/harness/pki.ts";
 
 const skip = containerdUnavailableReason() ??
@@ -130,11 +131,13 @@ Deno.test({
     });
 
     await t.step(
-      "wait through an API outage: blocks, says what the runtime sees, ends 0 on SIGTERM",
+      "wait through an API outage: blocks, says what the runtime sees (log and STATUS=), ends 0 on SIGTERM",
       async () => {
         const pod = await featurePod(c, "ntp-w4it", { app: "ntp", raw_container_name: "ntp" }, [
           "ntp",
         ]);
+        // systemd's notify socket, as a unit with NotifyAccess= gets it.
+        const notify = await startNotifySocket(join(dir, "notify"));
         const child = (await toolCommand("ks-stub", [
           "ntp",
           "wait",
@@ -147,7 +150,7 @@ Deno.test({
         ], {
           stdout: "null",
           stderr: "piped",
-          env: { KS_RUNTIME_SOCKET: c.socketPath },
+          env: { KS_RUNTIME_SOCKET: c.socketPath, NOTIFY_SOCKET: notify.address },
         })).spawn();
         let stderr = "";
         const reading = (async () => {
@@ -173,14 +176,39 @@ Deno.test({
             200,
           );
           assert.equal(exited, false, "an API outage never ends wait");
+          await waitUntil(
+            () => Promise.resolve(notify.messages().some((m) => /no running ntp/.test(m))),
+            10_000,
+            "STATUS= for the stopped container",
+            100,
+          );
           child.kill("SIGTERM");
           assert.equal((await status).code, 0);
           await reading;
           assert.match(stderr, /API server call failed; retrying/);
           assert.match(stderr, /wait ended by signal/);
+          const since = "since \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ";
+          const messages = notify.messages();
+          assert.match(messages[0], new RegExp(`^STATUS=API server unreachable ${since}; asking`));
+          assert.ok(
+            messages.some((m) =>
+              new RegExp(
+                `^STATUS=API server unreachable ${since}, container running \\(pod sonic/ntp-w4it, restarts 0\\)$`,
+              ).test(m)
+            ),
+            messages.join("\n"),
+          );
+          assert.match(
+            messages.at(-1)!,
+            new RegExp(
+              `^STATUS=API server unreachable ${since}, no running ntp container on node sw1 \\(the kubelet restarts it\\)$`,
+            ),
+          );
+          assert.equal(new Set(messages).size, messages.length, "each status sent once");
         } finally {
           if (!exited) child.kill("SIGKILL");
           await status;
+          await notify.stop();
         }
       },
     );

@@ -13,6 +13,9 @@
 //   - the node's opt-in label removed for SHORT_LEAVE_MS and LONG_LEAVE_MS (featured's
 //     Restart=always drop-in in place) and put back: the unit stays active (no start-limit hit,
 //     no restart) and reports the instance running again within 10 s of the pod turning Ready.
+// Throughout, the unit's Status: line (`systemctl show -p StatusText`: what ks-stub wait tells
+// systemd with sd_notify STATUS=, through the drop-in's NotifyAccess=all) says what wait sees:
+// the pod running, the API server unreachable with the container running, the leave.
 // Needs root, dockerd, debootstrap and the Kubernetes binaries (skipped with the reason otherwise).
 // The lengths are constants (KS_PARTITION_S / KS_LONG_LEAVE_S shorten them for a local run).
 import { waitUntil } from "../../sandbox/harness/net.ts";
@@ -105,6 +108,24 @@ async function journalSince(sw: SwitchNode, since: string): Promise<string> {
 async function switchNow(sw: SwitchNode): Promise<string> {
   return (await sw.exec(["date", "+%Y-%m-%d %H:%M:%S"])).stdout.trim();
 }
+
+/** The unit's Status: line (what `ks-stub wait` told systemd through sd_notify STATUS=). */
+async function statusText(sw: SwitchNode): Promise<string> {
+  return (await sw.systemctl("show", "telemetry", "-p", "StatusText", "--value")).stdout.trim();
+}
+
+/** Waits until the unit's Status: line matches `re`; returns it (the last one in the error). */
+async function statusShowing(sw: SwitchNode, re: RegExp, ms: number): Promise<string> {
+  let text = "";
+  try {
+    await waitUntil(async () => re.test(text = await statusText(sw)), ms, String(re), 500);
+  } catch (e) {
+    throw new Error(`${(e as Error).message}; the unit's Status: "${text}"`);
+  }
+  return text;
+}
+
+const RUNNING_STATUS = /^pod sonic\/telemetry-\S+ on node \S+: Running, container running$/;
 
 function check(ok: boolean, what: string): void {
   if (!ok) throw new Error(what);
@@ -213,8 +234,9 @@ Deno.test({
           check(after.uid !== before.uid, "the pod was not replaced");
           const s = await launcher(sw, "status");
           check(s.code === 0, `telemetry.sh status ${s.code}: ${s.stdout}`);
+          const line = await statusShowing(sw, RUNNING_STATUS, 30_000);
           return `restart ${r.ms} ms, path=api, new pod ${after.name}; ` +
-            `telemetry.sh status 0 in ${s.ms} ms (runtime)`;
+            `telemetry.sh status 0 in ${s.ms} ms (runtime); Status: "${line}"`;
         },
       );
 
@@ -262,6 +284,13 @@ Deno.test({
               `systemctl restart ${rs.ms} ms (path=runtime); daemon back ` +
                 `${Math.round(performance.now() - tBack)} ms after it returned`,
             );
+            // The restarted wait's first list fails: the Status: line says what it sees instead.
+            const down = await statusShowing(
+              sw,
+              /^API server unreachable since \S+, container running \(pod sonic\/telemetry-\S+, restarts \d+\)$/,
+              60_000,
+            );
+            notes.push(`Status: "${down}"`);
 
             // From here the unit must stay active with one main process (wait).
             const u1 = await unitState(sw, "telemetry");
@@ -324,6 +353,7 @@ Deno.test({
             await sw.apiLink("up");
           }
           const healed = await converged(env);
+          const healedStatus = await statusShowing(sw, RUNNING_STATUS, 60_000);
           const after = (await podsOnNode(env)).find((p) => !p.deleting)!;
           check(after.uid === pod.uid, "the pod was replaced during the partition");
           const restarts = after.containers.telemetry?.restarts ?? 0;
@@ -332,7 +362,8 @@ Deno.test({
           check(!/Start request repeated too quickly/.test(journal), "start limit hit");
           const u = await unitState(sw, "telemetry");
           check(u.ActiveState === "active", `unit ${u.ActiveState} after the heal`);
-          return `${notes.join("; ")}; healed: ${healed}, same pod, restartCount ${restarts}`;
+          return `${notes.join("; ")}; healed: ${healed}, same pod, restartCount ${restarts}; ` +
+            `Status: "${healedStatus}"`;
         },
       );
 
@@ -402,6 +433,14 @@ Deno.test({
             const goneMs = Math.round(performance.now() - tLeave);
             const out = await launcher(sw, "status");
             check(out.code === 3, `stub status during the leave: ${out.code}`);
+            // The Status: line: the pod's replacement expected, then (after wait's grace) the leave.
+            const leaving = await statusShowing(
+              sw,
+              leaveMs > SHORT_LEAVE_MS
+                ? /^no telemetry pod on node \S+ since \S+: node not selected by the DaemonSet/
+                : /waiting for its replacement|waiting for this node's instance/,
+              Math.max(5_000, tLeave + leaveMs - performance.now() - 1_000),
+            );
             await new Promise((r) =>
               setTimeout(r, Math.max(0, tLeave + leaveMs - performance.now()))
             );
@@ -417,16 +456,20 @@ Deno.test({
             // Watch the pod turn Ready and the unit report it, on a 250 ms period.
             let readyAt = 0;
             let statusAt = 0;
+            let unitStatusAt = 0;
             await waitUntil(
               async () => {
                 if (!statusAt && (await launcher(sw, "status")).code === 0) {
                   statusAt = performance.now();
                 }
+                if (!unitStatusAt && RUNNING_STATUS.test(await statusText(sw))) {
+                  unitStatusAt = performance.now();
+                }
                 if (!readyAt) {
                   const pods = (await podsOnNode(env)).filter((p) => !p.deleting);
                   if (pods.length === 1 && pods[0].ready) readyAt = performance.now();
                 }
-                return readyAt > 0 && statusAt > 0;
+                return readyAt > 0 && statusAt > 0 && unitStatusAt > 0;
               },
               180_000,
               "the pod Ready and the stub reporting it",
@@ -441,6 +484,10 @@ Deno.test({
             check(
               statusAt - readyAt <= JOIN_BOUND_MS,
               `reported ${statusAt - readyAt} ms after Ready`,
+            );
+            check(
+              unitStatusAt - readyAt <= JOIN_BOUND_MS,
+              `the unit's Status: line running ${unitStatusAt - readyAt} ms after Ready`,
             );
             check(u.NRestarts === u0.NRestarts, `NRestarts ${u0.NRestarts} -> ${u.NRestarts}`);
             check(u.Result !== "start-limit-hit", "start limit hit");
@@ -460,7 +507,8 @@ Deno.test({
             return `pod gone ${goneMs} ms after the label was removed; stub status 3 during the ` +
               `leave; pod Ready ${ready} ms after the join, stub status 0 ${lag} ms from Ready ` +
               `(negative: before); unit ${samples.summary()}, NRestarts ${u.NRestarts}, ` +
-              `Result ${u.Result}; ${healed}`;
+              `Result ${u.Result}; Status: "${leaving}" during the leave, running ` +
+              `${Math.round(unitStatusAt - readyAt)} ms from Ready; ${healed}`;
           },
         );
       }
