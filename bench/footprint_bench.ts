@@ -8,7 +8,8 @@
 //     (tcp + process): idle, then 500 probes/s for 10 s (open loop; p50/p99 printed), then a burst
 //     (64 keep-alive connections in a closed loop for 5 s: the highest rate this machine reaches);
 //   - ks-patcher's loop on a sandbox switch: idle, then a drift loop (a managed file overwritten
-//     as soon as it was repaired, for 10 s);
+//     as soon as it was repaired, for 10 s); then with the sidecar's manifest, the host runtime
+//     (~95 MB in ~30 files) included: its footprint and CPU per pass;
 //   - ks-entrypoint idling while its FEATURE is disabled (resident until it execs the daemon);
 //   - a raw-RESP prototype of the watchdog (bench/prototypes/resp_watchdog.ts: the same server,
 //     health logic and probes without npm:redis), to show what the redis client costs;
@@ -28,6 +29,7 @@ import { runtimeFlags } from "../src/build/runtime_flags.ts";
 import { toolArgv } from "../sandbox/harness/bin.ts";
 import { closedLoop, type LoadResult, openLoop, quantile } from "../sandbox/harness/http_load.ts";
 import {
+  cpuMs,
   type Footprint,
   footprint,
   maxFootprint,
@@ -73,6 +75,9 @@ const GOAL_FEATURE_PSS = 64;
 const work = await Deno.makeTempDir({ prefix: "ks-footprint-" });
 /** The Deno every variant runs: the ks tree's (its page cache is what the launchers map). */
 const TREE_DENO = join(TREE_DIR, "bin", "deno");
+/** The sidecar-manifest patcher: a pass every 5 s, measured over 30 s. */
+const SIDECAR_INTERVAL_S = 5;
+const SIDECAR_SECONDS = 30;
 
 /** How a variant starts a tool (startTool's options, env aside). */
 type Start = Omit<NonNullable<Parameters<typeof startTool>[2]>, "env">;
@@ -242,6 +247,86 @@ async function measurePatcher(start: Start, driftSeconds: number): Promise<Patch
       const peak = sampler.stop();
       latencies.sort((a, b) => a - b);
       return { idle, peak, repairs: latencies.length, p99: quantile(latencies, 0.99) };
+    } finally {
+      await p.stop();
+    }
+  } finally {
+    await sb.cleanup();
+  }
+}
+
+/** What the sidecar's loop costs with the host runtime in its manifest, per pass and idle. */
+interface SidecarFigures {
+  idle: Footprint;
+  files: number;
+  passes: number;
+  cpuPerPassMs: number;
+}
+
+/**
+ * ks-patcher's loop with the sidecar's manifest: the three host files plus the host runtime (the
+ * tree's Deno, every file of its bundle and the ks-stub launcher, ~95 MB in ~30 files), as
+ * ks-render lists it. A pass every `intervalS` seconds for `seconds`: the CPU per pass is what
+ * checking the host runtime costs the switch every interval; the footprint is read at the end.
+ */
+async function measureSidecarPatcher(
+  start: Start,
+  intervalS: number,
+  seconds: number,
+): Promise<SidecarFigures> {
+  const sb = await createPatcherSandbox({ extraRoots: ["/usr/local/lib/kubesonic"] });
+  try {
+    const doc = telemetryManifest();
+    const runtime = [
+      "bin/deno",
+      "bin/ks-stub",
+      ...[...Deno.readDirSync(join(TREE_DIR, "lib/ks"))].map((e) => `lib/ks/${e.name}`),
+    ];
+    for (const rel of runtime) {
+      const size = Deno.statSync(join(TREE_DIR, rel)).size;
+      (doc.files as unknown[]).push({
+        path: `/usr/local/lib/kubesonic/tree/${rel}`,
+        source: join(TREE_DIR, rel),
+        mode: rel.startsWith("bin/") ? "0755" : "0644",
+        ...(size > 1048576 ? { maxBytes: Math.ceil((size + 1) / 1048576) * 1048576 } : {}),
+      });
+    }
+    const manifest = await sb.writeManifest(doc, "manifest-kube.json");
+    const installed = sb.host("usr/local/lib/kubesonic/tree/bin/ks-stub");
+    const run = async () => {
+      const p = await startTool("ks-patcher", [
+        ...sb.cliArgs(manifest),
+        "--interval",
+        `${intervalS}s`,
+      ], {
+        ...start,
+        env: variantEnv(start, { PATH: sb.systemctl.path }),
+      });
+      await waitUntil(
+        () => {
+          try {
+            return Deno.statSync(installed).isFile;
+          } catch {
+            return false;
+          }
+        },
+        120_000,
+        "the sidecar patcher's first pass",
+      );
+      return p;
+    };
+    await (await run()).stop(); // warm-up, and the host runtime installed
+    const p = await run();
+    try {
+      // Passes at a steady state: the files installed a while ago, the first pass over.
+      await new Promise((r) => setTimeout(r, intervalS * 1000));
+      const c0 = cpuMs(p.pid);
+      const t0 = performance.now();
+      await new Promise((r) => setTimeout(r, seconds * 1000));
+      const used = cpuMs(p.pid) - c0;
+      const passes = Math.max(1, Math.round((performance.now() - t0) / (intervalS * 1000)));
+      const idle = await settledFootprint(p.pid, { minMs: 0 });
+      return { idle, files: (doc.files as unknown[]).length, passes, cpuPerPassMs: used / passes };
     } finally {
       await p.stop();
     }
@@ -428,6 +513,15 @@ try {
     idle: pt.idle,
     peak: pt.peak,
     note: `drift loop ${SECONDS} s: ${pt.repairs} repairs, p99 ${pt.p99.toFixed(1)} ms`,
+  });
+
+  const sidecar = await measureSidecarPatcher(SHIPPED, SIDECAR_INTERVAL_S, SIDECAR_SECONDS);
+  rows.push({
+    what: "ks-patcher loop as shipped, the sidecar's manifest (with the host runtime)",
+    idle: sidecar.idle,
+    note: `${sidecar.files} files; CPU per pass ${
+      sidecar.cpuPerPassMs.toFixed(0)
+    } ms (${sidecar.passes} passes, every ${SIDECAR_INTERVAL_S} s)`,
   });
 
   const wdDefaults = await measureWatchdog(DEFAULTS, redis.env, daemon);

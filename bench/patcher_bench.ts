@@ -8,6 +8,7 @@
 //
 // Run: deno run -A bench/patcher_bench.ts [--edits N] [--idle-seconds S]
 import { parseArgs } from "node:util";
+import { cpuMs } from "../sandbox/harness/memory.ts";
 import { waitUntil } from "../sandbox/harness/net.ts";
 import {
   createPatcherSandbox,
@@ -27,12 +28,6 @@ const IDLE_S = Number(values["idle-seconds"]);
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-}
-
-function cpuTicks(pid: number): number {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return Number(fields[11]) + Number(fields[12]); // utime + stime
 }
 
 function rssKiB(pid: number): number {
@@ -118,15 +113,14 @@ try {
   );
 
   await new Promise((r) => setTimeout(r, 500));
-  const hz = 100; // USER_HZ on Linux
-  const c0 = cpuTicks(child.pid);
+  const c0 = cpuMs(child.pid);
   const w0 = performance.now();
   await new Promise((r) => setTimeout(r, IDLE_S * 1000));
-  const cpuMs = ((cpuTicks(child.pid) - c0) / hz) * 1000;
+  const idleCpuMs = cpuMs(child.pid) - c0;
   const wallMs = performance.now() - w0;
   console.log(
-    `idle: ${(100 * cpuMs / wallMs).toFixed(3)} % CPU over ${IDLE_S} s (${
-      cpuMs.toFixed(0)
+    `idle: ${(100 * idleCpuMs / wallMs).toFixed(3)} % CPU over ${IDLE_S} s (${
+      idleCpuMs.toFixed(0)
     } ms CPU), ` +
       `RSS ${(rssKiB(child.pid) / 1024).toFixed(1)} MiB`,
   );

@@ -16,17 +16,11 @@ import {
   startTelemetryDaemon,
   type TelemetryDaemon,
 } from "../sandbox/harness/watchdog_target.ts";
+import { cpuMs } from "../sandbox/harness/memory.ts";
 import { runtimeFlags } from "../src/build/runtime_flags.ts";
 
 const RATE = Number(Deno.env.get("KS_BENCH_RATE") ?? 500);
 const SECONDS = Number(Deno.env.get("KS_BENCH_SECONDS") ?? 10);
-
-/** utime + stime of `pid` in ms (USER_HZ 100): the watchdog's CPU, robust to a loaded machine. */
-function cpuMs(pid: number): number {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
 
 function memory(pid: number): { rss: number; hwm: number } {
   const status = Deno.readTextFileSync(`/proc/${pid}/status`);

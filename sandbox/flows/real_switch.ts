@@ -146,16 +146,21 @@ export async function waitUnitOnStub(env: FlowEnv, unit = "telemetry"): Promise<
 }
 
 /**
+ * How long a step waits for a pod to start: at load 40 on two cores the first v2 pod (image
+ * unpack, three containers, the watchdog's first probes) was seen taking more than 120 s to turn
+ * Ready, and a step that waits for what a pod does once started waits as long.
+ */
+export const POD_START_MS = 240_000;
+
+/**
  * Waits until exactly one live pod of `stage` runs on the node and is Ready; returns it. `asic`
  * narrows the pods looked at: a number = that ASIC's instance (label `asic`), null = the pods of
  * no ASIC (the `<feature>` DaemonSet's), undefined = all of the feature's pods.
  */
-// 240 s by default: at load 40 on two cores the first v2 pod (image unpack, three containers, the
-// watchdog's first probes) was seen taking more than 120 s to turn Ready.
 export async function waitPodReady(
   env: FlowEnv,
   stage: string,
-  ms = 240_000,
+  ms = POD_START_MS,
   asic?: number | null,
 ): Promise<PodView> {
   let last: PodView[] = [];
@@ -727,7 +732,14 @@ export const FLOW_STEPS: FlowStep[] = [
         await render(env, "v2", { TELEMETRY_GROW_MB: "1000", TELEMETRY_GROW_RATE: "40" }),
         "v2",
       );
-      const over = await waitFor("ks-memory-checker exit 3", memCheck, (r) => r.code === 3, 60_000);
+      // Each wait includes a pod start (the leaky pod, its restart after back-off, the fixed
+      // pod's replacement): as long as waitPodReady allows one on a loaded machine.
+      const over = await waitFor(
+        "ks-memory-checker exit 3",
+        memCheck,
+        (r) => r.code === 3,
+        POD_START_MS,
+      );
       const oom = await waitFor(
         "telemetry OOMKilled (137) and restarted",
         () => podsOnNode(env),
@@ -737,7 +749,7 @@ export const FLOW_STEPS: FlowStep[] = [
             c && c.restarts >= 1 && c.lastExit === 137 && c.lastReason === "OOMKilled",
           );
         },
-        90_000,
+        POD_START_MS,
       );
       const c = oom.find((p) => !p.deleting)!.containers.telemetry;
       // It dies again and the kubelet backs off before the next start: the container is missing
@@ -746,19 +758,24 @@ export const FLOW_STEPS: FlowStep[] = [
         "ks-container-checker exit 3 naming telemetry",
         ctrCheck,
         (r) => r.code === 3 && r.stdout.includes("telemetry"),
-        90_000,
+        POD_START_MS,
       );
       const leaky = (await podsOnNode(env)).find((p) => !p.deleting)!;
       // Back to the v2 without the leak.
       await rollTo(env, await render(env, "v2"), "v2");
       const pod = await waitPodReady(env, "v2");
-      const back = await waitFor("ks-container-checker exit 0", ctrCheck, (r) => r.code === 0);
+      const back = await waitFor(
+        "ks-container-checker exit 0",
+        ctrCheck,
+        (r) => r.code === 0,
+        POD_START_MS,
+      );
       // The leaky pod's container lives on through its termination grace period.
       await waitFor(
         "ks-memory-checker exit 0 once the leaky pod is gone",
         memCheck,
         (r) => r.code === 0,
-        60_000,
+        POD_START_MS,
       );
       return `memory checker: "${over.stdout.trim()}"; lastState exit ${c.lastExit} ` +
         `${c.lastReason}; container checker during back-off: "${gone.stdout.trim()}"; ` +

@@ -1,8 +1,9 @@
-// What a process costs in memory, read from the kernel the way an operator would: RSS, PSS
+// What a process costs in memory (and CPU), read from the kernel the way an operator would: RSS, PSS
 // (resident pages divided by the number of processes mapping them: the fair share of a runtime file
 // that several tools map) and anonymous memory (the process's own heap, never shared) from
 // /proc/<pid>/smaps_rollup, plus VmHWM (the kernel's RSS high-water mark) from /proc/<pid>/status.
-// A sampler keeps the maximum of each while a load runs, since only RSS has a kernel peak.
+// A sampler keeps the maximum of each while a load runs, since only RSS has a kernel peak. The
+// CPU a process used so far (utime + stime) is the figure a loaded machine does not move.
 
 /** One process's memory, in MiB. */
 export interface Footprint {
@@ -18,6 +19,13 @@ const MIB = 1024;
 function field(text: string, key: string): number {
   const match = new RegExp(`^${key}:\\s*(\\d+) kB`, "m").exec(text);
   return match ? Number(match[1]) / MIB : 0;
+}
+
+/** utime + stime of `pid` so far, in ms (/proc/<pid>/stat, USER_HZ 100). */
+export function cpuMs(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 /** Reads `pid`'s footprint. Throws (NotFound) when the process is gone. */

@@ -70,6 +70,10 @@ export interface Stat {
   size: number;
   /** `<dev major>:<dev minor>:<ino>`: the file's identity. */
   id: string;
+  /** mtime and ctime to the nanosecond (`<sec>.<nsec>/<sec>.<nsec>`): changes on every write. */
+  times: string;
+  /** ctime in ms since the epoch (when the content or the inode last changed). */
+  ctimeMs: number;
 }
 
 const encoder = new TextEncoder();
@@ -145,6 +149,10 @@ function decodeStatx(buf: Uint8Array<ArrayBuffer>): Stat {
     gid: v.getUint32(24, true),
     size: Number(v.getBigUint64(40, true)),
     id: `${v.getUint32(136, true)}:${v.getUint32(140, true)}:${v.getBigUint64(32, true)}`,
+    // statx_timestamp { i64 tv_sec; u32 tv_nsec; }: stx_ctime at 96, stx_mtime at 112.
+    times: `${v.getBigInt64(112, true)}.${v.getUint32(120, true)}/` +
+      `${v.getBigInt64(96, true)}.${v.getUint32(104, true)}`,
+    ctimeMs: Number(v.getBigInt64(96, true)) * 1000 + Math.floor(v.getUint32(104, true) / 1e6),
   };
 }
 

@@ -26,6 +26,7 @@ import {
   writeAllFd,
 } from "./fd.ts";
 import { Sha256 } from "../patcher/hash.ts";
+import type { HashCache } from "./hash_cache.ts";
 import { MAPPED_FILE_WRITE } from "../page_cache.ts";
 
 /**
@@ -39,9 +40,15 @@ export interface Body {
   open?: () => number;
 }
 
-/** Bodies up to this size are held in memory; larger ones are streamed (1 MiB at a time). */
-export const IN_MEMORY_MAX = 8 * 1024 * 1024;
-const CHUNK = 1024 * 1024;
+/**
+ * Bodies up to this size are held in memory; larger ones are streamed, CHUNK at a time. Both are
+ * small on purpose: the sidecar's loop checks the host runtime (Deno and ~30 bundle files, up to
+ * 2 MB each) every interval, and bodies held plus 1 MiB read buffers kept its anonymous memory
+ * at ~30 MiB instead of ~15 (glibc raises its mmap threshold after a 1 MiB buffer is freed, and
+ * the next ones fragment its heap: docs/footprint.md).
+ */
+export const IN_MEMORY_MAX = 64 * 1024;
+const CHUNK = 64 * 1024;
 
 /** The bytes and metadata of a file; `content`/`body` are null when it does not exist. */
 export interface FileState {
@@ -110,18 +117,40 @@ export function openRegular(dir: number, name: string): number {
   return fd;
 }
 
+/** How readBody reads. */
+export interface ReadOptions {
+  /** Keep the bytes when the file is at most this large (default IN_MEMORY_MAX). */
+  keepMax?: number;
+  /** Refuse a file larger than this. */
+  limit?: number;
+  /** Give up at this time (ms since the epoch). */
+  deadline?: number;
+  /** The file, in errors. */
+  what?: string;
+  /** Remembered hashes: a file too large to keep is not read again while unchanged. */
+  hashes?: HashCache;
+}
+
 /**
  * Reads all of descriptor `fd` (a regular file), hashing as it goes. Keeps the bytes when the
  * total stays within `keepMax`. Throws when it exceeds `limit` bytes or `deadline` (ms epoch).
+ * With `hashes`, a file larger than `keepMax` that has not changed since it was last hashed is
+ * not read: its remembered hash is returned (src/host/hash_cache.ts says when that is safe).
  */
 export async function readBody(
   fd: number,
-  options: { keepMax?: number; limit?: number; deadline?: number; what?: string } = {},
+  options: ReadOptions = {},
 ): Promise<{ size: number; sha256: string; bytes: Uint8Array | null }> {
   const keepMax = options.keepMax ?? IN_MEMORY_MAX;
   const limit = options.limit ?? Number.MAX_SAFE_INTEGER;
+  const before = statFd(fd);
+  const hint = Math.max(before.size, 0);
+  if (options.hashes !== undefined && hint > keepMax && hint <= limit) {
+    const known = options.hashes.lookup(before);
+    if (known !== null) return { size: hint, sha256: known, bytes: null };
+  }
+  const readStart = Date.now();
   const hash = new Sha256();
-  const hint = Math.max(statFd(fd).size, 0);
   // Sized to the file (one read plus the one that sees the end), at most CHUNK at a time.
   const chunk = new Uint8Array(Math.min(hint + 1, CHUNK));
   let kept: Uint8Array | null = hint <= keepMax ? new Uint8Array(hint) : null;
@@ -152,7 +181,11 @@ export async function readBody(
     }
   }
   const bytes = kept === null ? null : kept.length === size ? kept : kept.slice(0, size);
-  return { size, sha256: hash.hex(), bytes };
+  const sha256 = hash.hex();
+  if (options.hashes !== undefined && bytes === null && size === hint) {
+    options.hashes.record(before, statFd(fd), readStart, sha256);
+  }
+  return { size, sha256, bytes };
 }
 
 const ABSENT: FileState = { content: null, body: null, mode: 0, uid: 0, gid: 0 };
@@ -162,7 +195,11 @@ const ABSENT: FileState = { content: null, body: null, mode: 0, uid: 0, gid: 0 }
  * small), SHA-256, mode and owner. Absent -> content and body null. Throws when it is a symlink
  * or not a regular file.
  */
-export async function readFileStateAt(dir: number | null, name: string): Promise<FileState> {
+export async function readFileStateAt(
+  dir: number | null,
+  name: string,
+  hashes?: HashCache,
+): Promise<FileState> {
   if (dir === null) return ABSENT;
   const info = statAt(dir, name);
   if (info === null) return ABSENT;
@@ -176,7 +213,7 @@ export async function readFileStateAt(dir: number | null, name: string): Promise
   }
   try {
     const meta = statFd(fd);
-    const read = await readBody(fd);
+    const read = await readBody(fd, { hashes });
     const body: Body = {
       ...read,
       open: read.bytes === null ? () => openRegular(dir, name) : undefined,

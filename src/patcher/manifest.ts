@@ -15,6 +15,7 @@ import {
   statFd,
 } from "../host/fd.ts";
 import { type Body, bytesBody, IN_MEMORY_MAX, readBody } from "../host/files.ts";
+import type { HashCache } from "../host/hash_cache.ts";
 import { splitHostPath } from "../host/paths.ts";
 import { type Action, parseAction } from "./actions.ts";
 
@@ -90,6 +91,8 @@ export const MAX_ID = 4294967294;
 export interface ManifestOptions {
   /** Size bound for each source and inline content unless the entry sets `maxBytes`. */
   maxSourceBytes?: number;
+  /** Remembered hashes of large sources (the loop's reloads do not read them again). */
+  hashes?: HashCache;
 }
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
@@ -214,7 +217,14 @@ export async function parseManifest(
       }
       body = bytesBody(bytes);
     } else {
-      body = await readSource(entry.source, `${at}.source`, baseDir, maxBytes, fail);
+      body = await readSource(
+        entry.source,
+        `${at}.source`,
+        baseDir,
+        maxBytes,
+        fail,
+        options.hashes,
+      );
     }
     const sha256 = body.sha256;
     if (entry.sha256 !== undefined) {
@@ -264,6 +274,7 @@ export async function parseManifest(
         baseDir,
         maxBytes,
         fail,
+        options.hashes,
       );
     }
     const actionsRaw = entry.actions ?? [];
@@ -314,6 +325,7 @@ async function readSource(
   baseDir: string,
   maxBytes: number,
   fail: (field: string, why: string) => never,
+  hashes: HashCache | undefined,
 ): Promise<Body> {
   if (typeof value !== "string" || value === "") return fail(field, "expected a file path");
   if (!plainText(value)) {
@@ -336,6 +348,7 @@ async function readSource(
       limit: maxBytes,
       deadline: Date.now() + sourceReadBudgetMs(size),
       what: path,
+      hashes,
     });
     // A large source is streamed again at write time and re-hashed there.
     return { ...read, open: read.bytes === null ? () => openPlainFile(path) : undefined };

@@ -18,6 +18,7 @@ import {
   sweepTempsAt,
   writeFileAtomicAt,
 } from "../host/files.ts";
+import { HashCache } from "../host/hash_cache.ts";
 import { HostPaths, type OpenedPath, PathSafetyError } from "../host/paths.ts";
 import { escapeText, type Logger } from "../log.ts";
 import { type Action, dedupeActions, parseAction, runAction } from "./actions.ts";
@@ -54,6 +55,8 @@ export interface PatcherContext {
   now?: () => number;
   /** The unlisted paths whose deferred release was already logged (one line, not one a pass). */
   deferredLogged?: Set<string>;
+  /** Hashes of large host files already read (an unchanged one is not read again). */
+  hashes: HashCache;
 }
 
 /** Builds a PatcherContext from its parts (state objects live under `stateDir`). */
@@ -70,6 +73,8 @@ export function createPatcherContext(options: {
   stormIntervalMs?: number;
   /** Test seam: the clock (default Date.now). */
   now?: () => number;
+  /** Shared with the manifest's loading (default: a cache of this context's own). */
+  hashes?: HashCache;
 }): PatcherContext {
   return {
     manifest: options.manifest,
@@ -81,6 +86,7 @@ export function createPatcherContext(options: {
     log: options.log,
     fault: options.fault,
     now: options.now,
+    hashes: options.hashes ?? new HashCache(),
     storm: options.stormIntervalMs === undefined
       ? undefined
       : new StormGuard(options.stormIntervalMs),
@@ -327,7 +333,7 @@ async function passWith(
     const where = resolved.get(file.path)!;
     try {
       if (!dryRun) sweepTempsAt(where.dirFd, where.base, manifest.feature);
-      const current = await readFileStateAt(where.dirFd, where.base);
+      const current = await readFileStateAt(where.dirFd, where.base, ctx.hashes);
       currents.set(file.path, current);
       let desired: Desired | null;
       if (manifest.mode === "kube") desired = { state: wanted(file), origin: "desired" };
@@ -632,7 +638,7 @@ async function release(
         }
         const backup = await ctx.backups.get(path);
         if (backup === null) {
-          const current = await readFileStateAt(where.dirFd, where.base);
+          const current = await readFileStateAt(where.dirFd, where.base, ctx.hashes);
           if (current.body !== null && current.body.sha256 === registry[path][feature].sha256) {
             fail(`${path}: release failed: no backup: cannot restore the original`, { path });
             continue;
@@ -646,7 +652,7 @@ async function release(
           await removeFileAt(where.dirFd, where.base);
           dirs.push(...backup.createdDirs ?? []);
         } else {
-          const current = await readFileStateAt(where.dirFd, where.base);
+          const current = await readFileStateAt(where.dirFd, where.base, ctx.hashes);
           const want = fromBackup(backup);
           if (
             !sameBody(current.body, want.body) || current.mode !== want.mode ||

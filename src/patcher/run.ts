@@ -9,6 +9,7 @@ import { fdUnavailable } from "../host/fd.ts";
 import { HostPaths } from "../host/paths.ts";
 import { escapeText, type Logger } from "../log.ts";
 import { sameBody } from "../host/files.ts";
+import { HashCache } from "../host/hash_cache.ts";
 import { loadManifest, type Manifest, ManifestError, type ManifestOptions } from "./manifest.ts";
 import {
   createPatcherContext,
@@ -82,7 +83,10 @@ export function formatResult(result: PassResult, output: "text" | "json"): strin
 export async function runPatcher(options: PatcherOptions): Promise<number> {
   let log = options.log;
   let ctx: PatcherContext;
-  const manifestOptions: ManifestOptions = { maxSourceBytes: options.maxSourceBytes };
+  // One cache of large files' hashes for the sources and the host files: a loop's pass reads
+  // again only what changed (src/host/hash_cache.ts).
+  const hashes = new HashCache();
+  const manifestOptions: ManifestOptions = { maxSourceBytes: options.maxSourceBytes, hashes };
   const noFd = fdUnavailable();
   if (noFd !== null) {
     // Without descriptor-relative calls there is no safe way to touch host files: no fallback.
@@ -102,6 +106,7 @@ export async function runPatcher(options: PatcherOptions): Promise<number> {
       log,
       staleClaimMs: options.staleClaimMs,
       stormIntervalMs: options.once || options.dryRun ? undefined : options.intervalMs,
+      hashes,
     });
   } catch (error) {
     log.error((error as Error).message.split("\n")[0]);
@@ -269,6 +274,7 @@ class PatcherLoop {
     try {
       const manifest = await loadManifest(this.#options.manifestPath, {
         maxSourceBytes: this.#options.maxSourceBytes,
+        hashes: this.#ctx.hashes,
       });
       if (!sameManifest(manifest, this.#ctx.manifest)) {
         if (manifest.feature !== this.#ctx.manifest.feature) {

@@ -1,8 +1,11 @@
 import assert from "node:assert/strict";
 import { reconcileOnce } from "../../src/patcher/reconcile.ts";
 import { BackupStore } from "../../src/patcher/backup.ts";
-import { InjectedCrash, type WritePoint } from "../../src/host/files.ts";
+import { IN_MEMORY_MAX, InjectedCrash, type WritePoint } from "../../src/host/files.ts";
+import { HashCache } from "../../src/host/hash_cache.ts";
+import { join } from "node:path";
 import {
+  createPatcherSandbox,
   DROPIN,
   KUBE_CHECKER,
   KUBE_LAUNCHER,
@@ -246,3 +249,41 @@ Deno.test("a rollback restores every original it can when one file has no backup
     );
     assert.deepEqual(Object.keys(await ctx.owners.read()), ["/usr/local/bin/telemetry.sh"]);
   }));
+
+Deno.test("a large managed file is not re-read while unchanged, and still repaired when rewritten to the same size and mtime", async () => {
+  const sb = await createPatcherSandbox({ extraRoots: ["/usr/local/lib/kubesonic"] });
+  try {
+    const size = IN_MEMORY_MAX * 4 + 3;
+    const want = new Uint8Array(size).fill(0x61);
+    await Deno.writeFile(join(sb.sidecarDir, "files/deno"), want);
+    const doc = telemetryManifest();
+    (doc.files as unknown[]).push({
+      path: "/usr/local/lib/kubesonic/t1/bin/deno",
+      source: "files/deno",
+      mode: "0755",
+      maxBytes: size + 1,
+    });
+    await sb.writeManifest(doc);
+    const hashes = new HashCache({ racyMs: 0 });
+    const ctx = await sb.context({ hashes });
+    const installed = sb.host("usr/local/lib/kubesonic/t1/bin/deno");
+    assert.ok((await reconcileOnce(ctx)).converged);
+    assert.deepEqual(await Deno.readFile(installed), want);
+    // The second pass hashes what the first installed; the third answers it from the cache.
+    for (let pass = 2; pass <= 3; pass++) assert.deepEqual((await reconcileOnce(ctx)).changed, []);
+    assert.equal(hashes.hits, 1, "the unchanged installed file was answered from the cache");
+    // Drift that keeps the size and (touch -r) the mtime to the nanosecond: ctime moves.
+    const times = join(sb.dir, "times");
+    const touch = (args: string[]) => new Deno.Command("touch", { args }).output();
+    assert.ok((await touch(["-r", installed, times])).success);
+    const file = await Deno.open(installed, { write: true });
+    await file.write(new Uint8Array(4096).fill(0x62));
+    file.close();
+    assert.ok((await touch(["-r", times, installed])).success);
+    const repaired = await reconcileOnce(ctx);
+    assert.deepEqual(repaired.changed, ["/usr/local/lib/kubesonic/t1/bin/deno"]);
+    assert.deepEqual(await Deno.readFile(installed), want);
+  } finally {
+    await sb.cleanup();
+  }
+});
