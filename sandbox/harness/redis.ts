@@ -5,7 +5,7 @@
 // `stop()`; `kill()` / `restart()` simulate a database crash and its return on the same socket.
 import { join } from "node:path";
 import { createClient } from "redis";
-import { freePort } from "./net.ts";
+import { freePort, waitUntil } from "./net.ts";
 
 /** FEATURE rows as a real single-ASIC switch carries them (the shape the design shows). */
 export const SWITCH_FEATURES: Record<string, Record<string, string>> = {
@@ -271,6 +271,20 @@ export async function startRedis(opts: RedisOptions = {}): Promise<RedisSandbox>
       if (handle.child) await sandbox.kill(ns);
       spawn(handle);
       await waitForSocket(handle.instance.socketPath, handle.child!);
+      // The socket is there before the dump is loaded; until then every command gets LOADING
+      // (seen on a loaded machine): back means serving.
+      await waitUntil(
+        async () => {
+          try {
+            return String(await (await clientFor(ns)).sendCommand(["PING"])) === "PONG";
+          } catch {
+            return false;
+          }
+        },
+        30_000,
+        `redis ${ns || "(main)"} serving again after its restart`,
+        20,
+      );
     },
     async stop() {
       if (stopped) return;

@@ -2,6 +2,7 @@
 // supervisord), real signals, and a real PID namespace for the PID 1 duties.
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { pathExists } from "../../src/path_exists.ts";
 import { type RedisSandbox, startRedis } from "../../sandbox/harness/redis.ts";
 import { runTool } from "../../sandbox/harness/bin.ts";
 import { freePort, waitForPort, waitUntil } from "../../sandbox/harness/net.ts";
@@ -157,9 +158,13 @@ Deno.test("--spawn follows FEATURE both ways: stops the daemon on disable, idles
 });
 
 Deno.test("exit codes reach the container runtime: the daemon's own code, 128+signal when killed, a trap's code after SIGTERM/HUP/INT (exec and --spawn)", async () => {
-  await withSandbox(async (redis, _dir, running) => {
+  await withSandbox(async (redis, dir, running) => {
+    // A script with a trap says when the trap is set (this file), and only then is it signalled:
+    // on a loaded machine a fixed pause was not always long enough.
+    const armed = join(dir, "armed");
     for (const mode of [[], ["--spawn"]]) {
       const run = async (script: string, signal?: Deno.Signal) => {
+        await Deno.remove(armed).catch(() => {});
         const ep = await startTool(TOOL, [
           "--feature",
           "telemetry",
@@ -174,7 +179,7 @@ Deno.test("exit codes reach the container runtime: the daemon's own code, 128+si
         running.push(ep);
         await ep.waitForLine(/daemon started|exec daemon/);
         if (signal) {
-          await new Promise((r) => setTimeout(r, 150)); // let sh install its trap
+          await waitUntil(() => pathExists(armed), 30_000, "the script's trap set");
           ep.child.kill(signal);
         }
         // Deno reports a death by signal as 128+signal, as a container runtime does.
@@ -185,9 +190,13 @@ Deno.test("exit codes reach the container runtime: the daemon's own code, 128+si
       assert.equal(await run("exit 0"), 0, m);
       assert.equal(await run("kill -KILL $$"), 137, m);
       assert.equal(await run("kill -SEGV $$"), 139, m);
-      assert.equal(await run("trap 'exit 42' TERM; sleep 30 & wait", "SIGTERM"), 42, m);
-      assert.equal(await run("trap 'exit 43' HUP; sleep 30 & wait", "SIGHUP"), 43, m);
-      assert.equal(await run("trap 'exit 44' INT; sleep 30 & wait", "SIGINT"), 44, m);
+      assert.equal(
+        await run(`trap 'exit 42' TERM; : > ${armed}; sleep 30 & wait`, "SIGTERM"),
+        42,
+        m,
+      );
+      assert.equal(await run(`trap 'exit 43' HUP; : > ${armed}; sleep 30 & wait`, "SIGHUP"), 43, m);
+      assert.equal(await run(`trap 'exit 44' INT; : > ${armed}; sleep 30 & wait`, "SIGINT"), 44, m);
     }
   });
 });
