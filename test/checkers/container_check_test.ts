@@ -287,14 +287,16 @@ Deno.test({
             for await (const c of l) conns.push(c);
           })();
           try {
+            // --timeout is also CONFIG_DB's: 3 s, so that on a loaded machine redis still
+            // answers within it and only the hung runtime runs out.
             const t0 = Date.now();
-            const r = await check(["--docker-socket", hung, "--timeout", "500ms"]);
-            assert.equal(r.code, 3);
+            const r = await check(["--docker-socket", hung, "--timeout", "3s"]);
+            assert.equal(r.code, 3, r.stdout + r.stderr);
             assert.match(
               r.stdout,
-              /^Container runtime docker is unreachable: .*no answer within 500 ms/,
+              /^Container runtime docker is unreachable: .*no answer within 3000 ms/,
             );
-            assert.ok(Date.now() - t0 < 10_000, "bounded by --timeout, not hung");
+            assert.ok(Date.now() - t0 < 30_000, "bounded by --timeout, not hung");
           } finally {
             l.close();
             for (const c of conns) c.close();
