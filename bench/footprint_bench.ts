@@ -26,6 +26,8 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { DENO_RUN_FLAGS, TREE_DIR } from "../src/build/tree.ts";
 import { runtimeFlags } from "../src/build/runtime_flags.ts";
+import { pathExists } from "../src/path_exists.ts";
+import { maxBytesFor } from "../src/render/host_files.ts";
 import { toolArgv } from "../sandbox/harness/bin.ts";
 import { closedLoop, type LoadResult, openLoop, quantile } from "../sandbox/harness/http_load.ts";
 import {
@@ -288,7 +290,7 @@ async function measureSidecarPatcher(
         path: `/usr/local/lib/kubesonic/tree/${rel}`,
         source: join(TREE_DIR, rel),
         mode: rel.startsWith("bin/") ? "0755" : "0644",
-        ...(size > 1048576 ? { maxBytes: Math.ceil((size + 1) / 1048576) * 1048576 } : {}),
+        ...(size > 1048576 ? { maxBytes: maxBytesFor(size) } : {}),
       });
     }
     const manifest = await sb.writeManifest(doc, "manifest-kube.json");
@@ -302,17 +304,7 @@ async function measureSidecarPatcher(
         ...start,
         env: variantEnv(start, { PATH: sb.systemctl.path }),
       });
-      await waitUntil(
-        () => {
-          try {
-            return Deno.statSync(installed).isFile;
-          } catch {
-            return false;
-          }
-        },
-        120_000,
-        "the sidecar patcher's first pass",
-      );
+      await waitUntil(() => pathExists(installed), 120_000, "the sidecar patcher's first pass");
       return p;
     };
     await (await run()).stop(); // warm-up, and the host runtime installed

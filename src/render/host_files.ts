@@ -75,7 +75,7 @@ export function hostToolLauncher(spec: FeatureSpec, tree: TreeIndex, tool: strin
 }
 
 /** Size bound for a source of `size` bytes: the next MiB up. */
-function maxBytesFor(size: number): number {
+export function maxBytesFor(size: number): number {
   return Math.ceil((size + 1) / 1048576) * 1048576;
 }
 
