@@ -38,6 +38,8 @@ Options:
   --bake D               watch each finished wave this long before the next (default 5m)
   --max-in-flight N      pods deleted and not yet Ready at once (default 10)
   --ready-timeout D      how long a new pod may take to be Ready (default 5m)
+  --restore-timeout D    how long a node moved back may take to be Ready on the previous
+                         revision (default: --ready-timeout, at least 5m)
   --min-ready D          how long it must then stay Ready to count (default 0s; like a
                          DaemonSet's minReadySeconds)
   --selector LABELS      only roll nodes matching this label selector
@@ -87,6 +89,7 @@ export async function main(args: string[]): Promise<void> {
         bake: { type: "string", default: "5m" },
         "max-in-flight": { type: "string", default: "10" },
         "ready-timeout": { type: "string", default: "5m" },
+        "restore-timeout": { type: "string" },
         "min-ready": { type: "string", default: "0s" },
         selector: { type: "string" },
         canary: { type: "string", multiple: true, default: [] },
@@ -161,6 +164,9 @@ export async function main(args: string[]): Promise<void> {
       budget: parseBudget(values["failure-budget"]),
       bakeMs: parseDuration(values.bake, "--bake"),
       readyTimeoutMs: parseDuration(values["ready-timeout"], "--ready-timeout"),
+      restoreTimeoutMs: values["restore-timeout"] === undefined
+        ? undefined
+        : parseDuration(values["restore-timeout"], "--restore-timeout"),
       minReadyMs: parseDuration(values["min-ready"], "--min-ready"),
       maxInFlight: positiveInt(values["max-in-flight"], "--max-in-flight"),
       selector: values.selector,

@@ -261,7 +261,8 @@ function stepBack(
   events: StepEvent[],
 ): void {
   const { now } = obs;
-  const { readyTimeoutMs, maxInFlight } = s.settings;
+  const { maxInFlight } = s.settings;
+  const restoreTimeoutMs = s.settings.restoreTimeoutMs ?? s.settings.readyTimeoutMs;
   const prev = s.previous.hash;
   const mark = (i: number, m: Mark) => (s.undo = setMark(s.undo, i, m));
 
@@ -275,7 +276,7 @@ function stepBack(
     const pod = byNode.get(node);
     const rec = s.inflight[node] ?? { uid: "", since: now };
     s.inflight[node] = rec;
-    const late = now - rec.since > readyTimeoutMs;
+    const late = now - rec.since > restoreTimeoutMs;
     if (pod && !pod.deleting && pod.hash === prev) {
       const health = podHealth(pod);
       if (health.state === "ready") {
@@ -287,13 +288,13 @@ function stepBack(
       if (health.state === "starting" && !late) continue;
       const reason = health.state === "failed"
         ? `previous revision failed too: ${health.reason}`
-        : `not Ready on the previous revision within ${seconds(readyTimeoutMs)}`;
+        : `not Ready on the previous revision within ${seconds(restoreTimeoutMs)}`;
       mark(i, "f");
       s.reasons[node] = s.reasons[node] ? `${s.reasons[node]}; ${reason}` : reason;
       delete s.inflight[node];
       events.push({ message: "node not restored", fields: { node, reason } });
     } else if (late) {
-      const reason = `not back on revision ${prev} within ${seconds(readyTimeoutMs)}`;
+      const reason = `not back on revision ${prev} within ${seconds(restoreTimeoutMs)}`;
       mark(i, "f");
       s.reasons[node] = s.reasons[node] ? `${s.reasons[node]}; ${reason}` : reason;
       delete s.inflight[node];

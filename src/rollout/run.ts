@@ -36,6 +36,9 @@ import {
 import { orderNodes, waveCounts, waveNodes, type WaveSpec } from "./waves.ts";
 
 /** Exit codes of ks-rollout (also in its --help). */
+/** The least time a node moved back gets to be Ready again, unless --restore-timeout says less. */
+export const RESTORE_TIMEOUT_MIN_MS = 5 * 60_000;
+
 export const EXIT = {
   done: 0,
   error: 1,
@@ -56,6 +59,11 @@ export interface RolloutOptions {
   budget: Budget;
   bakeMs: number;
   readyTimeoutMs: number;
+  /**
+   * How long a node moved back may take to be Ready on the previous revision (default: the
+   * ready timeout, at least RESTORE_TIMEOUT_MIN_MS): a slow restore is not a failed one.
+   */
+  restoreTimeoutMs?: number;
   /** How long a new pod must stay Ready before its node counts as done. */
   minReadyMs?: number;
   maxInFlight: number;
@@ -258,6 +266,8 @@ async function claim(cluster: RolloutCluster, opts: RolloutOptions, me: string):
         budget: formatBudget(opts.budget),
         bakeMs: opts.bakeMs,
         readyTimeoutMs: opts.readyTimeoutMs,
+        restoreTimeoutMs: opts.restoreTimeoutMs ??
+          Math.max(opts.readyTimeoutMs, RESTORE_TIMEOUT_MIN_MS),
         maxInFlight: opts.maxInFlight,
         minReadyMs: opts.minReadyMs ?? 0,
       },

@@ -36,6 +36,8 @@ export interface RolloutSettings {
   maxInFlight: number;
   /** How long a new pod must stay Ready before its node counts as done (absent = 0). */
   minReadyMs?: number;
+  /** How long a node moved back may take to be Ready on the previous revision (absent = readyTimeoutMs). */
+  restoreTimeoutMs?: number;
 }
 
 /** The whole recorded state of one rollout. */

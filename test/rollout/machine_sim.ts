@@ -12,6 +12,8 @@ export interface SimOptions {
   healthy?: (node: string, hash: string) => boolean;
   /** Steps until a new pod is Ready. */
   readyAfter?: number;
+  /** Steps until a new pod of the previous revision ("old") is Ready (default readyAfter). */
+  oldReadyAfter?: number;
 }
 
 export class FleetSim {
@@ -25,10 +27,12 @@ export class FleetSim {
   #tick = 0;
   readonly healthy: (node: string, hash: string) => boolean;
   readonly readyAfter: number;
+  readonly oldReadyAfter: number;
 
   constructor(readonly opts: SimOptions) {
     this.healthy = opts.healthy ?? (() => true);
     this.readyAfter = opts.readyAfter ?? 1;
+    this.oldReadyAfter = opts.oldReadyAfter ?? this.readyAfter;
     for (let i = 0; i < opts.nodes; i++) {
       const node = `sw${String(i).padStart(3, "0")}`;
       this.#create(node);
@@ -74,7 +78,8 @@ export class FleetSim {
     this.#tick++;
     for (const pod of this.pods.values()) {
       const age = this.#tick - (this.#born.get(pod.uid) ?? 0);
-      if (!pod.ready && age >= this.readyAfter && this.healthy(pod.node, pod.hash)) {
+      const after = pod.hash === "old" ? this.oldReadyAfter : this.readyAfter;
+      if (!pod.ready && age >= after && this.healthy(pod.node, pod.hash)) {
         pod.ready = true;
       }
     }

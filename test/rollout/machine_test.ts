@@ -69,6 +69,18 @@ Deno.test("machine: a revision that is never Ready stops in the canary wave and 
   assert.ok(sim.observe().every((p) => p.hash === "old" && p.ready));
 });
 
+Deno.test("machine: a restore slower than --ready-timeout still counts within --restore-timeout", () => {
+  // The new revision is never Ready (3 s bound); the previous one takes 6 steps to come back.
+  const slow = () => new FleetSim({ nodes: 4, healthy: (_n, h) => h !== "new", oldReadyAfter: 6 });
+  const bounded = drive(slow(), freshState(slow().nodes, [1, 4], { readyTimeoutMs: 3000 }));
+  assert.equal(bounded.state.phase, "rollback-failed", "without a restore bound, the ready bound");
+  assert.match(bounded.state.reasons.sw000 ?? "", /not Ready on the previous revision within 3s/);
+  const settings = { readyTimeoutMs: 3000, restoreTimeoutMs: 20_000 };
+  const run = drive(slow(), freshState(slow().nodes, [1, 4], settings));
+  assert.equal(run.state.phase, "rolled-back");
+  assert.equal(run.state.undo, "d...");
+});
+
 Deno.test("machine: 5% bad nodes stop the first wave past the budget; never more on it than the wave", () => {
   // 100 nodes, 5 bad ones; with waves 1,10,50,100 and 2% the wave holding a bad node stops.
   const bad = new Set(["sw007", "sw031", "sw048", "sw066", "sw090"]);
