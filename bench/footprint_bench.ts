@@ -396,18 +396,27 @@ async function realSwitch(): Promise<void> {
       >();
       const podFeature = new Map<string, string>();
       const found: { pid: number; tool: string; feature?: string; pod?: string; cg: string }[] = [];
+      // The processes of the features' units (the launcher and what it runs: a resident ks-stub
+      // wait, or the tail that watches the container after wait handed off).
+      const inUnits: { pid: number; unit: string; cmd: string[] }[] = [];
       for (const entry of Deno.readDirSync("/proc")) {
         if (!/^\d+$/.test(entry.name)) continue;
         let cmd: string[];
         let cg: string;
+        let cgroups: string;
         try {
-          cmd = Deno.readTextFileSync(`/proc/${entry.name}/cgroup`).includes(sw.cgroup)
+          cgroups = Deno.readTextFileSync(`/proc/${entry.name}/cgroup`);
+          cmd = cgroups.includes(sw.cgroup)
             ? Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).split("\0")
             : [];
-          cg = /:memory:(.*)/.exec(Deno.readTextFileSync(`/proc/${entry.name}/cgroup`))?.[1] ?? "";
+          cg = /:memory:(.*)/.exec(cgroups)?.[1] ?? "";
         } catch {
           continue;
         }
+        const unit = cmd.length
+          ? /\/system\.slice\/([\w@.-]+)\.service/.exec(cgroups)?.[1]
+          : undefined;
+        if (unit) inUnits.push({ pid: Number(entry.name), unit, cmd });
         const script = cmd.find((a) => /\/ks-[a-z-]+\.js$/.test(a));
         if (!script) continue;
         const tool = /(ks-[a-z-]+)\.js$/.exec(script)![1];
@@ -417,6 +426,14 @@ async function realSwitch(): Promise<void> {
         const pod = /(.*\/pod[0-9a-f_-]+)/.exec(cg)?.[1];
         if (pod && feature) podFeature.set(pod, feature);
         found.push({ pid: Number(entry.name), tool, feature, pod, cg });
+      }
+      const features = new Set(found.map((p) => p.feature).filter((f) => f !== undefined));
+      for (const u of inUnits) {
+        const feature = u.unit.replace(/@.*$/, "");
+        if (!features.has(feature) || found.some((p) => p.pid === u.pid)) continue;
+        const tool = [u.cmd[0].split("/").at(-1), u.cmd[1]?.split("/").at(-1)]
+          .filter(Boolean).join(" ").slice(0, 40);
+        found.push({ pid: u.pid, tool, feature, cg: "" });
       }
       for (const p of found) {
         const feature = p.feature ?? (p.pod ? podFeature.get(p.pod) : undefined) ?? "(unknown)";

@@ -46,6 +46,11 @@ Options:
   --grace D        wait: how long the node may run only the v1 pod before wait returns (default ${
   DEFAULT_GRACE_MS / 1000
 }s)
+  --hand-off       wait: while the pod's container runs on this node, print its process and
+                   the pod ("<pid> <pod name>/<pod uid>") and exit 0; the unit's launcher
+                   watches that process and runs wait again with --following when it ends
+                   (no Deno resident meanwhile)
+  --following P    wait: the pod ("<pod name>/<pod uid>") a previous --hand-off named
   --output F       status output: text (default) or json
   --help, --version
 
@@ -80,11 +85,25 @@ export async function main(args: string[]): Promise<void> {
         namespace: { type: "string" },
         timeout: { type: "string" },
         grace: { type: "string" },
+        "hand-off": { type: "boolean", default: false },
+        following: { type: "string" },
         output: { type: "string", default: "text" },
       },
     }, args);
     if (positionals.length > 3) {
       throw new UsageError(`unexpected argument "${positionals[3]}"`);
+    }
+    const pod = values.following === undefined
+      ? undefined
+      : /^([a-z0-9][a-z0-9.-]{0,252})\/([0-9a-zA-Z-]{1,64})$/.exec(values.following);
+    if (values.following !== undefined && !pod) {
+      throw new UsageError(
+        `--following: ${JSON.stringify(values.following)} is not <pod name>/<pod uid>`,
+      );
+    }
+    const following = pod ? { name: pod[1], uid: pod[2] } : undefined;
+    if ((values["hand-off"] || following !== undefined) && positionals[1] !== "wait") {
+      throw new UsageError("--hand-off and --following are options of wait");
     }
     const output = values.output;
     if (output !== "text" && output !== "json") {
@@ -111,6 +130,8 @@ export async function main(args: string[]): Promise<void> {
         ? undefined
         : parseDuration(values.timeout, "--timeout"),
       graceMs: values.grace === undefined ? undefined : parseDuration(values.grace, "--grace"),
+      handOff: values["hand-off"],
+      following,
       output,
       signal: stopping.signal,
     });

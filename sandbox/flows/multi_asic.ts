@@ -25,10 +25,12 @@ import {
   kubectlOk,
   launcher,
   nativeContainer,
+  onStub,
   podsOnNode,
   type RenderVariant,
   renderVersion,
   statusCode,
+  unitProcesses,
   unitState,
   waitFor,
   waitPodReady,
@@ -345,8 +347,11 @@ export const MULTI_ASIC_STEPS: FlowStep[] = [
         );
         await waitFor(
           `${unit} active on the stub`,
-          () => mainCommand(env.sw, unit),
-          (c) => c.includes("ks-stub") && c.endsWith(`wait ${asic}`),
+          async () => {
+            const procs = await unitProcesses(env.sw, unit);
+            return `${onStub(procs) ? "on the stub" : "not"}: ${procs.join(" | ")}`;
+          },
+          (c) => c.startsWith("on the stub") && c.includes(`wait ${asic}`),
         );
         const owner = await waitFor(
           `ASIC ${asic}'s daemon on ${asicPort(asic)} from the pod`,

@@ -128,20 +128,53 @@ export async function podsOnNode(env: FlowEnv, feature = "telemetry"): Promise<P
 }
 
 /**
- * Waits until telemetry.service is active with ks-stub as its main process: systemd's forked
- * child is "(metry.sh)" until it execs the launcher, which execs ks-stub, and right after a v2
- * install the unit may still be active on the native launcher the patcher is about to restart.
+ * The command lines of a unit's processes (its cgroup's, cgroup v1 or v2), words space-joined,
+ * the main process first.
+ */
+export async function unitProcesses(sw: SwitchNode, unit: string): Promise<string[]> {
+  const r = await sw.exec([
+    "sh",
+    "-c",
+    'cg=$(systemctl show -p ControlGroup --value "$1"); main=$(systemctl show -p MainPID --value "$1")\n' +
+    'for f in "/sys/fs/cgroup/systemd$cg/cgroup.procs" "/sys/fs/cgroup$cg/cgroup.procs"; do\n' +
+    '  [ -n "$cg" ] && [ -f "$f" ] || continue\n' +
+    '  for p in $main $(grep -vx "$main" "$f"); do\n' +
+    "    [ -r /proc/$p/cmdline ] && tr '\\0' ' ' < /proc/$p/cmdline && echo\n" +
+    "  done\n" +
+    "  break\n" +
+    "done",
+    "sh",
+    `${unit}.service`,
+  ]);
+  return r.stdout.split("\n").map((l) => l.trim()).filter(Boolean);
+}
+
+/**
+ * Whether a unit's processes are the stub's: its launcher with a resident `ks-stub … wait`, or,
+ * once wait handed off, the launcher with the `tail --pid=` that watches the container's process.
+ */
+export function onStub(procs: string[]): boolean {
+  return procs.some((c) => c.includes("ks-stub") && /\bwait\b/.test(c)) ||
+    procs.some((c) => /^(\S*\/)?tail --pid=\d+ /.test(c));
+}
+
+/**
+ * Waits until telemetry.service is active on the stub (onStub): systemd's forked child is
+ * "(metry.sh)" until it execs the launcher, and right after a v2 install the unit may still be
+ * active on the native launcher (`docker wait`) the patcher is about to restart.
  */
 export async function waitUnitOnStub(env: FlowEnv, unit = "telemetry"): Promise<string> {
   return await waitFor(
-    `${unit}.service active, its main process ks-stub`,
+    `${unit}.service active on the stub (ks-stub wait, or the launcher's tail after the hand-off)`,
     async () => {
       const u = await unitState(env.sw, unit);
       const running = u.ActiveState === "active" && u.SubState === "running";
-      const cmd = running ? (await env.sw.exec(["cat", `/proc/${u.MainPID}/cmdline`])).stdout : "";
-      return `${u.ActiveState}/${u.SubState} main process ${cmd.replaceAll("\0", " ")}`;
+      const procs = running ? await unitProcesses(env.sw, unit) : [];
+      return `${u.ActiveState}/${u.SubState}${onStub(procs) ? " on the stub" : ""}: ${
+        procs.join(" | ")
+      }`;
     },
-    (s) => s.startsWith("active/running") && s.includes("ks-stub"),
+    (s) => s.startsWith("active/running on the stub"),
   );
 }
 

@@ -274,10 +274,12 @@ mv "$WORK/ks-tools-next.tar" "$OUT/images/later/"
 mv "$WORK/switch.tar" "$OUT/"
 ls -la "$OUT" "$OUT/images" >&2
 # Keep the cache bounded: the three most recently used image sets stay, and so does any set used in
-# the last six hours (another checkout's run may be booting switches from it); older ones go.
+# the last six hours (another checkout's run may be booting switches from it); older ones go. A
+# work.<pid> directory is another build in progress (its switch.tar may already be there), never a
+# set: pruning it made a parallel run's build fail at its final mv.
 touch "$OUT/last-used"
 for old in $(ls -1dt "$CACHE"/switch/*/last-used "$CACHE"/switch/*/switch.tar 2>/dev/null |
-  xargs -r -n1 dirname | awk '!seen[$0]++' | tail -n +4); do
+  xargs -r -n1 dirname | grep -v '/work\.[0-9]*$' | awk '!seen[$0]++' | tail -n +4); do
   [ -n "$(find "$old" -maxdepth 1 -name last-used -mmin -360)" ] && continue
   log "pruning old image set $old"
   rm -rf "$old"

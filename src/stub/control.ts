@@ -2,7 +2,9 @@
 // pod runs), stop (delete the pod so the DaemonSet controller recreates it at once and the new
 // container reads FEATURE again; without the API server, stop the container through the runtime
 // so the kubelet starts it again), restart (stop, then start) and wait (block while this node has
-// the feature's instance, through API outages and node leaves). Every verb but wait is bounded.
+// the feature's instance, through API outages and node leaves; or, while its container runs,
+// hand the watch on that container's process to the unit's launcher). Every verb but wait is
+// bounded.
 import type { LogFields, Logger } from "../log.ts";
 import { type PodApi, StubApiError } from "./api.ts";
 import { hasFeatureContainer, pickPod, type Pod, type PodSummary, summarizePod } from "./pod.ts";
@@ -538,6 +540,42 @@ export interface WaitOptions {
   relistEveryMs?: number;
   /** How often the runtime is checked while the API server is unreachable (ms). */
   runtimeCheckMs?: number;
+  /**
+   * Hand the wait to the caller (the unit's launcher) while the followed pod's container runs on
+   * this node: wait then calls this with the container's process and returns 0, and the launcher
+   * watches that process (no resident Deno) and runs wait again, with `following`, when it ends.
+   * Undefined: wait stays resident (no hand-off).
+   */
+  handOff?: (to: HandOff) => void;
+  /** The pod a previous wait handed off on (its container's process has ended since). */
+  following?: { name: string; uid: string };
+  /** How long a followed pod's container must run before the hand-off (ms; tests shorten it). */
+  handOffAfterMs?: number;
+}
+
+/** What wait hands to the launcher: the process to watch, and the pod it belongs to. */
+export interface HandOff {
+  pid: number;
+  podUid: string;
+  podName: string;
+}
+
+/** Default of WaitOptions.handOffAfterMs: a pod's events of one change settle within it. */
+export const HAND_OFF_AFTER_MS = 2000;
+/** How often a hand-off that found no process yet (the runtime behind the API) is tried again. */
+const HAND_OFF_RETRY_MS = 5000;
+
+/**
+ * Whether `pid` is still the init process of container `id`: the process exists and its cgroup
+ * path names the container (containerd's `cri-containerd-<id>.scope` or `/<id>`, Docker's
+ * `docker-<id>.scope` or `/docker/<id>`). A process that ended, or a PID reused since, is not.
+ */
+export async function isContainerProcess(pid: number, id: string): Promise<boolean> {
+  try {
+    return (await Deno.readTextFile(`/proc/${pid}/cgroup`)).includes(id);
+  } catch {
+    return false;
+  }
 }
 
 /** The pod label selector of everything the feature runs on this node (v1 pods included). */
@@ -557,7 +595,8 @@ function allStagesQuery(target: StubTarget) {
  * leaves (no pod: "waiting for this node's instance" until the DaemonSet's pod comes back). It
  * returns 0 only when the instance is gone for good — the node runs the feature's v1
  * (sidecar-only) pod and no feature pod for `graceMs`, i.e. the feature went back to its native
- * launcher on this node — or on SIGTERM.
+ * launcher on this node — or on SIGTERM. With `opts.handOff` it also returns 0 once the followed
+ * pod's container has run for handOffAfterMs (API server reachable), naming its process.
  */
 export async function wait(ctx: StubContext, opts: WaitOptions): Promise<number> {
   const { target, log } = ctx;
@@ -565,12 +604,14 @@ export async function wait(ctx: StubContext, opts: WaitOptions): Promise<number>
   const gone = new AbortController();
   let goneTimer: ReturnType<typeof setTimeout> | undefined;
   let noPodTimer: ReturnType<typeof setTimeout> | undefined;
-  let following: string | undefined;
+  let following: string | undefined = opts.following?.uid;
   let state: "following" | "no-pod" | "v1" | undefined;
+  let handedOff: HandOff | undefined;
+  let handOffFor: string | undefined;
   let goneSince: number | undefined;
   let apiDown = false;
   let absentSince: number | undefined;
-  let followingName: string | undefined;
+  let followingName: string | undefined = opts.following?.name;
   // What systemctl status shows (STATUS=), refreshed on every change.
   const view: WaitView = {
     name: targetName(target),
@@ -586,6 +627,38 @@ export async function wait(ctx: StubContext, opts: WaitOptions): Promise<number>
       if (apiDown) refresh();
     })
     : undefined;
+  const handOff = ctx.runtime && opts.handOff ? opts.handOff : undefined;
+  let handingOff: Promise<void> | undefined;
+  /**
+   * Once the followed pod's container has run for handOffAfterMs, finds its process through the
+   * runtime and ends the tracking with it, unless anything changed meanwhile (another pod, the API
+   * server gone, the container not running).
+   */
+  const tryHandOff = async (uid: string, podName: string) => {
+    const still = () =>
+      !stopAll.aborted && following === uid && state === "following" && !apiDown &&
+      view.pod?.container === "running";
+    await sleep(opts.handOffAfterMs ?? HAND_OFF_AFTER_MS, stopAll);
+    while (still()) {
+      try {
+        const local = (await ctx.runtime!.instances(target)).find((i) =>
+          i.pod.uid === uid && i.container?.state === "running"
+        );
+        const id = local?.container?.id;
+        const pid = id ? await ctx.runtime!.containerPid(id) : undefined;
+        if (id && pid && still() && await isContainerProcess(pid, id)) {
+          handedOff = { pid, podUid: uid, podName };
+          gone.abort();
+          return;
+        }
+        log.debug("no process to hand the wait to yet", { pod: podName, container: id ?? "" });
+      } catch (error) {
+        log.debug("hand-off: the runtime did not answer", { error: errorText(error) });
+      }
+      await sleep(HAND_OFF_RETRY_MS, stopAll);
+    }
+    if (handOffFor === uid) handOffFor = undefined;
+  };
   const result = await trackPods(api, allStagesQuery(target), log, {
     signal: stopAll,
     watchTimeoutSeconds: opts.watchTimeoutSeconds,
@@ -636,8 +709,17 @@ export async function wait(ctx: StubContext, opts: WaitOptions): Promise<number>
             { pod: pod.metadata.name },
           );
           following = pod.metadata.uid;
+        } else if (state === undefined && opts.following) {
+          log.info("the container's process ended; following the pod again", {
+            pod: pod.metadata.name,
+            container: summary.container,
+          });
         }
         state = "following";
+        if (handOff && summary.running && !summary.terminating && handOffFor !== following) {
+          handOffFor = following;
+          handingOff = tryHandOff(following, pod.metadata.name);
+        }
         return false;
       }
       view.pod = undefined;
@@ -688,7 +770,18 @@ export async function wait(ctx: StubContext, opts: WaitOptions): Promise<number>
   if (goneTimer !== undefined) clearTimeout(goneTimer);
   if (noPodTimer !== undefined) clearTimeout(noPodTimer);
   await checker;
-  if (result === "done" || gone.signal.aborted) {
+  await handingOff;
+  if (handedOff && handOff && !opts.signal.aborted) {
+    view.pod = view.pod && { ...view.pod, pid: handedOff.pid };
+    refresh();
+    log.info(
+      "the container runs: the launcher watches its process and runs wait again when it ends",
+      { pod: handedOff.podName, pid: handedOff.pid },
+    );
+    handOff(handedOff);
+    return 0;
+  }
+  if (!handedOff && (result === "done" || gone.signal.aborted)) {
     log.info(
       "the pod is gone; returning so systemd sees the service end: the feature runs as v1 on this node",
       {

@@ -57,6 +57,13 @@ export interface StubOptions {
   timeoutMs?: number;
   /** `wait` only: see DEFAULT_GRACE_MS. */
   graceMs?: number;
+  /**
+   * `wait` only: hand the wait to the launcher while the container runs (prints
+   * `<pid> <pod name>/<pod uid>` on stdout and returns 0; see WaitOptions.handOff).
+   */
+  handOff?: boolean;
+  /** `wait` only: the pod a previous wait handed off on. */
+  following?: { name: string; uid: string };
   output: "text" | "json";
   /** Ends `wait` (systemd's SIGTERM); the bin wires signals to it. */
   signal?: AbortSignal;
@@ -155,6 +162,10 @@ export async function run(opts: StubOptions): Promise<number> {
         return await wait(ctx, {
           signal: opts.signal ?? new AbortController().signal,
           graceMs: opts.graceMs ?? DEFAULT_GRACE_MS,
+          following: opts.following,
+          handOff: opts.handOff
+            ? (h) => console.log(`${h.pid} ${h.podName}/${h.podUid}`)
+            : undefined,
         });
       default:
         throw new UsageError(`unknown verb "${verb}"`);

@@ -60,6 +60,8 @@ export interface NodeRuntime {
    * RUNTIME_STOP_MARGIN_S longer); the kubelet starts it again.
    */
   stopContainer(id: string, graceSeconds: number): Promise<void>;
+  /** The host PID of a running container's init process; undefined when the runtime has none. */
+  containerPid(id: string): Promise<number | undefined>;
   close(): void;
 }
 
@@ -207,6 +209,10 @@ export function criRuntime(socket: string, timeoutMs: number): NodeRuntime {
     async stopContainer(id, graceSeconds) {
       await client.stopContainer(id, graceSeconds, RUNTIME_STOP_MARGIN_S * 1000);
     },
+    async containerPid(id) {
+      const status = await client.containerStatus(id);
+      return status.state === "running" ? status.pid : undefined;
+    },
     close: () => client.close(),
   };
 }
@@ -262,6 +268,10 @@ export function dockerRuntime(socket: string, timeoutMs: number): NodeRuntime {
     },
     async stopContainer(id, graceSeconds) {
       await client.stop(id, graceSeconds, RUNTIME_STOP_MARGIN_S * 1000);
+    },
+    async containerPid(id) {
+      const found = await client.inspect(id);
+      return found?.running && found.pid > 0 ? found.pid : undefined;
     },
     close: () => client.close(),
   };

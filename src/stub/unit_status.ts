@@ -10,7 +10,14 @@ export interface WaitView {
   namespace: string;
   node: string;
   /** The pod being followed (API server reachable). */
-  pod?: { name: string; phase: string; container: string; terminating?: boolean };
+  pod?: {
+    name: string;
+    phase: string;
+    container: string;
+    terminating?: boolean;
+    /** Wait handed off: the launcher watches this process of the container. */
+    pid?: number;
+  };
   /** The followed pod just went; its replacement is expected within the grace. */
   lostPod?: string;
   /** No feature pod on this node for longer than the grace (a leave), since (ms epoch). */
@@ -48,9 +55,9 @@ export function waitStatusText(view: WaitView): string {
     return `${api}, container runtime unreachable too`;
   }
   if (view.pod) {
-    const { name: pod, phase, container, terminating } = view.pod;
+    const { name: pod, phase, container, terminating, pid } = view.pod;
     return `pod ${namespace}/${pod} on node ${node}: ${phase}, container ${container}` +
-      (terminating ? ", terminating" : "");
+      (terminating ? ", terminating" : "") + (pid ? ` (pid ${pid})` : "");
   }
   if (view.v1Since !== undefined) {
     return `only ${name}'s v1 pod on node ${node} since ${isoSecond(view.v1Since)}: ending ${

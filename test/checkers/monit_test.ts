@@ -197,7 +197,7 @@ Deno.test({
           );
           await waitUntil(
             async () => (await Deno.readTextFile(restarts).catch(() => "")).includes("telemetry"),
-            5000,
+            30_000,
             "restart_service to be executed",
           );
           const status = await m.status("container_memory_telemetry");

@@ -102,7 +102,11 @@ Deno.test("stays idle for every off value (disabled, always_disabled, missing ro
       }
       assert.equal(ep.lines.filter((l) => IDLE.test(l)).length, 1, "one log line per state change");
       await redis.setFeatureState("telemetry", "enabled");
-      await waitUntil(async () => (await readMarker(marker)) !== undefined, 5000, "daemon started");
+      await waitUntil(
+        async () => (await readMarker(marker)) !== undefined,
+        30_000,
+        "daemon started",
+      );
       assert.equal(
         await readMarker(marker),
         String(ep.pid),
@@ -143,7 +147,7 @@ Deno.test("--spawn follows FEATURE both ways: stops the daemon on disable, idles
     await redis.setFeatureState("telemetry", "enabled");
     const marker = join(dir, "m");
     const ep = await startOnMarker(redis, running, marker, ["--spawn"]);
-    await waitUntil(async () => (await readMarker(marker)) !== undefined, 10_000, "first start");
+    await waitUntil(async () => (await readMarker(marker)) !== undefined, 30_000, "first start");
     const first = Number(await readMarker(marker));
     assert.notEqual(first, ep.pid, "spawn: a child, not the entrypoint itself");
     await Deno.remove(marker);
@@ -151,7 +155,7 @@ Deno.test("--spawn follows FEATURE both ways: stops the daemon on disable, idles
     await ep.waitForLine(/daemon stopped; idle until FEATURE is on again/);
     assert.equal(processExists(first), false, "the daemon was stopped and reaped");
     await redis.setFeatureState("telemetry", "always_enabled");
-    await waitUntil(async () => (await readMarker(marker)) !== undefined, 5000, "second start");
+    await waitUntil(async () => (await readMarker(marker)) !== undefined, 30_000, "second start");
     assert.notEqual(Number(await readMarker(marker)), first);
     assert.equal((await ep.stop()).code, 143, "SIGTERM forwarded; sleep dies of it: 128+15");
   });
@@ -234,7 +238,7 @@ Deno.test("redis unreachable at start: says so once, keeps waiting, starts the d
     await redis.kill();
     const marker = join(dir, "m");
     const ep = await startOnMarker(redis, running, marker);
-    await ep.waitForLine(/CONFIG_DB not reachable yet; waiting/, 5000);
+    await ep.waitForLine(/CONFIG_DB not reachable yet; waiting/, 30_000);
     await new Promise((r) => setTimeout(r, 1500));
     assert.equal(processExists(ep.pid), true, "never exits while redis is down");
     assert.equal(
@@ -243,9 +247,9 @@ Deno.test("redis unreachable at start: says so once, keeps waiting, starts the d
       ep.lines.join("\n"),
     );
     await redis.restart();
-    await ep.waitForLine(IDLE, 5000);
+    await ep.waitForLine(IDLE, 30_000);
     await redis.setFeatureState("telemetry", "enabled");
-    await waitUntil(async () => (await readMarker(marker)) !== undefined, 5000, "daemon started");
+    await waitUntil(async () => (await readMarker(marker)) !== undefined, 30_000, "daemon started");
   });
 });
 
@@ -260,7 +264,7 @@ Deno.test("redis restart while idle: keeps the state, picks up an enable made wh
     assert.equal(await readMarker(marker), undefined);
     await redis.restart();
     await redis.setFeatureState("telemetry", "enabled");
-    await waitUntil(async () => (await readMarker(marker)) !== undefined, 5000, "daemon started");
+    await waitUntil(async () => (await readMarker(marker)) !== undefined, 30_000, "daemon started");
     assert.equal(await readMarker(marker), String(ep.pid));
   });
 });
@@ -270,14 +274,14 @@ Deno.test("--spawn: a redis restart while the daemon runs leaves the daemon runn
     await redis.setFeatureState("telemetry", "enabled");
     const marker = join(dir, "m");
     const ep = await startOnMarker(redis, running, marker, ["--spawn"]);
-    await waitUntil(async () => (await readMarker(marker)) !== undefined, 10_000, "daemon started");
+    await waitUntil(async () => (await readMarker(marker)) !== undefined, 30_000, "daemon started");
     const pid = Number(await readMarker(marker));
     await redis.kill();
     await ep.waitForLine(/CONFIG_DB unreachable/);
     await new Promise((r) => setTimeout(r, 500));
     assert.equal(processExists(pid), true);
     await redis.restart();
-    await ep.waitForLine(/CONFIG_DB reconnected/, 5000);
+    await ep.waitForLine(/CONFIG_DB reconnected/, 30_000);
     await new Promise((r) => setTimeout(r, 200));
     assert.equal(processExists(pid), true, "still running after the reconnect");
     assert.equal(ep.lines.filter((l) => /daemon started/.test(l)).length, 1);
@@ -315,7 +319,7 @@ Deno.test({
       wrap,
     });
     running.push(ex);
-    await waitUntil(async () => (await readMarker(marker)) !== undefined, 10_000, "exec daemon");
+    await waitUntil(async () => (await readMarker(marker)) !== undefined, 30_000, "exec daemon");
     assert.equal(await readMarker(marker), "1");
     await ex.stop("SIGKILL");
 
@@ -342,16 +346,16 @@ Deno.test({
       "spawn",
     );
     // The entrypoint is the unshare process's only child (PID 1 inside).
-    await waitUntil(() => childrenOf(sp.pid).length === 1, 2000, "pid 1 found");
+    await waitUntil(() => childrenOf(sp.pid).length === 1, 30_000, "pid 1 found");
     const pid1 = childrenOf(sp.pid)[0].pid;
     assert.equal(
       Deno.readTextFileSync(`/proc/${pid1}/status`).match(/NSpid:\s*\d+\s+(\d+)/)?.[1],
       "1",
     );
-    await sp.waitForLine(/reaped orphan/, 5000);
+    await sp.waitForLine(/reaped orphan/, 30_000);
     await waitUntil(
       () => sp.lines.filter((l) => /reaped orphan/.test(l)).length === 5,
-      3000,
+      30_000,
       "5 orphans reaped",
     );
     assert.deepEqual(childrenOf(pid1).filter((c) => c.state === "Z"), [], "no zombies left");
@@ -412,7 +416,7 @@ Deno.test("--asic-namespace asic1 follows that namespace's CONFIG_DB, not the ho
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(await readMarker(marker), undefined);
     await redis.setFeatureState("telemetry", "enabled", "asic1");
-    await waitUntil(async () => (await readMarker(marker)) !== undefined, 5000, "asic1 enabled");
+    await waitUntil(async () => (await readMarker(marker)) !== undefined, 30_000, "asic1 enabled");
   }, { namespaces: ["asic0", "asic1"] });
 });
 
@@ -443,7 +447,7 @@ Deno.test("runs the bundled telemetry example: supervisord starts the daemon and
     running.push(ep);
     await ep.waitForLine(IDLE);
     await redis.setFeatureState("telemetry", "enabled");
-    await waitForPort(port, 10_000);
+    await waitForPort(port, 30_000);
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
     const buf = new Uint8Array(64);
     const n = await conn.read(buf);

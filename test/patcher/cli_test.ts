@@ -90,7 +90,7 @@ Deno.test("the ks-patcher loop undoes a postupgrade sed -i on inotify and stops 
   try {
     const checker = sb.host("usr/bin/container_checker");
     await waitUntil(() => Deno.readTextFileSync(checker) === KUBE_CHECKER, 20_000, "first pass");
-    await waitUntil(() => sb.systemctl.calls().length === 3, 5_000, "first actions");
+    await waitUntil(() => sb.systemctl.calls().length === 3, 30_000, "first actions");
     const sed = await new Deno.Command("sed", { args: ["-i", "s/k8s/native/", checker] }).output();
     assert.ok(sed.success);
     // The periodic check is 10 minutes away: only the file event can repair it this fast.
@@ -99,7 +99,7 @@ Deno.test("the ks-patcher loop undoes a postupgrade sed -i on inotify and stops 
       5_000,
       "repair on inotify",
     );
-    await waitUntil(() => sb.systemctl.calls().length === 5, 5_000, "actions of the repair");
+    await waitUntil(() => sb.systemctl.calls().length === 5, 30_000, "actions of the repair");
     assert.deepEqual(sb.systemctl.calls().slice(3), [
       "systemctl daemon-reload",
       "systemctl restart monit",
@@ -183,10 +183,10 @@ Deno.test("the loop repairs a drop-in whose directory was removed and keeps watc
       "first pass",
     );
     await Deno.remove(dir, { recursive: true });
-    await waitUntil(() => read() === DROPIN, 5_000, "drop-in back after rm -rf of its directory");
+    await waitUntil(() => read() === DROPIN, 30_000, "drop-in back after rm -rf of its directory");
     await new Promise((r) => setTimeout(r, 100));
     await Deno.writeTextFile(dropin, "[Service]\nExecStartPre=/usr/bin/telemetry.sh start\n");
-    await waitUntil(() => read() === DROPIN, 5_000, "edit in the recreated directory repaired");
+    await waitUntil(() => read() === DROPIN, 30_000, "edit in the recreated directory repaired");
   } finally {
     try {
       child.kill("SIGTERM");

@@ -22,6 +22,9 @@ Deno.test("usage errors are one line naming the input: exit 2, or LSB's 4 (unkno
     [["telemetry", "reload"], /unknown verb "reload"/, 2],
     [["telemetry", "stop", "--timeout", "soon"], /--timeout: "soon" is not a duration/, 2],
     [["telemetry", "start", "--kube-namespace", "Bad_NS"], /--kube-namespace: "Bad_NS"/, 2],
+    [["telemetry", "wait", "--following", "uid-only"], /--following: "uid-only" is not/, 2],
+    [["telemetry", "wait", "--following", "p/u\u0001"], /--following: "p\/u\\u0001" is not/, 2],
+    [["telemetry", "start", "--hand-off"], /--hand-off and --following are options of wait/, 2],
     // status answers LSB: 1 and 2 would mean "dead", so anything but an answer is 4.
     [["telemetry", "status", "asicX"], /asic "asicX"/, 4],
     [["telemetry", "status", "--output", "yaml"], /--output: "yaml"/, 4],

@@ -78,7 +78,11 @@ Deno.test("FEATURE off (every off value) -> 200 probes skipped; on -> 200 when e
           : value.startsWith("{")
           ? JSON.stringify(value)
           : value;
-        await waitUntil(async () => (await get(port, "/readyz")).body.state === label, 2000, label);
+        await waitUntil(
+          async () => (await get(port, "/readyz")).body.state === label,
+          30_000,
+          label,
+        );
         for (const path of ["/", "/livez", "/readyz"]) {
           a = await get(port, path);
           assert.equal(a.status, 200, `${value} ${path}`);
@@ -89,7 +93,7 @@ Deno.test("FEATURE off (every off value) -> 200 probes skipped; on -> 200 when e
       await redis.setFeatureState("telemetry", "always_enabled");
       await waitUntil(
         async () => (await get(port, "/")).body.state === "always_enabled",
-        2000,
+        30_000,
         "on",
       );
       assert.equal((await get(port, "/")).status, 503, "on again: the dead port fails");
@@ -224,7 +228,11 @@ Deno.test("the state comes from the subscription: 100 requests cost no redis com
     const used = (await processed()) - before - 1; // minus our own INFO
     assert.ok(used < 5, `redis commands during 100 requests: ${used}`);
     await redis.setFeatureState("bmp", "enabled");
-    await waitUntil(async () => (await get(port, "/")).body.state === "enabled", 1000, "flip seen");
+    await waitUntil(
+      async () => (await get(port, "/")).body.state === "enabled",
+      30_000,
+      "flip seen",
+    );
   });
 });
 
@@ -262,7 +270,11 @@ Deno.test("redis down: /livez keeps the last known state, /readyz fails after th
       assert.equal(ready.status, 503);
       assert.match(String(ready.body.message), /CONFIG_DB unreachable for \d+ s \(grace 1 s\)/);
       await redis.restart();
-      await waitUntil(async () => (await get(port, "/readyz")).status === 200, 5000, "ready again");
+      await waitUntil(
+        async () => (await get(port, "/readyz")).status === 200,
+        30_000,
+        "ready again",
+      );
     });
   } finally {
     listener.close();
@@ -292,7 +304,7 @@ Deno.test("database config absent at start: serves state unknown (livez 200, rea
     await Deno.copyFile(redis.main.dbConfigPath, later);
     await waitUntil(
       async () => (await get(port, "/readyz")).status === 200,
-      5000,
+      30_000,
       "config picked up",
     );
     assert.equal((await get(port, "/readyz")).body.state, "disabled");
@@ -393,7 +405,11 @@ Deno.test("--asic-namespace asic1 answers from that namespace's FEATURE row and 
     assert.equal(a.status, 200, "asic1 is disabled, whatever the host says");
     assert.equal(a.body.namespace, "asic1");
     await redis.setFeatureState("bmp", "enabled", "asic1");
-    await waitUntil(async () => (await get(port, "/readyz")).body.state === "enabled", 2000, "on");
+    await waitUntil(
+      async () => (await get(port, "/readyz")).body.state === "enabled",
+      30_000,
+      "on",
+    );
     a = await get(port, "/readyz");
     assert.equal(a.status, 503, "on in asic1: the closed port fails");
   } finally {
