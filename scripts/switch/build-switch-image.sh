@@ -125,6 +125,12 @@ INPUT_KEY=$( {
 } | sha)
 OUT="$CACHE/switch/$INPUT_KEY"
 if [ "${1:-}" = "--print-dir" ]; then echo "$OUT"; exit 0; fi
+# One build of an image set at a time: parallel test files (and parallel runs) that need the same
+# set wait here for the first build, then reuse it. Two builders of one set raced on its final
+# moves (one's rm -rf of ks-tree-next under the other's mv). The lock is released at exit.
+mkdir -p "$CACHE/switch"
+exec 9>"$CACHE/switch/.build-$INPUT_KEY.lock"
+flock -n 9 || { log "another build of $OUT is running: waiting for it"; flock 9; }
 if [ -s "$OUT/switch.tar" ] && [ -s "$OUT/images/telemetry.tar" ] && [ -s "$OUT/images/pause.tar" ] &&
   [ -s "$OUT/images/ks-tools.tar" ] && [ -s "$OUT/images/later/ks-tools-next.tar" ] &&
   [ -s "$OUT/ks-tree-next/lib/tree.json" ]; then

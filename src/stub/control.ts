@@ -549,8 +549,6 @@ export interface WaitOptions {
   handOff?: (to: HandOff) => void;
   /** The pod a previous wait handed off on (its container's process has ended since). */
   following?: { name: string; uid: string };
-  /** How long a followed pod's container must run before the hand-off (ms; tests shorten it). */
-  handOffAfterMs?: number;
 }
 
 /** What wait hands to the launcher: the process to watch, and the pod it belongs to. */
@@ -560,7 +558,7 @@ export interface HandOff {
   podName: string;
 }
 
-/** Default of WaitOptions.handOffAfterMs: a pod's events of one change settle within it. */
+/** How long a followed pod's container must run before the hand-off: one change's events settle. */
 export const HAND_OFF_AFTER_MS = 2000;
 /** How often a hand-off that found no process yet (the runtime behind the API) is tried again. */
 const HAND_OFF_RETRY_MS = 5000;
@@ -596,7 +594,7 @@ function allStagesQuery(target: StubTarget) {
  * returns 0 only when the instance is gone for good — the node runs the feature's v1
  * (sidecar-only) pod and no feature pod for `graceMs`, i.e. the feature went back to its native
  * launcher on this node — or on SIGTERM. With `opts.handOff` it also returns 0 once the followed
- * pod's container has run for handOffAfterMs (API server reachable), naming its process.
+ * pod's container has run for HAND_OFF_AFTER_MS (API server reachable), naming its process.
  */
 export async function wait(ctx: StubContext, opts: WaitOptions): Promise<number> {
   const { target, log } = ctx;
@@ -630,7 +628,7 @@ export async function wait(ctx: StubContext, opts: WaitOptions): Promise<number>
   const handOff = ctx.runtime && opts.handOff ? opts.handOff : undefined;
   let handingOff: Promise<void> | undefined;
   /**
-   * Once the followed pod's container has run for handOffAfterMs, finds its process through the
+   * Once the followed pod's container has run for HAND_OFF_AFTER_MS, finds its process through the
    * runtime and ends the tracking with it, unless anything changed meanwhile (another pod, the API
    * server gone, the container not running).
    */
@@ -638,7 +636,7 @@ export async function wait(ctx: StubContext, opts: WaitOptions): Promise<number>
     const still = () =>
       !stopAll.aborted && following === uid && state === "following" && !apiDown &&
       view.pod?.container === "running";
-    await sleep(opts.handOffAfterMs ?? HAND_OFF_AFTER_MS, stopAll);
+    await sleep(HAND_OFF_AFTER_MS, stopAll);
     while (still()) {
       try {
         const local = (await ctx.runtime!.instances(target)).find((i) =>
