@@ -22,6 +22,7 @@ import { waitUntil } from "../../sandbox/harness/net.ts";
 import type { SwitchNode } from "../../sandbox/harness/switch.ts";
 import {
   criContainers,
+  featureContainer,
   type FlowEnv,
   missingTools,
   podsOnNode,
@@ -71,12 +72,6 @@ async function timedSystemctl(sw: SwitchNode, ...args: string[]): Promise<Timed>
   const t0 = performance.now();
   const r = await sw.systemctl(...args);
   return { ...r, ms: Math.round(performance.now() - t0) };
-}
-
-/** The id of the running `telemetry` container (crictl), or "" when none runs. */
-async function featureContainer(sw: SwitchNode): Promise<string> {
-  const r = await sw.crictl("ps", "-q", "--name", "^telemetry$", "--state", "running");
-  return r.stdout.trim().split("\n").filter((l) => l).join(",");
 }
 
 /** Journal lines of telemetry.service since `cursorTime` (a `journalctl --since` value). */
