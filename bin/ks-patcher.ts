@@ -2,6 +2,7 @@
 // feature's manifest wants, or restores the originals in native mode. Thin: flags -> runPatcher().
 import { parseCli, parseDuration, runCli, setting, UsageError } from "../src/cli.ts";
 import { createLogger } from "../src/log.ts";
+import { startResidentTrim } from "../src/resident_pages.ts";
 import type { NsenterMode } from "../src/host/commands.ts";
 import { DEFAULT_MAX_SOURCE_BYTES } from "../src/patcher/manifest.ts";
 import { runPatcher, STOP_GRACE_MS } from "../src/patcher/run.ts";
@@ -105,7 +106,11 @@ async function cli(args: string[]): Promise<number> {
       Deno.unrefTimer(timer);
     });
   }
-  return await runPatcher({
+  // The loop is resident: once its first pass is done, it lets go of the start-up's file pages.
+  let stopTrim: (() => void) | undefined;
+  const loop = !(values.once ?? false) && !(values["dry-run"] ?? false);
+  const onPass = loop ? () => void (stopTrim ??= startResidentTrim(log)) : undefined;
+  const code = await runPatcher({
     manifestPath,
     hostRoot,
     stateDir,
@@ -120,7 +125,10 @@ async function cli(args: string[]): Promise<number> {
     maxSourceBytes,
     log,
     signal: stop.signal,
+    onPass,
   });
+  stopTrim?.();
+  return code;
 }
 
 /** Parses a byte count like `4194304`, `512KiB`, `100MiB` or `1GiB` (K/M/G alone mean the same). */

@@ -22,8 +22,11 @@ const HELP = `ks — every kubesonic tool in one program
 
 Usage: ks <tool> [ARGS...]        ks stub telemetry status
        ks-<tool> [ARGS...]        the same, started under the tool's name (a link or launcher)
-       ks copy-tree DIR           copy the self-contained tree this ks runs from into DIR
+       ks copy-tree DIR [--prime LAUNCHER]...
+                                  copy the self-contained tree this ks runs from into DIR
                                   (what the v2 pod's init container runs)
+       ks prime-cache [DIR]       write Deno's module analysis cache of the tree at DIR for that
+                                  path (the ks-tools image build; DIR is then read-only)
 
 Tools: ${Object.keys(TOOLS).join(", ")}. Each keeps its own flags, output and exit codes
 (ks <tool> --help). ks itself exits 2 for an unknown tool.
@@ -58,6 +61,10 @@ export async function main(args: string[]): Promise<void> {
   if (args[0] === "copy-tree") {
     const { copyTreeCli } = await import("../src/build/tree_copy.ts");
     Deno.exit(await copyTreeCli(rest));
+  }
+  if (args[0] === "prime-cache") {
+    const { primeCacheCli } = await import("../src/build/runtime_cache.ts");
+    Deno.exit(await primeCacheCli(rest));
   }
   if (args[0] === "--help" || args[0] === "-h") {
     console.log(HELP);

@@ -75,3 +75,44 @@ export async function runTool(
   const [exe, ...prefix] = await toolArgv(tool);
   return await runCommand(exe, [...prefix, ...args], options);
 }
+
+/** A copy of the ks tree mounted read-only on itself, as the ks-tools image's root is in a pod. */
+export interface ReadOnlyTree {
+  root: string;
+  /** The copy's launcher for a tool (`<root>/bin/ks-watchdog`). */
+  launcher(tool: string): string;
+  /** Unmounts and removes the copy. */
+  remove(): Promise<void>;
+}
+
+/**
+ * Copies the ks tree to `dir` (`ks copy-tree`), primes Deno's module analysis cache there as the
+ * ks-tools image build does (`ks prime-cache`; `prime: false` leaves it out) and bind-mounts the
+ * copy read-only on itself (needs root): what a tool started from the image meets.
+ */
+export async function readOnlyTree(
+  dir: string,
+  opts: { prime?: boolean } = {},
+): Promise<ReadOnlyTree> {
+  await ensureTree();
+  const must = async (cmd: string, args: string[]) => {
+    const r = await runCommand(cmd, args);
+    if (r.code !== 0) {
+      throw new Error(`${cmd} ${args.join(" ")}: exit ${r.code}: ${r.stderr.trim()}`);
+    }
+  };
+  await must(join(TREE_DIR, "bin", "ks"), ["copy-tree", dir]);
+  if (opts.prime !== false) await must(join(dir, "bin", "ks"), ["prime-cache"]);
+  await must("mount", ["--bind", dir, dir]);
+  await must("mount", ["-o", "remount,ro,bind", dir]);
+  return {
+    root: dir,
+    launcher: (tool) => join(dir, "bin", tool),
+    async remove() {
+      await runCommand("umount", [dir]).then((r) =>
+        r.code === 0 ? r : runCommand("umount", ["-l", dir])
+      );
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}

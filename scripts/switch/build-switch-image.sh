@@ -246,6 +246,16 @@ tools_image() {
   for lib in $(runtime_files); do install -D -m 755 "$(readlink -f "$lib")" "$k$lib"; done
   install -m 755 "$(command -v dash)" "$k/bin/sh"
   install -m 755 "$(command -v nsenter)" "$k/usr/bin/nsenter"
+  # Deno's module analysis cache for the tree at /opt/kubesonic (the path is part of every entry;
+  # the pod mounts the image's root read-only, where Deno would parse every module again at each
+  # start into memory each tool keeps): `ks prime-cache` in a chroot of the image, with a /proc and
+  # a /dev (null, urandom) of a private mount namespace that go away with it.
+  mkdir -p "$k/proc" "$k/dev"
+  unshare --mount --propagation private --fork sh -c '
+    mount -t proc proc "$1/proc" && mount -t tmpfs -o size=64k,mode=755 dev "$1/dev" &&
+      mknod -m 666 "$1/dev/null" c 1 3 && mknod -m 444 "$1/dev/urandom" c 1 9 &&
+      exec chroot "$1" /opt/kubesonic/bin/ks prime-cache' sh "$k" ||
+    die "ks-tools image: ks prime-cache in a chroot of the image failed"
   log "ks-tools image: packing ($(du -sh "$k" | cut -f1)) as $*"
   docker_archive "$k" "$out" \
     '{"Cmd":["/opt/kubesonic/bin/ks","--help"],"Env":["PATH=/opt/kubesonic/bin:/usr/bin:/bin"]}' "$@"

@@ -1,32 +1,25 @@
 // `ks copy-tree DIR`: copies the ks tree this program runs from (lib/tree.json lists its files)
 // into DIR, each file written to a temporary name and renamed, modes kept, then checked against
 // its SHA-256. The v2 pod's init container runs it to put the entrypoint into an emptyDir that
-// the unmodified feature image mounts.
+// the unmodified feature image mounts, then (`--prime`) has the tools run there write Deno's module
+// analysis cache for that path (src/build/runtime_cache.ts): the feature container mounts the
+// copy read-only.
 import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { createLogger } from "../log.ts";
 import { MAPPED_FILE_WRITE } from "../page_cache.ts";
+import { runningTreeRoot } from "./running_tree.ts";
+import { primeRuntimeCache } from "./runtime_cache.ts";
 import type { TreeIndex } from "./tree.ts";
 
-const USAGE = `Usage: ks copy-tree DIR
-Copies the ks tree (bin/deno, lib/ks/, the launchers) this ks runs from into DIR.
+const USAGE = `Usage: ks copy-tree DIR [--prime LAUNCHER]...
+Copies the ks tree (bin/deno, lib/ks/, the launchers) this ks runs from into DIR. With --prime,
+runs DIR/bin/LAUNCHER --version afterwards so Deno's module analysis cache is written for DIR
+(a tool run from a read-only DIR then does not parse its modules again into memory it keeps);
+a priming that fails is logged and leaves the copy in place.
 Exit codes: 0 copied and verified, 1 a copy failed, 2 bad usage.
-Example (the v2 pod's init container): /opt/kubesonic/bin/ks copy-tree /kubesonic`;
-
-/**
- * The root of the tree this bundle runs from (a chunk in lib/ks/ -> ../..), when it has a
- * lib/tree.json.
- */
-export function runningTreeRoot(): string | undefined {
-  if (!import.meta.url.startsWith("file:")) return undefined;
-  const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-  try {
-    return Deno.statSync(join(root, "lib", "tree.json")).isFile ? root : undefined;
-  } catch {
-    return undefined;
-  }
-}
+Example (the v2 pod's init container):
+  /opt/kubesonic/bin/ks copy-tree /kubesonic --prime ks-entrypoint`;
 
 /** Dirty bytes a copy may leave unsynced: the page cache a small init container's cgroup holds. */
 const SYNC_EVERY = 8 * 1024 * 1024;
@@ -88,31 +81,63 @@ export async function copyTreeCli(args: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  if (args.length !== 1 || args[0].startsWith("-")) {
+  const dirs: string[] = [];
+  const prime: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === "--prime" && /^ks(-[a-z-]+)?$/.test(args[i + 1] ?? "")) prime.push(args[++i]);
+    else if (!args[i].startsWith("-")) dirs.push(args[i]);
+    else {
+      console.error(
+        `ks copy-tree: bad argument "${args[i]}"${
+          args[i] === "--prime" ? ` (--prime takes a launcher name: ks-entrypoint)` : ""
+        } (see ks copy-tree --help)`,
+      );
+      return 2;
+    }
+  }
+  if (dirs.length !== 1) {
     console.error(
-      `ks copy-tree: expected one DIR, got ${JSON.stringify(args)} (see ks copy-tree --help)`,
+      `ks copy-tree: expected one DIR, got ${JSON.stringify(dirs)} (see ks copy-tree --help)`,
     );
     return 2;
   }
+  const dest = dirs[0];
   const root = runningTreeRoot();
   if (!root) {
     console.error("ks copy-tree: this ks does not run from a ks tree (no lib/tree.json beside it)");
     return 1;
   }
   const log = createLogger("ks", "copy-tree");
+  let index: TreeIndex;
   try {
     const t0 = performance.now();
-    const index = await copyTree(root, args[0]);
+    index = await copyTree(root, dest);
     log.info("copied", {
-      dest: args[0],
+      dest,
       files: index.files.length,
       bytes: index.files.reduce((n, f) => n + f.size, 0),
       hash: index.hash,
       ms: Math.round(performance.now() - t0),
     });
-    return 0;
   } catch (error) {
-    console.error(`ks copy-tree: ${args[0]}: ${(error as Error).message.split("\n")[0]}`);
+    console.error(`ks copy-tree: ${dest}: ${(error as Error).message.split("\n")[0]}`);
     return 1;
   }
+  if (prime.length > 0) {
+    const t0 = performance.now();
+    try {
+      await primeRuntimeCache(dest, prime);
+      log.info("primed", {
+        dest,
+        launchers: prime.join(","),
+        ms: Math.round(performance.now() - t0),
+      });
+    } catch (error) {
+      log.warn("not primed: the tools will parse their modules at each start", {
+        dest,
+        error: (error as Error).message.split("\n")[0],
+      });
+    }
+  }
+  return 0;
 }

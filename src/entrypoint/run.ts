@@ -19,6 +19,7 @@ import {
   startFailureExitCode,
 } from "./libc.ts";
 import { type Daemon, signalName, startDaemon } from "./supervise.ts";
+import { startResidentTrim } from "../resident_pages.ts";
 
 /** How the daemon is started once FEATURE is on. */
 export type EntrypointMode = "exec" | "spawn";
@@ -113,6 +114,8 @@ export async function runEntrypoint(opts: EntrypointOptions): Promise<number> {
         wake.notify();
       },
     });
+    // Resident while FEATURE is off (or supervising): let go of the start-up's file pages.
+    const stopTrim = startResidentTrim(log);
     const notice = setTimeout(() => {
       if (!watch.current) {
         log.warn("CONFIG_DB not reachable yet; waiting (the daemon starts once FEATURE is on)", {
@@ -133,6 +136,7 @@ export async function runEntrypoint(opts: EntrypointOptions): Promise<number> {
             // No watch.close() first: the redis sockets are close-on-exec (Deno opens every fd
             // with O_CLOEXEC), and closing them would only delay the daemon.
             clearTimeout(notice);
+            stopTrim();
             log.info("exec daemon", { command: opts.command.join(" "), pid: Deno.pid });
             const errno = libc.execvp(opts.command);
             log.error(`cannot exec ${opts.command[0]}: ${describeErrno(errno)}`);
@@ -153,6 +157,7 @@ export async function runEntrypoint(opts: EntrypointOptions): Promise<number> {
       }
     } finally {
       clearTimeout(notice);
+      stopTrim();
       await watch.close();
     }
   } finally {

@@ -143,15 +143,26 @@ function featureContainer(ctx: DaemonSetContext, instance: Instance): Record<str
 /**
  * The init container of a v2 pod with tools.inject: copies the ks tree from the ks-tools image
  * into the emptyDir the feature container mounts at INJECTED_TREE (the feature image stays
- * SONiC's own). ks-entrypoint then execs the image's command, so nothing of ours stays resident.
+ * SONiC's own), and primes Deno's cache for the entrypoint there. ks-entrypoint then execs the
+ * image's command, so nothing of ours stays resident.
  */
+/**
+ * `--prime <launcher>` for the feature container's entrypoint when it is a launcher of the injected
+ * tree: the feature container mounts the tree read-only, so Deno's module analysis cache is
+ * written at copy time (src/build/runtime_cache.ts).
+ */
+function primeArgs(spec: FeatureSpec): string[] {
+  const m = new RegExp(`^${INJECTED_TREE}/bin/(ks(?:-[a-z-]+)?)$`).exec(spec.tools.entrypoint);
+  return m ? ["--prime", m[1]] : [];
+}
+
 function toolsInitContainer(ctx: DaemonSetContext): Record<string, unknown> {
   const { spec } = ctx;
   return {
     name: `${spec.name}-tools`,
     image: spec.images.tools,
     imagePullPolicy: spec.images.pullPolicy,
-    command: [`${TOOLS_IMAGE_TREE}/bin/ks`, "copy-tree", INJECTED_TREE],
+    command: [`${TOOLS_IMAGE_TREE}/bin/ks`, "copy-tree", INJECTED_TREE, ...primeArgs(spec)],
     resources: resources(TOOLS_INIT_RESOURCES),
     securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true },
     volumeMounts: [{ name: TOOLS_VOLUME, mountPath: INJECTED_TREE }],

@@ -6,7 +6,7 @@ import { SpecError } from "../feature/spec.ts";
 import { loadSwitchFacts, type SwitchFacts } from "../feature/switch_facts.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { readTreeIndex, type TreeIndex } from "../build/tree.ts";
-import { runningTreeRoot } from "../build/tree_copy.ts";
+import { runningTreeRoot } from "../build/running_tree.ts";
 import { type Profile } from "./profile.ts";
 import { renderFeature } from "./render.ts";
 import { OutputError, writeOutputDir } from "./write.ts";

@@ -39,6 +39,9 @@ export interface FeatureWatch {
   close(): Promise<void>;
 }
 
+/** A failed read while connected is tried again after this (ms). */
+const READ_RETRY_MS = 250;
+
 /** Starts watching `opts.feature`; never throws for an unreachable database (it keeps trying). */
 export function watchFeature(opts: FeatureWatchOptions): FeatureWatch {
   const { target, feature, log } = opts;
@@ -73,6 +76,7 @@ export function watchFeature(opts: FeatureWatchOptions): FeatureWatch {
   subscriber.on("error", () => {/* the main client reports connection changes */});
 
   let inFlight: Promise<void> | undefined;
+  let retry: ReturnType<typeof setTimeout> | undefined;
   let again = false;
   async function readOnce(): Promise<void> {
     try {
@@ -88,6 +92,15 @@ export function watchFeature(opts: FeatureWatchOptions): FeatureWatch {
       }
     } catch (error) {
       log.debug("FEATURE read failed", { reason: (error as Error).message });
+      // Connected but the read failed: a restarted redis answers LOADING until its dump is in,
+      // and the re-read on reconnect is then lost. Try again shortly rather than at the next
+      // periodic re-read (while disconnected, the reconnect re-reads).
+      if (!closed && connected && retry === undefined) {
+        retry = setTimeout(() => {
+          retry = undefined;
+          void refresh();
+        }, READ_RETRY_MS);
+      }
     }
   }
   function refresh(): Promise<void> {
@@ -145,6 +158,7 @@ export function watchFeature(opts: FeatureWatchOptions): FeatureWatch {
     async close() {
       closed = true;
       clearInterval(timer);
+      clearTimeout(retry);
       for (const c of [subscriber, client]) {
         try {
           if (c.isOpen) c.destroy();

@@ -17,6 +17,7 @@ import { type DbView, type HealthCheck, HealthEvaluator, type HealthReport } fro
 import type { Probe } from "./probes.ts";
 import { createHandler } from "./server.ts";
 import { disarmInspectorSignal } from "../entrypoint/libc.ts";
+import { startResidentTrim } from "../resident_pages.ts";
 
 /** Everything the watchdog needs; built by bin/ks-watchdog.ts. */
 export interface WatchdogOptions {
@@ -173,6 +174,7 @@ export async function runWatchdog(
     throw error;
   }
   disarmInspectorSignal();
+  const stopTrim = startResidentTrim(opts.log);
   const stop = () => {
     opts.log.info("stopping");
     void server.shutdown();
@@ -180,6 +182,7 @@ export async function runWatchdog(
   Deno.addSignalListener("SIGTERM", stop);
   Deno.addSignalListener("SIGINT", stop);
   await server.finished;
+  stopTrim();
   await server.shutdown();
   return 0;
 }

@@ -2,9 +2,11 @@
 // environment (no HOME, no PATH, no DENO_DIR), every tool keeps its command line, output and exit
 // codes, whether started as `ks-<tool>`, `ks <tool>` or `ks ks-<tool>`.
 import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
 import { lazyChunkImports, listTools } from "../../src/build/bundle.ts";
 import { buildTree, launcherScript, readTreeIndex, TREE_BUNDLE_DIR } from "../../src/build/tree.ts";
+import { MODULE_ANALYSIS_DB, TREE_CACHE_DIR } from "../../src/build/runtime_cache.ts";
 import { VERSION } from "../../src/version.ts";
 import { TOOLS } from "../../bin/ks.ts";
 
@@ -118,6 +120,42 @@ Deno.test("the ks tree runs from a random directory with an empty environment", 
       const bad = await run(bin("ks"), ["copy-tree"]);
       assert.equal(bad.code, 2);
     });
+    await t.step(
+      "ks copy-tree --prime and ks prime-cache write the cache for the copy's path",
+      async () => {
+        const dest = join(tmp, "primed");
+        const r = await run(bin("ks"), ["copy-tree", dest, "--prime", "ks-entrypoint"]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stderr, /copy-tree: primed dest=\S+ launchers=ks-entrypoint/);
+        const entries = () => {
+          const db = new DatabaseSync(join(dest, TREE_CACHE_DIR, MODULE_ANALYSIS_DB), {
+            readOnly: true,
+          });
+          try {
+            return db.prepare("SELECT specifier FROM moduleinfocache").all()
+              .map((row) => String(row.specifier));
+          } finally {
+            db.close();
+          }
+        };
+        const afterCopy = entries();
+        // The entries name the copy's own modules: a cache written elsewhere would not be hit.
+        assert.ok(
+          afterCopy.some((s) => s === `file://${dest}/lib/ks/ks-entrypoint.js`),
+          afterCopy.join(),
+        );
+        assert.ok(afterCopy.every((s) => s.startsWith(`file://${dest}/lib/ks/`)), afterCopy.join());
+        const p = await run(join(dest, "bin", "ks"), ["prime-cache"]);
+        assert.equal(p.code, 0, p.stderr);
+        assert.match(p.stderr, /prime-cache: primed tree=\S+ launchers=9 /);
+        assert.ok(entries().includes(`file://${dest}/lib/ks/ks-watchdog.js`));
+        assert.equal((await run(bin("ks"), ["prime-cache", "--x"])).code, 2);
+        assert.equal((await run(bin("ks"), ["copy-tree", dest, "--prime"])).code, 2);
+        const missing = await run(bin("ks"), ["prime-cache", join(tmp, "no-such-tree")]);
+        assert.equal(missing.code, 1);
+        assert.match(missing.stderr, /^ks prime-cache: \S+no-such-tree: /);
+      },
+    );
     await t.step("a link to a launcher finds the tree it points into", async () => {
       const link = join(tmp, "ks-stub-link");
       await Deno.symlink(bin("ks-stub"), link);

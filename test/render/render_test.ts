@@ -136,7 +136,13 @@ Deno.test("v2 pod: an init container copies the ks tree into an emptyDir the fea
   assert.deepEqual(pod.initContainers.map((c: Any) => c.name), ["telemetry-tools"]);
   const init = pod.initContainers[0];
   assert.equal(init.image, "kubesonic/ks-tools:0.1.0");
-  assert.deepEqual(init.command, ["/opt/kubesonic/bin/ks", "copy-tree", "/kubesonic"]);
+  assert.deepEqual(init.command, [
+    "/opt/kubesonic/bin/ks",
+    "copy-tree",
+    "/kubesonic",
+    "--prime",
+    "ks-entrypoint",
+  ]);
   assert.deepEqual(init.volumeMounts, [{ name: "ks-tools", mountPath: "/kubesonic" }]);
   assert.deepEqual(pod.volumes.find((v: Any) => v.name === "ks-tools"), {
     name: "ks-tools",

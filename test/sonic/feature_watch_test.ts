@@ -75,7 +75,10 @@ Deno.test("keeps the last known state while redis is down and picks up changes a
     // The change happens while the watcher is disconnected: only the re-read on reconnect sees it.
     await redis.restart();
     await redis.setFeatureState("telemetry", "disabled");
-    await waitUntil(() => watch.current?.raw === "disabled", 30_000, "state after restart");
+    await waitUntil(() => watch.current?.raw === "disabled", 30_000, "state after restart")
+      .catch((error) => {
+        throw new Error(`${error.message}; the watcher logged:\n${lines.join("\n")}`);
+      });
     assert.ok(lines.some((l) => l.includes("CONFIG_DB unreachable")), lines.join("\n"));
     assert.ok(lines.some((l) => l.includes("CONFIG_DB reconnected")), lines.join("\n"));
   } finally {
