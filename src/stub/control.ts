@@ -289,6 +289,9 @@ export async function start(ctx: StubContext): Promise<number> {
       const summary = pod && summarizePod(pod, target.feature);
       if (summary?.running) found = summary;
       if (live.length === 0 && noPodTimer === undefined && !noPod) {
+        log.debug("no pod of the feature on this node yet; watching for one", {
+          window_ms: Math.min(NO_POD_WINDOW_MS, deadline - Date.now()),
+        });
         noPodTimer = setTimeout(() => {
           noPod = true;
           stopTracking.abort();

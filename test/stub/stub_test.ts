@@ -235,13 +235,28 @@ Deno.test({
           kubeconfig,
           "--timeout",
           "30s",
-        ], { stdout: "piped", stderr: "piped", env: NO_RUNTIME });
+        ], { stdout: "null", stderr: "piped", env: { ...NO_RUNTIME, KS_DEBUG: "1" } });
         const child = cmd.spawn();
-        await new Promise((r) => setTimeout(r, 300));
+        let stderr = "";
+        const reading = (async () => {
+          const decoder = new TextDecoder();
+          for await (const chunk of child.stderr) stderr += decoder.decode(chunk, { stream: true });
+        })();
+        // The DaemonSet comes once start has listed no pod and watches (a fixed delay let a slow
+        // start list the pod already running: "already running", not the wait under test).
+        await waitUntil(
+          () => /no pod of the feature on this node yet/.test(stderr),
+          30_000,
+          "start watching",
+        )
+          .catch((error) => {
+            child.kill("SIGKILL");
+            throw new Error(`${error.message}; ks-stub said:\n${stderr}`);
+          });
         await apply(kube, [featureDaemonSet({ feature: "restapi", nodeLabel: "sw-start" })]);
-        const out = await child.output();
-        const stderr = new TextDecoder().decode(out.stderr);
-        assert.equal(out.code, 0, stderr);
+        const status = await child.status;
+        await reading;
+        assert.equal(status.code, 0, stderr);
         assert.match(stderr, /ks-stub\[\d+\]: restapi: running/);
       },
     );
