@@ -33,6 +33,11 @@ if ! command -v go >/dev/null 2>&1; then
 fi
 
 mkdir -p "$BIN" "$WORK"
+# One build at a time: a second caller (the lab and the tests started together on a fresh machine,
+# or two clones' CI) waits here and then finds the binaries built; two builders would share the
+# build modules' go.mod and each binary's .tmp file. The lock is released at exit.
+exec 9>"$CACHE/kube/.build-$KEY.lock"
+flock -n 9 || { log "another build into $BIN is running: waiting for it"; flock 9; }
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 
 have() { [ -x "$BIN/$1" ]; }

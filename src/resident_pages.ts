@@ -68,6 +68,8 @@ export function cleanFileMappings(smaps: string, executable: string): CleanMappi
 
 type Madvise = (addr: Deno.PointerValue, len: bigint, advice: number) => Promise<number>;
 let madvise: Madvise | Error | undefined;
+/** Deno's executable as the kernel names it in smaps (resolved once: it cannot change). */
+let executablePath: string | undefined;
 
 /**
  * madvise(2) bound nonblocking (one call per mapping on Deno's blocking pool): a synchronous
@@ -102,7 +104,7 @@ export async function dropCleanFileMappings(): Promise<TrimResult | Error> {
   let executable: string;
   try {
     smaps = await Deno.readTextFile("/proc/self/smaps");
-    executable = await Deno.realPath(Deno.execPath());
+    executable = executablePath ??= await Deno.realPath(Deno.execPath());
   } catch (error) {
     return error as Error;
   }

@@ -101,18 +101,24 @@ export async function readOnlyTree(
       throw new Error(`${cmd} ${args.join(" ")}: exit ${r.code}: ${r.stderr.trim()}`);
     }
   };
-  await must(join(TREE_DIR, "bin", "ks"), ["copy-tree", dir]);
-  if (opts.prime !== false) await must(join(dir, "bin", "ks"), ["prime-cache"]);
-  await must("mount", ["--bind", dir, dir]);
-  await must("mount", ["-o", "remount,ro,bind", dir]);
-  return {
-    root: dir,
-    launcher: (tool) => join(dir, "bin", tool),
-    async remove() {
+  const remove = async () => {
+    const mounted = (await Deno.readTextFile("/proc/self/mountinfo")).split("\n")
+      .some((line) => line.split(" ")[4] === dir);
+    if (mounted) {
       await runCommand("umount", [dir]).then((r) =>
         r.code === 0 ? r : runCommand("umount", ["-l", dir])
       );
-      await Deno.remove(dir, { recursive: true });
-    },
+    }
+    await Deno.remove(dir, { recursive: true });
   };
+  try {
+    await must(join(TREE_DIR, "bin", "ks"), ["copy-tree", dir]);
+    if (opts.prime !== false) await must(join(dir, "bin", "ks"), ["prime-cache"]);
+    await must("mount", ["--bind", dir, dir]);
+    await must("mount", ["-o", "remount,ro,bind", dir]);
+  } catch (error) {
+    await remove().catch(() => {});
+    throw error;
+  }
+  return { root: dir, launcher: (tool) => join(dir, "bin", tool), remove };
 }

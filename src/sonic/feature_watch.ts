@@ -39,8 +39,10 @@ export interface FeatureWatch {
   close(): Promise<void>;
 }
 
-/** A failed read while connected is tried again after this (ms). */
+/** A failed read while connected is tried again after this (ms), doubling up to the re-read's. */
 const READ_RETRY_MS = 250;
+/** Failed reads in a row, while connected, after which the failure is worth a warning. */
+const READ_FAILURES_WARN = 4;
 
 /** Starts watching `opts.feature`; never throws for an unreachable database (it keeps trying). */
 export function watchFeature(opts: FeatureWatchOptions): FeatureWatch {
@@ -78,10 +80,12 @@ export function watchFeature(opts: FeatureWatchOptions): FeatureWatch {
   let inFlight: Promise<void> | undefined;
   let retry: ReturnType<typeof setTimeout> | undefined;
   let again = false;
+  let failures = 0;
   async function readOnce(): Promise<void> {
     try {
       const raw = await readFeatureStateField(client, feature);
       lastContactAt = Date.now();
+      failures = 0;
       const next = interpretFeatureState(raw);
       const previous = current;
       if (!previous || previous.raw !== next.raw) {
@@ -91,15 +95,28 @@ export function watchFeature(opts: FeatureWatchOptions): FeatureWatch {
         opts.onChange?.(next, previous);
       }
     } catch (error) {
-      log.debug("FEATURE read failed", { reason: (error as Error).message });
+      const reason = (error as Error).message.split("\n")[0];
+      if (!connected) {
+        log.debug("FEATURE read failed", { reason });
+        return; // the reconnect re-reads
+      }
       // Connected but the read failed: a restarted redis answers LOADING until its dump is in,
       // and the re-read on reconnect is then lost. Try again shortly rather than at the next
-      // periodic re-read (while disconnected, the reconnect re-reads).
-      if (!closed && connected && retry === undefined) {
+      // periodic re-read, less often the longer it lasts.
+      failures++;
+      const fields = { key: featureKey(feature), reason, failures };
+      if (failures === READ_FAILURES_WARN) {
+        log.warn("FEATURE cannot be read; keeping the last known state and retrying", fields);
+      } else log.debug("FEATURE read failed", fields);
+      if (!closed && retry === undefined) {
+        const delay = Math.min(
+          READ_RETRY_MS * 2 ** (failures - 1),
+          Math.max(resyncMs, READ_RETRY_MS),
+        );
         retry = setTimeout(() => {
           retry = undefined;
           void refresh();
-        }, READ_RETRY_MS);
+        }, delay);
       }
     }
   }

@@ -13,6 +13,7 @@ import { podQuery, type StubTarget, targetName } from "./target.ts";
 import { asApiError, sleep, trackPods } from "./track.ts";
 import type { Notify } from "./notify.ts";
 import { waitStatusText, type WaitView } from "./unit_status.ts";
+import { startResidentTrim } from "../resident_pages.ts";
 
 /** LSB status codes (`systemctl status` / init scripts). */
 export const STATUS_RUNNING = 0;
@@ -630,6 +631,9 @@ export async function wait(ctx: StubContext, opts: WaitOptions): Promise<number>
     : undefined;
   const handOff = ctx.runtime && opts.handOff ? opts.handOff : undefined;
   let handingOff: Promise<void> | undefined;
+  // Resident for as long as there is nothing to hand off (an API outage, a leave, a pod being
+  // replaced): let go of the start-up's file pages like the pod's resident tools.
+  const stopTrim = startResidentTrim(log);
   /**
    * Once the followed pod's container has run for HAND_OFF_AFTER_MS, finds its process through the
    * runtime and ends the tracking with it, unless anything changed meanwhile (another pod, the API
@@ -768,6 +772,7 @@ export async function wait(ctx: StubContext, opts: WaitOptions): Promise<number>
       return false;
     },
   });
+  stopTrim();
   if (goneTimer !== undefined) clearTimeout(goneTimer);
   if (noPodTimer !== undefined) clearTimeout(noPodTimer);
   await checker;

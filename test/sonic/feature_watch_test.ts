@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { resolveRedisTarget } from "../../src/sonic/db_config.ts";
 import type { FeatureState } from "../../src/sonic/feature_state.ts";
 import { watchFeature } from "../../src/sonic/feature_watch.ts";
-import { createLogger } from "../../src/log.ts";
+import { createLogger, type Logger } from "../../src/log.ts";
 import { startRedis } from "../../sandbox/harness/redis.ts";
 import { waitUntil } from "../../sandbox/harness/net.ts";
 
@@ -101,6 +101,45 @@ Deno.test("starts with the database down and connects when it comes up", async (
     await redis.restart();
     const first = await watch.firstState;
     assert.equal(first.on, true);
+  } finally {
+    await watch.close();
+    await redis.stop();
+  }
+});
+
+Deno.test("a FEATURE row it cannot read: retries less often, warns once, reads it once fixed", async () => {
+  const redis = await startRedis();
+  // A string where SONiC keeps a hash: every HGET answers WRONGTYPE while redis is connected.
+  await redis.command(["SET", "FEATURE|restapi", "enabled"]);
+  const lines: { level: string; message: string; at: number }[] = [];
+  const record = (level: string) => (message: string) =>
+    lines.push({ level, message, at: Date.now() });
+  const log: Logger = {
+    ...quiet,
+    debug: record("debug"),
+    info: record("info"),
+    warn: record("warn"),
+    error: record("error"),
+  };
+  const watch = watchFeature({
+    target: resolveRedisTarget({ dbConfigPath: redis.main.dbConfigPath }),
+    feature: "restapi",
+    log,
+    resyncMs: 60_000,
+  });
+  try {
+    const warned = () => lines.find((l) => l.message.startsWith("FEATURE cannot be read"));
+    await waitUntil(() => warned() !== undefined, 30_000, "the warning");
+    // Then 2 s and 4 s apart (every 250 ms without the backoff: 12 more in 3 s).
+    const failed = () => lines.filter((l) => l.message === "FEATURE read failed").length;
+    const before = failed();
+    await new Promise((r) => setTimeout(r, 3_000));
+    assert.ok(failed() - before <= 2, `${failed() - before} more failed reads in 3 s`);
+    assert.equal(lines.filter((l) => l.level === "warn").length, 1);
+    assert.equal(watch.current, undefined, "no state invented from a row it could not read");
+    await redis.command(["DEL", "FEATURE|restapi"]);
+    await redis.setFeatureState("restapi", "enabled");
+    assert.equal((await watch.firstState).on, true);
   } finally {
     await watch.close();
     await redis.stop();

@@ -406,6 +406,41 @@ Deno.test({
       const out = await child.output();
       assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
     });
+
+    await t.step(
+      "a wait that stays resident (no pod on its node) drops its start-up's file pages",
+      async () => {
+        const cmd = await toolCommand("ks-stub", [
+          "telemetry",
+          "wait",
+          "--node",
+          "sw-empty",
+          "--kubeconfig",
+          kubeconfig,
+        ], { stdout: "null", stderr: "piped", env: NO_RUNTIME });
+        const child = cmd.spawn();
+        let stderr = "";
+        const reading = (async () => {
+          const decoder = new TextDecoder();
+          for await (const chunk of child.stderr) stderr += decoder.decode(chunk, { stream: true });
+        })();
+        try {
+          await waitUntil(
+            () => /telemetry: dropped start-up file pages .*kib=[1-9]/.test(stderr),
+            30_000,
+            "the drop",
+          );
+        } catch (error) {
+          child.kill("SIGKILL");
+          await reading;
+          throw new Error(`${(error as Error).message}; ks-stub said:\n${stderr}`);
+        }
+        child.kill("SIGTERM");
+        const status = await child.status;
+        await reading;
+        assert.equal(status.code, 0, stderr);
+      },
+    );
   } finally {
     await kube.stop();
   }
