@@ -101,9 +101,8 @@ export async function readOnlyTree(
       throw new Error(`${cmd} ${args.join(" ")}: exit ${r.code}: ${r.stderr.trim()}`);
     }
   };
+  let mounted = false;
   const remove = async () => {
-    const mounted = (await Deno.readTextFile("/proc/self/mountinfo")).split("\n")
-      .some((line) => line.split(" ")[4] === dir);
     if (mounted) {
       await runCommand("umount", [dir]).then((r) =>
         r.code === 0 ? r : runCommand("umount", ["-l", dir])
@@ -115,6 +114,7 @@ export async function readOnlyTree(
     await must(join(TREE_DIR, "bin", "ks"), ["copy-tree", dir]);
     if (opts.prime !== false) await must(join(dir, "bin", "ks"), ["prime-cache"]);
     await must("mount", ["--bind", dir, dir]);
+    mounted = true;
     await must("mount", ["-o", "remount,ro,bind", dir]);
   } catch (error) {
     await remove().catch(() => {});

@@ -6,6 +6,7 @@
 // runtime_test.ts's and the real switch's).
 import assert from "node:assert/strict";
 import { runTool, toolCommand } from "../../sandbox/harness/bin.ts";
+import { startTool } from "../../sandbox/harness/running_tool.ts";
 import { kubeBinDir, type KubeCluster, startKube } from "../../sandbox/harness/kube.ts";
 import { waitUntil } from "../../sandbox/harness/net.ts";
 import {
@@ -226,7 +227,7 @@ Deno.test({
       "start waits (watching) for the DaemonSet's pod and returns when it runs",
       async () => {
         await addNode(kube, "sw-start");
-        const cmd = await toolCommand("ks-stub", [
+        const tool = await startTool("ks-stub", [
           "restapi",
           "start",
           "--node",
@@ -235,29 +236,19 @@ Deno.test({
           kubeconfig,
           "--timeout",
           "30s",
-        ], { stdout: "null", stderr: "piped", env: { ...NO_RUNTIME, KS_DEBUG: "1" } });
-        const child = cmd.spawn();
-        let stderr = "";
-        const reading = (async () => {
-          const decoder = new TextDecoder();
-          for await (const chunk of child.stderr) stderr += decoder.decode(chunk, { stream: true });
-        })();
-        // The DaemonSet comes once start has listed no pod and watches (a fixed delay let a slow
-        // start list the pod already running: "already running", not the wait under test).
-        await waitUntil(
-          () => /no pod of the feature on this node yet/.test(stderr),
-          30_000,
-          "start watching",
-        )
-          .catch((error) => {
-            child.kill("SIGKILL");
-            throw new Error(`${error.message}; ks-stub said:\n${stderr}`);
-          });
-        await apply(kube, [featureDaemonSet({ feature: "restapi", nodeLabel: "sw-start" })]);
-        const status = await child.status;
-        await reading;
-        assert.equal(status.code, 0, stderr);
-        assert.match(stderr, /ks-stub\[\d+\]: restapi: running/);
+        ], { env: { ...NO_RUNTIME, KS_DEBUG: "1" } });
+        try {
+          // The DaemonSet comes once start has listed no pod and watches (a fixed delay let a slow
+          // start list the pod already running: "already running", not the wait under test).
+          await tool.waitForLine(/no pod of the feature on this node yet/, 30_000);
+          await apply(kube, [featureDaemonSet({ feature: "restapi", nodeLabel: "sw-start" })]);
+          const status = await tool.status;
+          const stderr = tool.lines.join("\n");
+          assert.equal(status.code, 0, stderr);
+          assert.match(stderr, /ks-stub\[\d+\]: restapi: running/);
+        } finally {
+          await tool.stop();
+        }
       },
     );
 
@@ -410,35 +401,21 @@ Deno.test({
     await t.step(
       "a wait that stays resident (no pod on its node) drops its start-up's file pages",
       async () => {
-        const cmd = await toolCommand("ks-stub", [
+        const tool = await startTool("ks-stub", [
           "telemetry",
           "wait",
           "--node",
           "sw-empty",
           "--kubeconfig",
           kubeconfig,
-        ], { stdout: "null", stderr: "piped", env: NO_RUNTIME });
-        const child = cmd.spawn();
-        let stderr = "";
-        const reading = (async () => {
-          const decoder = new TextDecoder();
-          for await (const chunk of child.stderr) stderr += decoder.decode(chunk, { stream: true });
-        })();
+        ], { env: NO_RUNTIME });
+        let status: Deno.CommandStatus;
         try {
-          await waitUntil(
-            () => /telemetry: dropped start-up file pages .*kib=[1-9]/.test(stderr),
-            30_000,
-            "the drop",
-          );
-        } catch (error) {
-          child.kill("SIGKILL");
-          await reading;
-          throw new Error(`${(error as Error).message}; ks-stub said:\n${stderr}`);
+          await tool.waitForLine(/telemetry: dropped start-up file pages .*kib=[1-9]/, 30_000);
+        } finally {
+          status = await tool.stop("SIGTERM");
         }
-        child.kill("SIGTERM");
-        const status = await child.status;
-        await reading;
-        assert.equal(status.code, 0, stderr);
+        assert.equal(status.code, 0, tool.lines.join("\n"));
       },
     );
   } finally {
